@@ -1,0 +1,31 @@
+"""rnnkit: recurrent neural networks on PyTorch.
+
+Drop-in ``torch.nn`` LSTM/GRU/RNN layers and cells with layer norm, recurrent dropout, DropConnect,
+zoneout, peepholes and a ``lengths=`` contract; wrappers for stateful use and time-distributed modules.
+"""
+
+from __future__ import annotations
+
+from .cells import GRUCell, LSTMCell, RNNCell
+from .layers import GRU, LSTM, RNN
+from .regularization import LockedDropout
+from .state import detach_state, last_valid_step, reset_state
+from .wrappers import Stateful, TimeDistributed
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GRU",
+    "LSTM",
+    "RNN",
+    "GRUCell",
+    "LSTMCell",
+    "RNNCell",
+    "LockedDropout",
+    "Stateful",
+    "TimeDistributed",
+    "detach_state",
+    "last_valid_step",
+    "reset_state",
+    "__version__",
+]

@@ -1,0 +1,427 @@
+"""LSTM, GRU and RNN sequence layers: drop-in ``torch.nn`` subclasses with rnnkit's variants.
+
+Each layer *is* its ``torch.nn`` namesake (same constructor arguments, parameter names, shapes,
+initialisation and outputs; ``isinstance(rnnkit.LSTM(...), torch.nn.LSTM)`` holds), plus:
+
+* ``forward(input, hx=None, lengths=None)``: ``lengths (N,)`` gives each sequence's length (any
+  order); outputs at padded steps are exactly zero and ``h_n``/``c_n`` hold each sequence's state after
+  its own last valid step, in both directions -- what torch.nn gives for
+  ``pack_padded_sequence(..., enforce_sorted=False)``. A ``PackedSequence`` input gives one back.
+* the options of :mod:`rnnkit.options` (layer norm, recurrent dropout, DropConnect, zoneout,
+  peepholes, forget-gate bias).
+
+Dispatch (``backend=``): ``"auto"`` runs torch's native kernels (oneDNN/cuDNN) when no option changes
+the recurrence, otherwise the fused path; ``"native"`` insists on the native kernels and raises when an
+option rules them out; ``"fused"`` the fused path; ``"reference"`` the plain functional time loop of
+:mod:`rnnkit.functional` (the oracle of the tests).
+
+Extra parameters (named like torch's, per layer ``k`` and direction suffix ``""``/``"_reverse"``):
+``layer_norm_ih_l{k}``, ``layer_norm_hh_l{k}`` ``(G*H,)``, ``layer_norm_c_weight_l{k}``,
+``layer_norm_c_bias_l{k}`` ``(H,)`` (LSTM), ``peephole_l{k}`` ``(3, H)`` (rows i, f, o).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from . import fused
+from .functional import CellParams, StepOptions, input_projection, scan
+from .options import Variants, check_backend
+from .regularization import drop_connect, dropout_mask, zoneout_masks
+from .state import check_lengths, check_state_tensor, zero_state
+
+_GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
+
+
+class _RecurrentLayer:
+    """Shared machinery of the three layers (a mixin over ``torch.nn.RNNBase``)."""
+
+    mode: str
+    variants: Variants
+    backend: str
+
+    # ---------------------------------------------------------------- construction
+    def _setup_variants(self, variants: Variants, backend: str) -> None:
+        self.variants = variants
+        self.backend = check_backend(backend)
+        if backend == "native" and variants.changes_recurrence:
+            raise ValueError(
+                f"backend='native' cannot run {variants.describe()}: torch's kernels have no such "
+                "option; use backend='auto' or 'fused'"
+            )
+        g, h = _GATES[self.mode], self.hidden_size
+        factory = {"device": self.weight_ih_l0.device, "dtype": self.weight_ih_l0.dtype}
+        for k in range(self.num_layers):
+            for sfx in self._suffixes():
+                if variants.layer_norm:
+                    for name, size in (("layer_norm_ih", g * h), ("layer_norm_hh", g * h)):
+                        self.register_parameter(
+                            f"{name}_l{k}{sfx}", nn.Parameter(torch.empty(size, **factory))
+                        )
+                    if self.mode == "LSTM":
+                        for name in ("layer_norm_c_weight", "layer_norm_c_bias"):
+                            self.register_parameter(
+                                f"{name}_l{k}{sfx}", nn.Parameter(torch.empty(h, **factory))
+                            )
+                if variants.peephole:
+                    self.register_parameter(
+                        f"peephole_l{k}{sfx}", nn.Parameter(torch.empty(3, h, **factory))
+                    )
+        self._reset_variant_parameters()
+
+    def _suffixes(self) -> tuple[str, ...]:
+        return ("", "_reverse") if self.bidirectional else ("",)
+
+    def reset_parameters(self) -> None:
+        """torch.nn's initialisation (uniform(-1/sqrt(H), 1/sqrt(H)) on every weight and bias, in the
+        same order, so a seed gives torch.nn's weights), then the variants' own."""
+        stdv = 1.0 / math.sqrt(self.hidden_size) if self.hidden_size > 0 else 0.0
+        for name in self._flat_weights_names:
+            nn.init.uniform_(getattr(self, name), -stdv, stdv)
+        if getattr(self, "variants", None) is not None:
+            self._reset_variant_parameters()
+
+    def _reset_variant_parameters(self) -> None:
+        stdv = 1.0 / math.sqrt(self.hidden_size)
+        h = self.hidden_size
+        with torch.no_grad():
+            for name, param in self.named_parameters():
+                if name.startswith(("layer_norm_ih", "layer_norm_hh", "layer_norm_c_weight")):
+                    param.fill_(1.0)
+                elif name.startswith("layer_norm_c_bias"):
+                    param.zero_()
+                elif name.startswith("peephole"):
+                    param.uniform_(-stdv, stdv)
+            if self.variants.forget_bias is not None and self.bias:
+                for k in range(self.num_layers):
+                    for sfx in self._suffixes():
+                        getattr(self, f"bias_ih_l{k}{sfx}")[h : 2 * h].fill_(self.variants.forget_bias)
+                        getattr(self, f"bias_hh_l{k}{sfx}")[h : 2 * h].zero_()
+
+    def cell_params(self, layer: int, direction: int) -> CellParams:
+        """The :class:`CellParams` of one layer and direction (0 forward, 1 reverse)."""
+        sfx = f"_l{layer}" + ("_reverse" if direction else "")
+
+        def get(name: str) -> Tensor | None:
+            return getattr(self, name + sfx, None)
+
+        return CellParams(
+            w_ih=get("weight_ih"),
+            w_hh=get("weight_hh"),
+            b_ih=get("bias_ih") if self.bias else None,
+            b_hh=get("bias_hh") if self.bias else None,
+            w_hr=get("weight_hr") if getattr(self, "proj_size", 0) else None,
+            ln_ih=get("layer_norm_ih"),
+            ln_hh=get("layer_norm_hh"),
+            ln_c_weight=get("layer_norm_c_weight"),
+            ln_c_bias=get("layer_norm_c_bias"),
+            peephole=get("peephole"),
+        )
+
+    @property
+    def _out_size(self) -> int:
+        return getattr(self, "proj_size", 0) or self.hidden_size
+
+    @property
+    def _step_mode(self) -> str:
+        return "RNN" if self.mode.startswith("RNN") else self.mode
+
+    @property
+    def _nonlinearity(self) -> str:
+        return "relu" if self.mode == "RNN_RELU" else "tanh"
+
+    # ---------------------------------------------------------------- forward
+    def forward(self, input: Any, hx: Any = None, lengths: Any = None) -> tuple[Any, Any]:
+        """Run the layer over a sequence.
+
+        Args:
+            input: ``(T, N, C)``, ``(N, T, C)`` with ``batch_first``, ``(T, C)`` unbatched, or a
+                ``PackedSequence``.
+            hx: initial state in torch.nn's layout, ``(L*D, N, R)`` (LSTM: a tuple with ``c0
+                (L*D, N, H)``); zeros when None.
+            lengths: ``(N,)`` integer lengths, ``1 <= lengths <= T``, any order.
+
+        Returns:
+            ``(output, h_n)`` or, for LSTM, ``(output, (h_n, c_n))``; ``output`` is ``(T, N, D*R)``
+            (``(N, T, D*R)`` with ``batch_first``), zero at padded steps.
+        """
+        native = self._use_native()
+        if isinstance(input, PackedSequence):
+            if lengths is not None:
+                raise ValueError("lengths must be None for a PackedSequence input (it has its own)")
+            if native:
+                return super().forward(input, hx)
+            return self._forward_packed(input, hx)
+        if not isinstance(input, Tensor):
+            raise TypeError(f"input must be a Tensor or PackedSequence, got {type(input).__name__}")
+        if input.dim() not in (2, 3):
+            raise ValueError(
+                f"{type(self).__name__} expects input of rank 3 ((T, N, C), or (N, T, C) with "
+                f"batch_first) or 2 (unbatched (T, C)), got shape {tuple(input.shape)}"
+            )
+        if input.shape[-1] != self.input_size:
+            raise ValueError(
+                f"{type(self).__name__} expects input_size {self.input_size} features in the last "
+                f"dimension, got {input.shape[-1]} (input shape {tuple(input.shape)})"
+            )
+        if not input.is_floating_point():
+            raise TypeError(f"input must be a floating-point tensor, got {input.dtype}")
+        unbatched = input.dim() == 2
+        x = input.unsqueeze(1) if unbatched else (input.transpose(0, 1) if self.batch_first else input)
+        steps, batch = x.shape[0], x.shape[1]
+        state = self._check_hx(hx, x, batch, unbatched)
+        if lengths is not None:
+            lengths = check_lengths(lengths, batch, steps)
+        if native:
+            out, state = self._forward_native(x, state, lengths)
+        else:
+            out, state = self._forward_variants(x, state, lengths)
+        if unbatched:
+            out = out.squeeze(1)
+            state = tuple(s.squeeze(1) for s in state)
+        elif self.batch_first:
+            out = out.transpose(0, 1)
+        return out, (state if self.mode == "LSTM" else state[0])
+
+    def _use_native(self) -> bool:
+        if self.backend == "native":
+            return True
+        return self.backend == "auto" and not self.variants.changes_recurrence
+
+    def _check_hx(self, hx: Any, x: Tensor, batch: int, unbatched: bool) -> tuple[Tensor, ...]:
+        ld = self.num_layers * (2 if self.bidirectional else 1)
+        if hx is None:
+            s = zero_state(self.mode, ld, batch, self.hidden_size, x, getattr(self, "proj_size", 0))
+            return s if isinstance(s, tuple) else (s,)
+        if self.mode == "LSTM":
+            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+                raise TypeError(f"LSTM hx must be a tuple (h_0, c_0), got {type(hx).__name__}")
+            parts = tuple(hx)
+            names, sizes = ("h_0", "c_0"), (self._out_size, self.hidden_size)
+        else:
+            parts, names, sizes = (hx,), ("h_0",), (self._out_size,)
+        checked = []
+        for t, name, size in zip(parts, names, sizes):
+            shape = (ld, size) if unbatched else (ld, batch, size)
+            check_state_tensor(name, t, shape, x)
+            checked.append(t.unsqueeze(1) if unbatched else t)
+        return tuple(checked)
+
+    def _forward_native(
+        self, x: Tensor, state: tuple[Tensor, ...], lengths: Tensor | None
+    ) -> tuple[Tensor, tuple[Tensor, ...]]:
+        hx = state if self.mode == "LSTM" else state[0]
+        batch_first, self.batch_first = self.batch_first, False  # x is time-major here
+        try:
+            if lengths is None:
+                out, hn = super().forward(x, hx)
+            else:
+                packed = pack_padded_sequence(x, lengths, enforce_sorted=False)
+                out, hn = super().forward(packed, hx)
+                out, _ = pad_packed_sequence(out, total_length=x.shape[0])
+        finally:
+            self.batch_first = batch_first
+        return out, (tuple(hn) if self.mode == "LSTM" else (hn,))
+
+    def _forward_packed(self, packed: PackedSequence, hx: Any) -> tuple[PackedSequence, Any]:
+        batch_first, self.batch_first = self.batch_first, False
+        try:
+            x, lengths = pad_packed_sequence(packed)  # original batch order
+            out, state = self.forward(x, hx, lengths)
+        finally:
+            self.batch_first = batch_first
+        order = packed.sorted_indices
+        if order is not None:
+            out, lengths = out.index_select(1, order), lengths[order.cpu()]
+        data = pack_padded_sequence(out, lengths, enforce_sorted=True).data
+        return PackedSequence(data, packed.batch_sizes, packed.sorted_indices,
+                              packed.unsorted_indices), state
+
+    def _step_options(self, p: CellParams, steps: int, batch: int, like: Tensor) -> StepOptions:
+        v = self.variants
+        if not self.training:
+            return StepOptions(zoneout_h=v.zoneout_h, zoneout_c=v.zoneout_c)
+        r, h = self._out_size, self.hidden_size
+        return StepOptions(
+            dropout_mask=dropout_mask((batch, r), v.recurrent_dropout, like)
+            if v.recurrent_dropout
+            else None,
+            w_hh=drop_connect(p.w_hh, v.weight_drop) if v.weight_drop else None,
+            zoneout_h=zoneout_masks(steps, (batch, r), v.zoneout_h, like) if v.zoneout_h else 0.0,
+            zoneout_c=zoneout_masks(steps, (batch, h), v.zoneout_c, like) if v.zoneout_c else 0.0,
+        )
+
+    def _forward_variants(
+        self, x: Tensor, state: tuple[Tensor, ...], lengths: Tensor | None
+    ) -> tuple[Tensor, tuple[Tensor, ...]]:
+        steps, batch = x.shape[0], x.shape[1]
+        dirs = 2 if self.bidirectional else 1
+        lengths_dev = None if lengths is None else lengths.to(x.device)
+        run = scan if self.backend == "reference" else fused.scan
+        layer_input = x
+        finals: list[list[Tensor]] = [[] for _ in state]
+        for k in range(self.num_layers):
+            outputs = []
+            for d in range(dirs):
+                p = self.cell_params(k, d)
+                gx = input_projection(layer_input, p)
+                s0 = tuple(s[k * dirs + d] for s in state)
+                out, sn = run(
+                    self._step_mode,
+                    gx,
+                    s0,
+                    p,
+                    lengths=lengths_dev,
+                    reverse=d == 1,
+                    options=self._step_options(p, steps, batch, x),
+                    nonlinearity=self._nonlinearity,
+                )
+                outputs.append(out)
+                for i, s in enumerate(sn):
+                    finals[i].append(s)
+            layer_input = outputs[0] if dirs == 1 else torch.cat(outputs, dim=-1)
+            if self.dropout and self.training and k < self.num_layers - 1:
+                layer_input = F.dropout(layer_input, self.dropout, training=True)
+        return layer_input, tuple(torch.stack(f) for f in finals)
+
+    def extra_repr(self) -> str:
+        base = super().extra_repr()
+        extra = self.variants.describe()
+        if self.backend != "auto":
+            extra = ", ".join(filter(None, [extra, f"backend={self.backend!r}"]))
+        return ", ".join(filter(None, [base, extra]))
+
+
+class LSTM(_RecurrentLayer, nn.LSTM):
+    """Multi-layer LSTM, drop-in for :class:`torch.nn.LSTM` (gate order i, f, g, o), with rnnkit's options.
+
+    Shapes: input ``(T, N, C)`` (``(N, T, C)`` with ``batch_first``); ``h_0``/``h_n`` ``(L*D, N, R)``,
+    ``c_0``/``c_n`` ``(L*D, N, H)``; ``R = proj_size or H``. Step math: :func:`rnnkit.functional.lstm_step`.
+
+    Example::
+
+        >>> lstm = rnnkit.LSTM(10, 20, num_layers=2, layer_norm=True, zoneout=0.1)
+        >>> out, (h, c) = lstm(torch.randn(5, 3, 10), lengths=torch.tensor([5, 2, 4]))
+        >>> out.shape, h.shape
+        (torch.Size([5, 3, 20]), torch.Size([2, 3, 20]))
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        device: Any = None,
+        dtype: Any = None,
+        *,
+        layer_norm: bool = False,
+        recurrent_dropout: float = 0.0,
+        weight_drop: float = 0.0,
+        zoneout: float | tuple[float, float] = 0.0,
+        peephole: bool = False,
+        forget_bias: float | None = None,
+        backend: str = "auto",
+    ) -> None:
+        variants = Variants.build(
+            "LSTM",
+            layer_norm=layer_norm,
+            recurrent_dropout=recurrent_dropout,
+            weight_drop=weight_drop,
+            zoneout=zoneout,
+            peephole=peephole,
+            forget_bias=forget_bias,
+        )
+        super().__init__(
+            input_size, hidden_size, num_layers=num_layers, bias=bias, batch_first=batch_first,
+            dropout=dropout, bidirectional=bidirectional, proj_size=proj_size, device=device,
+            dtype=dtype,
+        )  # fmt: skip
+        self._setup_variants(variants, backend)
+
+
+class GRU(_RecurrentLayer, nn.GRU):
+    """Multi-layer GRU, drop-in for :class:`torch.nn.GRU` (gate order r, z, n), with rnnkit's options
+    (no peephole/forget_bias). Shapes as :class:`LSTM` without ``c``; step math:
+    :func:`rnnkit.functional.gru_step`."""
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device: Any = None,
+        dtype: Any = None,
+        *,
+        layer_norm: bool = False,
+        recurrent_dropout: float = 0.0,
+        weight_drop: float = 0.0,
+        zoneout: float = 0.0,
+        backend: str = "auto",
+    ) -> None:
+        variants = Variants.build(
+            "GRU",
+            layer_norm=layer_norm,
+            recurrent_dropout=recurrent_dropout,
+            weight_drop=weight_drop,
+            zoneout=zoneout,
+        )
+        super().__init__(
+            input_size, hidden_size, num_layers=num_layers, bias=bias, batch_first=batch_first,
+            dropout=dropout, bidirectional=bidirectional, device=device, dtype=dtype,
+        )  # fmt: skip
+        self._setup_variants(variants, backend)
+
+
+class RNN(_RecurrentLayer, nn.RNN):
+    """Multi-layer Elman RNN, drop-in for :class:`torch.nn.RNN` (``nonlinearity`` 'tanh' or 'relu'),
+    with rnnkit's options (no peephole/forget_bias). Step math: :func:`rnnkit.functional.rnn_step`."""
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device: Any = None,
+        dtype: Any = None,
+        *,
+        layer_norm: bool = False,
+        recurrent_dropout: float = 0.0,
+        weight_drop: float = 0.0,
+        zoneout: float = 0.0,
+        backend: str = "auto",
+    ) -> None:
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        variants = Variants.build(
+            "RNN",
+            layer_norm=layer_norm,
+            recurrent_dropout=recurrent_dropout,
+            weight_drop=weight_drop,
+            zoneout=zoneout,
+        )
+        super().__init__(
+            input_size, hidden_size, num_layers=num_layers, nonlinearity=nonlinearity, bias=bias,
+            batch_first=batch_first, dropout=dropout, bidirectional=bidirectional, device=device,
+            dtype=dtype,
+        )  # fmt: skip
+        self._setup_variants(variants, backend)

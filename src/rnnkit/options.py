@@ -1,0 +1,119 @@
+"""The options rnnkit adds to torch.nn's recurrent layers and cells, validated once.
+
+=====================  =======================================================================
+option                 meaning (paper)
+=====================  =======================================================================
+``layer_norm``         LayerNorm of the input and recurrent pre-activations, and of the LSTM cell
+                       state before the output tanh (Ba, Kiros & Hinton 2016, eq. 20-22)
+``recurrent_dropout``  one dropout mask per sequence on ``h`` before ``W_hh`` (Gal & Ghahramani 2016)
+``weight_drop``        DropConnect on ``W_hh``, one mask per forward pass (Merity et al. 2017)
+``zoneout``            rate, or ``(rate_h, rate_c)``: keep each unit's previous state with that
+                       probability; in eval the expectation (Krueger et al. 2017)
+``peephole``           LSTM only: ``c`` feeds the i, f, o gates (Gers & Schmidhuber 2000)
+``forget_bias``        LSTM only: initial forget-gate bias (``b_ih`` forget slice = value, ``b_hh``
+                       forget slice = 0); ``None`` keeps torch.nn's initialisation
+=====================  =======================================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MODES = ("LSTM", "GRU", "RNN")
+
+
+def _rate(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a float in [0, 1), got {type(value).__name__} {value!r}")
+    if not 0.0 <= float(value) < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {value}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class Variants:
+    """Validated variant options of a recurrent layer or cell (see the module docstring)."""
+
+    layer_norm: bool = False
+    recurrent_dropout: float = 0.0
+    weight_drop: float = 0.0
+    zoneout_h: float = 0.0
+    zoneout_c: float = 0.0
+    peephole: bool = False
+    forget_bias: float | None = None
+
+    @classmethod
+    def build(
+        cls,
+        mode: str,
+        *,
+        layer_norm: bool = False,
+        recurrent_dropout: float = 0.0,
+        weight_drop: float = 0.0,
+        zoneout: float | tuple[float, float] = 0.0,
+        peephole: bool = False,
+        forget_bias: float | None = None,
+    ) -> Variants:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if isinstance(zoneout, (tuple, list)):
+            if len(zoneout) != 2:
+                raise ValueError(f"zoneout must be a rate or (rate_h, rate_c), got {zoneout!r}")
+            zh, zc = _rate("zoneout rate_h", zoneout[0]), _rate("zoneout rate_c", zoneout[1])
+            if mode != "LSTM" and zc:
+                raise ValueError(f"{mode} has no cell state: zoneout rate_c must be 0, got {zc}")
+        else:
+            zh = _rate("zoneout", zoneout)
+            zc = zh if mode == "LSTM" else 0.0
+        if mode != "LSTM" and peephole:
+            raise ValueError(f"peephole connections exist only for LSTM, not {mode}")
+        if mode != "LSTM" and forget_bias is not None:
+            raise ValueError(f"forget_bias exists only for LSTM, not {mode}")
+        if forget_bias is not None and not isinstance(forget_bias, (int, float)):
+            raise TypeError(f"forget_bias must be a float or None, got {forget_bias!r}")
+        return cls(
+            layer_norm=bool(layer_norm),
+            recurrent_dropout=_rate("recurrent_dropout", recurrent_dropout),
+            weight_drop=_rate("weight_drop", weight_drop),
+            zoneout_h=zh,
+            zoneout_c=zc,
+            peephole=bool(peephole),
+            forget_bias=None if forget_bias is None else float(forget_bias),
+        )
+
+    @property
+    def changes_recurrence(self) -> bool:
+        """True when the step math differs from torch.nn's (so native kernels cannot run it)."""
+        return bool(
+            self.layer_norm
+            or self.recurrent_dropout
+            or self.weight_drop
+            or self.zoneout_h
+            or self.zoneout_c
+            or self.peephole
+        )
+
+    def describe(self) -> str:
+        parts = []
+        if self.layer_norm:
+            parts.append("layer_norm=True")
+        if self.recurrent_dropout:
+            parts.append(f"recurrent_dropout={self.recurrent_dropout}")
+        if self.weight_drop:
+            parts.append(f"weight_drop={self.weight_drop}")
+        if self.zoneout_h or self.zoneout_c:
+            parts.append(f"zoneout=({self.zoneout_h}, {self.zoneout_c})")
+        if self.peephole:
+            parts.append("peephole=True")
+        if self.forget_bias is not None:
+            parts.append(f"forget_bias={self.forget_bias}")
+        return ", ".join(parts)
+
+
+BACKENDS = ("auto", "native", "fused", "reference")
+
+
+def check_backend(backend: str) -> str:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    return backend

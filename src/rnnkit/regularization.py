@@ -1,0 +1,56 @@
+"""Regularisers of recurrent networks: the masks and the small modules that apply them.
+
+* Variational (recurrent) dropout, Gal & Ghahramani 2016, "A Theoretically Grounded Application of
+  Dropout in Recurrent Neural Networks": one mask per sequence, reused at every step.
+* DropConnect on the hidden-to-hidden matrix, Wan et al. 2013, as used by AWD-LSTM (Merity et al. 2017,
+  "Regularizing and Optimizing LSTM Language Models"): one mask per forward pass.
+* Zoneout, Krueger et al. 2017: per-unit, per-step Bernoulli masks choosing the previous state.
+
+All dropout masks are "inverted" (scaled by ``1/(1-p)``) so evaluation is the identity.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+def dropout_mask(shape: tuple[int, ...], p: float, like: Tensor) -> Tensor:
+    """A Bernoulli(1-p) mask scaled by ``1/(1-p)``, with ``like``'s dtype and device."""
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+    keep = torch.empty(shape, dtype=like.dtype, device=like.device).bernoulli_(1.0 - p)
+    return keep / (1.0 - p)
+
+
+def drop_connect(weight: Tensor, p: float) -> Tensor:
+    """DropConnect: ``weight * mask`` with an inverted Bernoulli mask of the weight's shape."""
+    return weight * dropout_mask(tuple(weight.shape), p, weight)
+
+
+def zoneout_masks(steps: int, shape: tuple[int, ...], rate: float, like: Tensor) -> Tensor:
+    """``(steps, *shape)`` Bernoulli(rate) masks; 1 keeps the previous state (Krueger et al. 2017)."""
+    return torch.empty((steps, *shape), dtype=like.dtype, device=like.device).bernoulli_(rate)
+
+
+class LockedDropout(nn.Module):
+    """Variational dropout on a sequence ``(T, N, C)`` (or ``(N, T, C)`` with ``batch_first``): one mask
+    per sequence and feature, shared over time (Gal & Ghahramani 2016; AWD-LSTM's ``LockedDropout``)."""
+
+    def __init__(self, p: float = 0.5, batch_first: bool = False) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"LockedDropout p must be in [0, 1), got {p}")
+        self.p = p
+        self.batch_first = batch_first
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        if x.dim() != 3:
+            raise ValueError(f"LockedDropout expects a 3-D sequence, got shape {tuple(x.shape)}")
+        shape = (x.shape[0], 1, x.shape[2]) if self.batch_first else (1, *x.shape[1:])
+        return x * dropout_mask(shape, self.p, x)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
