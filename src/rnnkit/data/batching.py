@@ -80,7 +80,8 @@ def bptt_windows(
     Language Models", section 4.1): each window's base is ``bptt`` with probability 0.95 else
     ``bptt / 2``, its length ``max(min_len, int(Normal(base, 5)))``, cut at the end of the data.
     Draws come from ``numpy.random.default_rng([seed, epoch])``, so a resumed run gets the same
-    windows. (AWD-LSTM also scales the learning rate by ``length / bptt``; that is the trainer's job.)
+    windows. (AWD-LSTM also scales the learning rate by ``length / bptt``; that is the trainer's
+    job.)
     """
     if n_steps < 2:
         raise ValueError(f"n_steps must be >= 2 (inputs and shifted targets), got {n_steps}")
@@ -103,9 +104,7 @@ def bptt_windows(
     return windows
 
 
-def get_window(
-    columns: torch.Tensor, start: int, length: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+def get_window(columns: torch.Tensor, start: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Inputs ``columns[start:start+length]`` and targets one step later, both ``(T, N)``."""
     if columns.dim() < 1:
         raise ValueError("columns must have a time dimension, got a 0-d tensor")

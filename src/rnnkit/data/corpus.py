@@ -11,13 +11,14 @@ The split rule (one rule, used by training and evaluation alike):
   ``int(n * 0.9)`` characters train and the rest validate, as in nanoGPT. At word level each cut is
   moved forward to just after the next newline, so no line is split between two parts.
 
-Files are read as UTF-8 (a leading BOM is dropped) with newlines normalised to ``"\\n"`` (as Python's
-text mode does). The character vocabulary comes from the whole text, so validation and test have no
-unknown characters; the word vocabulary comes from the training part only, with ``<unk>``.
+Files are read as UTF-8 (a leading BOM is dropped) with newlines normalised to ``"\\n"`` (as
+Python's text mode does). The character vocabulary comes from the whole text, so validation and test
+have no unknown characters; the word vocabulary comes from the training part only, with ``<unk>``.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import sys
@@ -171,10 +172,11 @@ def corpus_from_text(
     """Build a :class:`Corpus` from one text (split by :func:`split_text`) or from given parts.
 
     ``parts`` is either the whole text or a ``(train, valid, test-or-None)`` triple. A ``vocab``
-    passed in (from a saved run) is reused: an unknown token maps to ``<unk>`` if it has one, else a
-    ``ValueError`` names the token and its position within the part. Otherwise the vocabulary is
-    built: characters from all parts, words from ``train`` only (``min_count``, ``max_size`` as in
-    :func:`~rnnkit.data.text.build_word_vocab`). Each part needs at least 2 tokens.
+    passed in (from a saved run) is reused: an unknown token maps to ``<unk>`` if it has one, else
+    a ``ValueError`` names it and its position (for characters, the offset in the whole text).
+    Otherwise the vocabulary is built: characters from all parts, words from ``train`` only
+    (``min_count``, ``max_size`` as in :func:`~rnnkit.data.text.build_word_vocab`). Each part
+    needs at least 2 tokens.
     """
     check_level(level)
     single = isinstance(parts, str)
@@ -286,6 +288,11 @@ def default_corpus(max_chars: int = 1_000_000, seed: int = 0) -> str:
     """
     if max_chars < 1:
         raise ValueError(f"max_chars must be >= 1, got {max_chars}")
+    return _default_corpus(max_chars, seed)
+
+
+@functools.lru_cache(maxsize=2)
+def _default_corpus(max_chars: int, seed: int) -> str:
     root = Path(sysconfig.get_paths()["stdlib"])
     files = _stdlib_sources(root)
     if not files:

@@ -39,7 +39,9 @@ def pad_sequences(
     tensors = [torch.as_tensor(s) for s in seqs]
     first = tensors[0]
     if first.dim() not in (1, 2):
-        raise ValueError(f"sequences must be 1-D (T,) or 2-D (T, C), got shape {tuple(first.shape)}")
+        raise ValueError(
+            f"sequences must be 1-D (T,) or 2-D (T, C), got shape {tuple(first.shape)}"
+        )
     for i, t in enumerate(tensors):
         if t.dim() != first.dim() or t.shape[1:] != first.shape[1:]:
             raise ValueError(
