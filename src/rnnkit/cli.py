@@ -1,0 +1,228 @@
+"""The ``rnnkit`` command line: a thin wrapper mapping flags onto task and trainer configs.
+
+    rnnkit train TASK [--preset NAME] [--FIELD VALUE ...] [--out RUN_DIR] [--resume RUN_DIR]
+    rnnkit evaluate RUN_DIR [--data PATH] [--split valid|test] [--json]
+    rnnkit sample RUN_DIR [--length N] [--temperature T] [--top-k K] [--top-p P] [--prime TEXT]
+    rnnkit export RUN_DIR --onnx OUT.onnx
+    rnnkit convert SRC --from LAYOUT --to LAYOUT OUT
+
+Every field of the task's config dataclass and of :class:`rnnkit.train.TrainerConfig` is a flag
+(``hidden_size`` -> ``--hidden-size``; booleans as ``--layer-norm/--no-layer-norm``). Precedence:
+dataclass defaults < ``--preset`` < flags given on the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+import time
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+
+TRAINER_FLAG_ALIASES = {"out_dir": ["--out"]}
+
+
+def _field_type(f: dataclasses.Field, owner: type) -> tuple[Any, bool]:
+    """(scalar type, optional) of a dataclass field, from its resolved annotation."""
+    hint = typing.get_type_hints(owner)[f.name]
+    optional = False
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        optional = len(args) < len(typing.get_args(hint))
+        hint = args[0]
+    if typing.get_origin(hint) is tuple:
+        return tuple, optional
+    return hint, optional
+
+
+def _parse_value(kind: Any, optional: bool, name: str):
+    def parse(text: str):
+        if optional and text.lower() in ("none", "null", ""):
+            return None
+        try:
+            if kind is tuple:
+                return tuple(float(v) for v in text.split(","))
+            return kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"--{name} expects {getattr(kind, '__name__', kind)}"
+                f"{' or none' if optional else ''}, got {text!r}"
+            ) from None
+
+    return parse
+
+
+def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, dest_prefix: str,
+                        skip: tuple[str, ...] = ()) -> None:  # fmt: skip
+    """One flag per field; values land in ``dest_prefix + field`` only when given."""
+    group = parser.add_argument_group(cls.__name__)
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        kind, optional = _field_type(f, cls)
+        flag = "--" + f.name.replace("_", "-")
+        names = [flag, *TRAINER_FLAG_ALIASES.get(f.name, [])]
+        dest = dest_prefix + f.name
+        default = f.default if f.default is not dataclasses.MISSING else None
+        if kind is bool and not optional:
+            group.add_argument(*names, dest=dest, action=argparse.BooleanOptionalAction,
+                               default=argparse.SUPPRESS, help=f"(default {default})")  # fmt: skip
+        else:
+            group.add_argument(*names, dest=dest, type=_parse_value(kind, optional, f.name),
+                               default=argparse.SUPPRESS, metavar=f.name.upper(),
+                               help=f"(default {default})")  # fmt: skip
+
+
+def _given(args: argparse.Namespace, prefix: str) -> dict[str, Any]:
+    return {k[len(prefix):]: v for k, v in vars(args).items() if k.startswith(prefix)}  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .tasks.base import TASKS, get_task_class
+    from .train import TrainerConfig
+
+    get_task_class("lm")  # import the tasks so they register
+    parser = argparse.ArgumentParser(
+        prog="rnnkit", description="Recurrent neural networks on PyTorch: train, evaluate, sample."
+    )
+    parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train a task (default corpus/data when no --data)")
+    tasks = train.add_subparsers(dest="task", required=True)
+    for name, cls in sorted(TASKS.items()):
+        tp = tasks.add_parser(name, help=(cls.__doc__ or "").strip().splitlines()[0])
+        tp.add_argument("--preset", choices=sorted(cls.PRESETS), help="named settings")
+        tp.add_argument("--resume", metavar="RUN_DIR", help="continue a run exactly")
+        tp.add_argument("--sample-length", type=int, default=300,
+                        help="tokens sampled at the end (0: none)")  # fmt: skip
+        add_dataclass_flags(tp, cls.Config, "task.", skip=("seed",))
+        add_dataclass_flags(tp, TrainerConfig, "trainer.")
+
+    ev = sub.add_parser("evaluate", help="loss/perplexity of a run on a split")
+    ev.add_argument("run_dir")
+    ev.add_argument("--data", help="evaluate on other data (split by the run's rule)")
+    ev.add_argument("--split", default="valid", choices=["train", "valid", "test"])
+    ev.add_argument("--checkpoint", default="best", choices=["best", "latest"])
+    ev.add_argument("--device", default="auto")
+    ev.add_argument("--json", action="store_true", help="print one JSON object")
+
+    sp = sub.add_parser("sample", help="generate text from a language-model run")
+    sp.add_argument("run_dir")
+    sp.add_argument("--length", type=int, default=500)
+    sp.add_argument("--temperature", type=float, default=0.8)
+    sp.add_argument("--top-k", type=int, default=None)
+    sp.add_argument("--top-p", type=float, default=None)
+    sp.add_argument("--prime", default="")
+    sp.add_argument("--seed", type=int, default=None)
+    sp.add_argument("--checkpoint", default="best", choices=["best", "latest"])
+    sp.add_argument("--device", default="auto")
+    return parser
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .tasks.base import get_task_class, load_task, read_task_file, save_task_file
+    from .train import Trainer, TrainerConfig
+
+    cls = get_task_class(args.task)
+    task_flags, trainer_flags = _given(args, "task."), _given(args, "trainer.")
+    if args.resume:
+        run_dir = Path(args.resume)
+        saved = read_task_file(run_dir)
+        if saved["task"] != args.task:
+            raise SystemExit(f"{run_dir} holds a {saved['task']!r} run, not {args.task!r}")
+        task = load_task(run_dir)
+        trainer_cfg = None  # the trainer restores its config from the checkpoint
+    else:
+        task_over, trainer_over = cls.PRESETS[args.preset] if args.preset else ({}, {})
+        task_cfg = cls.Config(**{**task_over, **task_flags,
+                                 "seed": trainer_flags.get("seed", 0)})  # fmt: skip
+        merged = {**trainer_over, **trainer_flags}
+        merged.setdefault("out_dir", str(Path("runs") / f"{args.task}-{time.strftime('%Y%m%d-%H%M%S')}"))
+        trainer_cfg = TrainerConfig(**merged)
+        task = cls(task_cfg)
+        run_dir = Path(trainer_cfg.out_dir)
+        save_task_file(run_dir, task)
+    print(f"rnnkit {__version__}: training {args.task} -> {run_dir}", flush=True)
+    if args.resume:
+        trainer = Trainer(task, resume=run_dir, overrides=trainer_flags)
+    else:
+        trainer = Trainer(task, trainer_cfg)
+    result = trainer.fit()
+    summary = ", ".join(f"{k} {v:.4f}" for k, v in result.items() if isinstance(v, float))
+    print(f"final: {summary}")
+    if getattr(args, "sample_length", 0) and hasattr(task, "generate"):
+        print("--- sample ---")
+        print(task.generate(trainer.model_for_eval(), length=args.sample_length,
+                            temperature=0.8, seed=0))  # fmt: skip
+        print("--------------")
+    print(f"run directory: {run_dir}  (rnnkit evaluate {run_dir} | rnnkit sample {run_dir})")
+    return 0
+
+
+def _load_run(run_dir: str, which: str, device: str, **overrides: Any):
+    from .tasks.base import load_task
+    from .train.checkpoint import load_model_weights, resolve_checkpoint
+    from .train.trainer import resolve_device
+
+    task = load_task(run_dir, **overrides)
+    model = task.build_model()
+    load_model_weights(resolve_checkpoint(run_dir, which), model)
+    return task, model.to(resolve_device(device)).eval()
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .train.trainer import evaluate_task
+
+    task, model = _load_run(args.run_dir, args.checkpoint, args.device, data=args.data)
+    result = evaluate_task(task, model, args.split)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                       for k, v in result.items()))  # fmt: skip
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    task, model = _load_run(args.run_dir, args.checkpoint, args.device)
+    if not hasattr(task, "generate"):
+        raise SystemExit(f"task {task.name!r} does not generate text; use 'rnnkit predict'")
+    print(task.generate(model, length=args.length, prime=args.prime, temperature=args.temperature,
+                        top_k=args.top_k, top_p=args.top_p, seed=args.seed))  # fmt: skip
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return COMMANDS[args.command](args)
+    except (ValueError, TypeError, FileNotFoundError) as e:
+        print(f"rnnkit {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
