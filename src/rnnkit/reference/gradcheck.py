@@ -20,7 +20,7 @@ __all__ = ["eval_numerical_gradient", "eval_numerical_gradient_array", "rel_erro
 def eval_numerical_gradient(
     f: Callable[[np.ndarray], float], x: np.ndarray, verbose: bool = True, h: float = 1e-5
 ) -> np.ndarray:
-    """Gradient of a scalar function ``f`` at ``x`` by centred differences ``(f(x+h) - f(x-h)) / 2h``.
+    """Gradient of a scalar ``f`` at ``x`` by centred differences ``(f(x+h) - f(x-h)) / 2h``.
 
     ``x`` (any shape, float) is modified in place during the evaluation and restored afterwards.
     With ``verbose`` each component is logged at INFO level.
