@@ -1,0 +1,47 @@
+"""Interoperability: other frameworks' weight layouts, their checkpoint files, and ONNX export.
+
+* :mod:`~rnnkit.interop.layouts`: ``export_lstm_weights(module, layout)`` /
+  ``load_lstm_weights(module, params, layout)`` and the GRU/RNN twins, for the layouts ``torch``,
+  ``cs231n``, ``keras``, ``gluon``, ``chainer``, ``chainer_nstep``, ``onnx``, ``haste``, ``flax``;
+* :mod:`~rnnkit.interop.legacy`: ``load_checkpoint(path)`` reads Chainer ``.npz``, Keras ``.h5`` /
+  ``.weights.h5`` / ``.keras``, MXNet Gluon ``.params`` (without MXNet) and ONNX models;
+  ``convert_file(src, from_layout, to_layout, out)`` converts between them;
+* :mod:`~rnnkit.interop.onnx`: ``to_onnx(module, example_input)`` exports to the standard ONNX
+  ``LSTM``/``GRU``/``RNN`` operators.
+"""
+
+from __future__ import annotations
+
+from .layouts import (
+    LAYOUTS,
+    ResetBeforeError,
+    export_gru_weights,
+    export_lstm_weights,
+    export_rnn_weights,
+    export_weights,
+    get_layout,
+    load_gru_weights,
+    load_lstm_weights,
+    load_rnn_weights,
+    load_weights,
+)
+from .legacy import convert_file, load_checkpoint
+from .onnx import lm_to_onnx, to_onnx
+
+__all__ = [
+    "LAYOUTS",
+    "ResetBeforeError",
+    "export_gru_weights",
+    "export_lstm_weights",
+    "export_rnn_weights",
+    "export_weights",
+    "get_layout",
+    "load_gru_weights",
+    "load_lstm_weights",
+    "load_rnn_weights",
+    "load_weights",
+    "convert_file",
+    "load_checkpoint",
+    "lm_to_onnx",
+    "to_onnx",
+]

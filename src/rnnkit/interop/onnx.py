@@ -1,0 +1,283 @@
+"""Export recurrent layers to the standard ONNX ``LSTM``/``GRU``/``RNN`` operators.
+
+The graph is built directly with ``onnx.helper`` from the weights (no tracing): one operator node
+per layer (W, R, B in ONNX's gate order, see :class:`~rnnkit.interop.layouts_stacked.Onnx`), the
+layer's ``Y (T, D, N, H)`` turned into the next layer's ``(T, N, D*H)`` input by ``Transpose`` +
+``Reshape``, the final states concatenated into torch's ``(L*D, N, H)``. Batch and sequence axes
+are symbolic, so the model runs on any batch size and length; ``lengths`` adds an ``int64 (N,)``
+input fed to every node's ``sequence_lens`` (outputs at padded steps are zero, as rnnkit's
+``lengths=`` gives).
+
+What the standard operators can express: peepholes (ONNX ``P``, gates i, o, f); GRU as torch
+computes
+it (``linear_before_reset=1``); tanh/relu RNNs. What they cannot, and so raises NotImplementedError:
+LSTM projection (``proj_size``: ONNX's recurrence takes ``h`` of size ``hidden_size``), layer norm,
+zoneout (its eval step mixes the previous state in).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .layouts import export_weights
+from .weights import changed_eval_math, extra_parameters, spec_of
+
+OPSET = 17
+IR_VERSION = 8
+OPS = {"LSTM": "LSTM", "GRU": "GRU", "RNN_TANH": "RNN", "RNN_RELU": "RNN"}
+
+
+def _onnx():  # noqa: ANN202 - the optional dependency, imported on first use
+    try:
+        import onnx
+    except ImportError as e:  # pragma: no cover - onnx is in the 'onnx' extra
+        raise ImportError("ONNX export needs the onnx package: pip install 'rnnkit[onnx]'") from e
+    return onnx
+
+
+@dataclass
+class Graph:
+    """Nodes and initializers of a sub-graph, and the names of its outputs."""
+
+    nodes: list = field(default_factory=list)
+    initializers: list = field(default_factory=list)
+    output: str = ""
+    h_n: str = ""
+    c_n: str | None = None
+
+    def const(self, name: str, value: np.ndarray) -> str:
+        self.initializers.append(_onnx().numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    def node(self, op: str, inputs: list[str], outputs: list[str], **attrs: object) -> None:
+        self.nodes.append(_onnx().helper.make_node(op, inputs, outputs, name=outputs[0], **attrs))
+
+
+def check_exportable(module: object) -> None:
+    """NotImplementedError naming what the standard ONNX operators cannot compute."""
+    spec = spec_of(module)
+    problems = []
+    if spec.proj_size:
+        problems.append(
+            f"proj_size={spec.proj_size} (ONNX LSTM has no projection: h feeds R at full "
+            "hidden_size, so a MatMul after the node cannot reproduce it)"
+        )
+    extras = extra_parameters(module, spec)
+    if extras:
+        problems.append(f"parameters {extras} (layer norm has no place in the ONNX operators)")
+    problems += [
+        f"{c} (its eval step mixes the previous state in)" for c in changed_eval_math(module)
+    ]
+    if problems:
+        raise NotImplementedError(
+            f"{type(module).__name__} cannot be exported to the standard ONNX {OPS[spec.mode]} "
+            f"operator: {'; '.join(problems)}"
+        )
+
+
+def rnn_nodes(
+    module: object,
+    x: str,
+    *,
+    name: str = "rnn",
+    lengths: str | None = None,
+    h0: str | None = None,
+    c0: str | None = None,
+) -> Graph:
+    """The nodes computing ``module`` on the time-major ``(T, N, C)`` float tensor named ``x``.
+
+    ``lengths`` names an ``int32 (N,)`` tensor; ``h0``/``c0`` name ``(L*D, N, H)`` initial states.
+    The returned :class:`Graph` gives ``output (T, N, D*H)``, ``h_n`` and (LSTM) ``c_n`` names, to
+    be composed into a larger model.
+    """
+    check_exportable(module)
+    spec = spec_of(module)
+    params = {k: v.astype(np.float32) for k, v in export_weights(module, "onnx").items()}
+    g, nd, h = Graph(), spec.directions, spec.hidden_size
+    op = OPS[spec.mode]
+    attrs: dict[str, object] = {
+        "hidden_size": h,
+        "direction": "bidirectional" if spec.bidirectional else "forward",
+    }
+    if op == "GRU":
+        attrs["linear_before_reset"] = 1
+    if op == "RNN":
+        attrs["activations"] = ["Relu" if spec.mode == "RNN_RELU" else "Tanh"] * nd
+    axes = g.const(f"{name}.axes0", np.array([0], np.int64))
+    flat = g.const(f"{name}.flat", np.array([0, 0, -1], np.int64))
+    ys_h, ys_c = [], []
+    for k in range(spec.num_layers):
+        p, q = ("" if spec.num_layers == 1 else f"l{k}/"), f"{name}.l{k}"
+        inputs = [x, g.const(f"{q}.W", params[p + "W"]), g.const(f"{q}.R", params[p + "R"])]
+        inputs.append(g.const(f"{q}.B", params[p + "B"]) if spec.bias else "")
+        inputs.append(lengths or "")
+        starts = g.const(f"{q}.start", np.array([k * nd], np.int64))
+        ends = g.const(f"{q}.end", np.array([(k + 1) * nd], np.int64))
+        for state in (h0, c0 if op == "LSTM" else None):
+            if state is None:
+                inputs.append("")
+            else:
+                g.node("Slice", [state, starts, ends, axes], [f"{q}.{state}"])
+                inputs.append(f"{q}.{state}")
+        if spec.peephole:
+            inputs.append(g.const(f"{q}.P", params[p + "P"]))
+        while inputs and not inputs[-1]:
+            inputs.pop()
+        outs = [f"{q}.Y", f"{q}.Y_h"] + ([f"{q}.Y_c"] if op == "LSTM" else [])
+        g.node(op, inputs, outs, **attrs)
+        g.node("Transpose", [f"{q}.Y"], [f"{q}.Y_tnd"], perm=[0, 2, 1, 3])
+        g.node("Reshape", [f"{q}.Y_tnd", flat], [f"{q}.out"])
+        x = f"{q}.out"
+        ys_h.append(f"{q}.Y_h")
+        ys_c += outs[2:]
+    g.output = x
+    g.h_n = _concat(g, ys_h, f"{name}.h_n")
+    g.c_n = _concat(g, ys_c, f"{name}.c_n") if ys_c else None
+    return g
+
+
+def _concat(g: Graph, names: list[str], out: str) -> str:
+    if len(names) == 1:
+        g.node("Identity", names, [out])
+    else:
+        g.node("Concat", names, [out], axis=0)
+    return out
+
+
+def to_onnx(
+    module: object,
+    example_input: object = None,
+    path: str | os.PathLike | None = None,
+    *,
+    lengths: bool = False,
+    initial_state: bool = False,
+    opset: int = OPSET,
+):  # noqa: ANN201 - returns onnx.ModelProto (optional dependency)
+    """Export a plain LSTM/GRU/RNN layer to an ONNX model (saved to ``path`` when given).
+
+    Graph inputs: ``input`` ``(T, N, C)`` (``(N, T, C)`` with ``batch_first``), float32, ``T`` and
+    ``N`` symbolic; with ``lengths=True`` also ``lengths`` ``int64 (N,)``; with
+    ``initial_state=True`` ``h0`` (and ``c0``) ``(L*D, N, H)``. Outputs: ``output`` ``(T, N, D*H)``
+    (or batch-first), ``h_n`` and, for an LSTM, ``c_n``, as the module returns them.
+    ``example_input`` (optional) is checked against the module's input size.
+    """
+    onnx = _onnx()
+    helper, tp = onnx.helper, onnx.TensorProto
+    spec = spec_of(module)
+    if example_input is not None and tuple(example_input.shape)[-1] != spec.input_size:
+        raise ValueError(
+            f"example_input has {tuple(example_input.shape)[-1]} features, the module expects "
+            f"{spec.input_size}"
+        )
+    batch_first = bool(getattr(module, "batch_first", False))
+    states = spec.num_layers * spec.directions
+    g = Graph()
+    x_dims = ["batch", "seq", spec.input_size] if batch_first else ["seq", "batch", spec.input_size]
+    inputs = [helper.make_tensor_value_info("input", tp.FLOAT, x_dims)]
+    x = "input"
+    if batch_first:
+        g.node("Transpose", ["input"], ["input_tnc"], perm=[1, 0, 2])
+        x = "input_tnc"
+    seq = None
+    if lengths:
+        inputs.append(helper.make_tensor_value_info("lengths", tp.INT64, ["batch"]))
+        g.node("Cast", ["lengths"], ["lengths_i32"], to=tp.INT32)
+        seq = "lengths_i32"
+    h0 = c0 = None
+    if initial_state:
+        h0 = "h0"
+        inputs.append(
+            helper.make_tensor_value_info("h0", tp.FLOAT, [states, "batch", spec.hidden_size])
+        )
+        if spec.mode == "LSTM":
+            c0 = "c0"
+            inputs.append(
+                helper.make_tensor_value_info("c0", tp.FLOAT, [states, "batch", spec.hidden_size])
+            )
+    rnn = rnn_nodes(module, x, lengths=seq, h0=h0, c0=c0)
+    g.nodes += rnn.nodes
+    g.initializers += rnn.initializers
+    width = spec.directions * spec.hidden_size
+    if batch_first:
+        g.node("Transpose", [rnn.output], ["output"], perm=[1, 0, 2])
+        out_dims = ["batch", "seq", width]
+    else:
+        g.node("Identity", [rnn.output], ["output"])
+        out_dims = ["seq", "batch", width]
+    g.node("Identity", [rnn.h_n], ["h_n"])
+    outputs = [
+        helper.make_tensor_value_info("output", tp.FLOAT, out_dims),
+        helper.make_tensor_value_info("h_n", tp.FLOAT, [states, "batch", spec.hidden_size]),
+    ]
+    if rnn.c_n:
+        g.node("Identity", [rnn.c_n], ["c_n"])
+        outputs.append(
+            helper.make_tensor_value_info("c_n", tp.FLOAT, [states, "batch", spec.hidden_size])
+        )
+    return _finish(g, inputs, outputs, path, opset, type(module).__name__)
+
+
+def lm_to_onnx(
+    embedding: object,
+    rnn: object,
+    decoder: object,
+    path: str | os.PathLike | None = None,
+    *,
+    opset: int = OPSET,
+):  # noqa: ANN201 - returns onnx.ModelProto
+    """Export an ``Embedding -> LSTM/GRU/RNN -> Linear`` language model, time-major, with state.
+
+    Inputs ``tokens int64 (T, N)``, ``h0`` (and ``c0``) ``(L*D, N, H)``; outputs ``logits (T, N,
+    V)``, ``h_n`` (and ``c_n``): feed the states back to sample one token at a time with
+    onnxruntime alone.
+    """
+    onnx = _onnx()
+    helper, tp = onnx.helper, onnx.TensorProto
+    spec = spec_of(rnn)
+    if getattr(rnn, "batch_first", False):
+        raise ValueError("lm_to_onnx expects a time-major rnn (batch_first=False)")
+    states, h = spec.num_layers * spec.directions, spec.hidden_size
+    g = Graph()
+    table = embedding.weight.detach().cpu().numpy().astype(np.float32)
+    g.node("Gather", [g.const("embedding.weight", table), "tokens"], ["embedded"], axis=0)
+    rnn_g = rnn_nodes(rnn, "embedded", h0="h0", c0="c0" if spec.mode == "LSTM" else None)
+    g.nodes += rnn_g.nodes
+    g.initializers += rnn_g.initializers
+    weight = decoder.weight.detach().cpu().numpy().astype(np.float32).T
+    g.node("MatMul", [rnn_g.output, g.const("decoder.weight_t", weight)], ["logits_nobias"])
+    if getattr(decoder, "bias", None) is not None:
+        bias = decoder.bias.detach().cpu().numpy().astype(np.float32)
+        g.node("Add", ["logits_nobias", g.const("decoder.bias", bias)], ["logits"])
+    else:
+        g.node("Identity", ["logits_nobias"], ["logits"])
+    g.node("Identity", [rnn_g.h_n], ["h_n"])
+    vocab = weight.shape[1]
+    inputs = [
+        helper.make_tensor_value_info("tokens", tp.INT64, ["seq", "batch"]),
+        helper.make_tensor_value_info("h0", tp.FLOAT, [states, "batch", h]),
+    ]
+    outputs = [
+        helper.make_tensor_value_info("logits", tp.FLOAT, ["seq", "batch", vocab]),
+        helper.make_tensor_value_info("h_n", tp.FLOAT, [states, "batch", h]),
+    ]
+    if rnn_g.c_n:
+        inputs.append(helper.make_tensor_value_info("c0", tp.FLOAT, [states, "batch", h]))
+        g.node("Identity", [rnn_g.c_n], ["c_n"])
+        outputs.append(helper.make_tensor_value_info("c_n", tp.FLOAT, [states, "batch", h]))
+    return _finish(g, inputs, outputs, path, opset, "language model")
+
+
+def _finish(g: Graph, inputs: list, outputs: list, path: object, opset: int, what: str):  # noqa: ANN202
+    onnx = _onnx()
+    graph = onnx.helper.make_graph(g.nodes, f"rnnkit {what}", inputs, outputs, g.initializers)
+    model = onnx.helper.make_model(
+        graph, opset_imports=[onnx.helper.make_opsetid("", opset)], producer_name="rnnkit"
+    )
+    model.ir_version = IR_VERSION
+    onnx.checker.check_model(model)
+    if path is not None:
+        onnx.save(model, os.fspath(path))
+    return model
