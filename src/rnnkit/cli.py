@@ -17,6 +17,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import math
 import sys
 import time
 import types
@@ -138,8 +139,10 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     from .tasks.base import get_task_class, load_task, read_task_file, save_task_file
-    from .train import Trainer, TrainerConfig
+    from .train import Trainer, TrainerConfig, load_checkpoint, resolve_checkpoint
 
     cls = get_task_class(args.task)
     task_flags, trainer_flags = _given(args, "task."), _given(args, "trainer.")
@@ -147,31 +150,39 @@ def cmd_train(args: argparse.Namespace) -> int:
         run_dir = Path(args.resume)
         saved = read_task_file(run_dir)
         if saved["task"] != args.task:
-            raise SystemExit(f"{run_dir} holds a {saved['task']!r} run, not {args.task!r}")
+            raise ValueError(f"{run_dir} holds a {saved['task']!r} run, not {args.task!r}")
+        if task_flags or args.preset:
+            raise ValueError("a resumed run keeps its task settings; drop the task flags/--preset")
         task = load_task(run_dir)
-        trainer_cfg = None  # the trainer restores its config from the checkpoint
+        meta = load_checkpoint(resolve_checkpoint(run_dir, "latest")).meta
+        trainer_cfg = TrainerConfig.from_dict({**meta["config"], **trainer_flags,
+                                               "out_dir": str(run_dir)})  # fmt: skip
     else:
         task_over, trainer_over = cls.PRESETS[args.preset] if args.preset else ({}, {})
         task_cfg = cls.Config(**{**task_over, **task_flags,
                                  "seed": trainer_flags.get("seed", 0)})  # fmt: skip
         merged = {**trainer_over, **trainer_flags}
-        merged.setdefault("out_dir", str(Path("runs") / f"{args.task}-{time.strftime('%Y%m%d-%H%M%S')}"))
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        merged.setdefault("out_dir", str(Path("runs") / f"{args.task}-{stamp}"))
         trainer_cfg = TrainerConfig(**merged)
         task = cls(task_cfg)
         run_dir = Path(trainer_cfg.out_dir)
-        save_task_file(run_dir, task)
     print(f"rnnkit {__version__}: training {args.task} -> {run_dir}", flush=True)
-    if args.resume:
-        trainer = Trainer(task, resume=run_dir, overrides=trainer_flags)
-    else:
-        trainer = Trainer(task, trainer_cfg)
-    result = trainer.fit()
-    summary = ", ".join(f"{k} {v:.4f}" for k, v in result.items() if isinstance(v, float))
-    print(f"final: {summary}")
-    if getattr(args, "sample_length", 0) and hasattr(task, "generate"):
+    with logging_redirect_tqdm():
+        trainer = Trainer(task, trainer_cfg, resume=run_dir if args.resume else None)
+        if not args.resume:
+            save_task_file(run_dir, task)
+        try:
+            result = trainer.fit()
+        except KeyboardInterrupt:
+            print(f"\ninterrupted: checkpoint saved; continue with --resume {run_dir}")
+            return 130
+    valid = result.get("valid") or {}
+    summary = ", ".join(f"{k} {v:.4f}" for k, v in valid.items() if isinstance(v, float))
+    print(f"stopped ({result.get('stop_reason')}) at step {result.get('step')}; valid: {summary}")
+    if args.sample_length and hasattr(task, "generate"):
         print("--- sample ---")
-        print(task.generate(trainer.model_for_eval(), length=args.sample_length,
-                            temperature=0.8, seed=0))  # fmt: skip
+        print(task.generate(trainer.model, length=args.sample_length, temperature=0.8, seed=0))
         print("--------------")
     print(f"run directory: {run_dir}  (rnnkit evaluate {run_dir} | rnnkit sample {run_dir})")
     return 0
@@ -180,7 +191,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _load_run(run_dir: str, which: str, device: str, **overrides: Any):
     from .tasks.base import load_task
     from .train.checkpoint import load_model_weights, resolve_checkpoint
-    from .train.trainer import resolve_device
+    from .train.distributed import resolve_device
 
     task = load_task(run_dir, **overrides)
     model = task.build_model()
@@ -188,11 +199,27 @@ def _load_run(run_dir: str, which: str, device: str, **overrides: Any):
     return task, model.to(resolve_device(device)).eval()
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .train.trainer import evaluate_task
+def evaluate_run(task: Any, model: Any, split: str) -> dict[str, Any]:
+    """The task's own evaluation when it has one, else the token-weighted mean loss of ``split``."""
+    from .train import DistributedContext
+    from .train.evaluation import evaluate_loss
 
+    custom = getattr(task, "evaluate", None)
+    if custom is not None:
+        result = dict(custom(model, split))
+    else:
+        device = next(model.parameters()).device
+        result = evaluate_loss(task, model, split, device, DistributedContext())
+        if result is None:
+            raise ValueError(f"the {split!r} split is empty for this run's data")
+    if "loss" in result:
+        result.setdefault("perplexity", math.exp(min(result["loss"], 700.0)))
+    return result
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
     task, model = _load_run(args.run_dir, args.checkpoint, args.device, data=args.data)
-    result = evaluate_task(task, model, args.split)
+    result = {"split": args.split, **evaluate_run(task, model, args.split)}
     if args.json:
         print(json.dumps(result))
     else:

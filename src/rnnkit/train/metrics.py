@@ -1,8 +1,8 @@
 """Figures derived from a mean loss, and a token-weighted running mean.
 
 Language-model losses are mean negative log-likelihoods in nats per token. Perplexity is
-``exp(loss)`` (Jelinek et al. 1977; the figure of Mikolov's and Zaremba et al. 2014's PTB tables) and
-bits per character is ``loss / ln 2`` (Graves 2013, "Generating Sequences With Recurrent Neural
+``exp(loss)`` (Jelinek et al. 1977; the figure of Mikolov's and Zaremba et al. 2014's PTB tables)
+and bits per character is ``loss / ln 2`` (Graves 2013, "Generating Sequences With Recurrent Neural
 Networks").
 """
 
@@ -35,8 +35,8 @@ def bits_per_char(loss: float) -> float:
 class RunningMean:
     """Token-weighted mean of per-token mean losses: ``sum(loss_i * n_i) / sum(n_i)``.
 
-    ``update`` accepts Python numbers or 0-d tensors; tensors are accumulated on their device without
-    a host sync, so calling it every step costs nothing on a GPU. ``value`` syncs once.
+    ``update`` accepts Python numbers or 0-d tensors; tensors are accumulated on their device
+    without a host sync, so calling it every step costs nothing on a GPU. ``value`` syncs once.
     """
 
     def __init__(self) -> None:
@@ -57,6 +57,10 @@ class RunningMean:
             value = value.detach().reshape(()).to(torch.float64)
         self._sum = self._sum + value * weight
         self._weight += weight
+
+    def load(self, total: float, weight: int) -> None:
+        """Set the running sums (as read back from a checkpoint's ``[total, weight]``)."""
+        self._sum, self._weight = float(total), int(weight)
 
     @property
     def weight(self) -> int:
