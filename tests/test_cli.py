@@ -1,0 +1,97 @@
+"""Each CLI command once, end to end on a tiny corpus; resume through the CLI continues exactly."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from rnnkit import __version__
+from rnnkit.cli import main
+from rnnkit.train import read_metrics
+
+TEXT = "".join(f"line {i}: the cat sat on the mat; the dog ate the log.\n" for i in range(120))
+TINY = ["--embed-size", "8", "--hidden-size", "16", "--batch-size", "4", "--bptt", "16"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    return str(path)
+
+
+def train(run_dir, corpus, *extra):
+    argv = ["train", "lm", "--data", corpus, *TINY, "--out", str(run_dir), "--no-progress",
+            "--log-every", "1", "--eval-every", "5", "--lr", "0.01", *extra]  # fmt: skip
+    return main(argv)
+
+
+def test_version_and_help():
+    out = subprocess.run([sys.executable, "-m", "rnnkit", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == f"rnnkit {__version__}"
+    out = subprocess.run([sys.executable, "-m", "rnnkit", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0
+    for command in ("train", "evaluate", "sample"):
+        assert command in out.stdout
+
+
+def test_train_evaluate_sample(tmp_path, corpus, capsys):
+    run = tmp_path / "run"
+    assert train(run, corpus, "--max-steps", "12", "--sample-length", "20") == 0
+    out = capsys.readouterr().out
+    assert "--- sample ---" in out and "stopped (max_steps) at step 12" in out
+    assert (run / "task.json").is_file() and (run / "curves.png").is_file()
+
+    assert main(["evaluate", str(run), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["tokens"] > 0 and result["perplexity"] == pytest.approx(2.718281828 ** result["loss"])
+    assert result["loss"] < 3.0  # below the uniform log(V) ~ 3.2 after a few steps
+
+    assert main(["sample", str(run), "--length", "30", "--prime", "the ", "--seed", "4"]) == 0
+    first = capsys.readouterr().out
+    assert first.startswith("the ")
+    main(["sample", str(run), "--length", "30", "--prime", "the ", "--seed", "4"])
+    assert capsys.readouterr().out == first
+
+
+def test_resume_through_the_cli_continues_exactly(tmp_path, corpus):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert train(straight, corpus, "--max-steps", "16", "--dropout", "0.2", "--num-layers", "2") == 0
+    assert train(split, corpus, "--max-steps", "8", "--dropout", "0.2", "--num-layers", "2") == 0
+    assert main(["train", "lm", "--resume", str(split), "--max-steps", "16", "--sample-length", "0"]) == 0
+
+    def losses(run):
+        return [(r["step"], r["loss"]) for r in read_metrics(run / "metrics.jsonl") if r["split"] == "train"]
+
+    assert losses(straight) == losses(split)
+    assert len(losses(straight)) == 16
+
+
+def test_evaluate_on_other_data_and_errors(tmp_path, corpus, capsys):
+    run = tmp_path / "run"
+    train(run, corpus, "--max-steps", "3", "--sample-length", "0")
+    capsys.readouterr()
+    other = tmp_path / "other.txt"
+    other.write_text("the cat sat on the log.\n" * 50, encoding="utf-8")
+    assert main(["evaluate", str(run), "--data", str(other), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["tokens"] > 0
+    assert main(["evaluate", str(tmp_path / "nowhere")]) == 2
+    assert "not an rnnkit run directory" in capsys.readouterr().err
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"abc\xff\xfe")
+    assert main(["train", "lm", "--data", str(bad), "--out", str(tmp_path / "r2")]) == 2
+    assert "bad.txt" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "lm", "--hidden-size", "many"])
