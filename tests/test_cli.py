@@ -95,3 +95,29 @@ def test_evaluate_on_other_data_and_errors(tmp_path, corpus, capsys):
     assert "bad.txt" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["train", "lm", "--hidden-size", "many"])
+
+
+def test_export_onnx_matches_the_model_and_convert_writes_a_layout(tmp_path, corpus, capsys):
+    np = pytest.importorskip("numpy")
+    ort = pytest.importorskip("onnxruntime")
+    from rnnkit.cli import _load_run
+
+    run = tmp_path / "run"
+    train(run, corpus, "--max-steps", "3", "--sample-length", "0")
+    onnx_path = tmp_path / "lm.onnx"
+    assert main(["export", str(run), "--onnx", str(onnx_path)]) == 0
+    task, model = _load_run(str(run), "best", "cpu")
+    tokens = torch.randint(0, len(task.vocab), (7, 2))
+    with torch.no_grad():
+        want, _ = model(tokens)
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    zeros = np.zeros((1, 2, 16), dtype=np.float32)
+    got = sess.run(["logits"], {"tokens": tokens.numpy(), "h0": zeros, "c0": zeros})[0]
+    np.testing.assert_allclose(got, want.numpy(), atol=1e-5)
+
+    weights = next((run / "checkpoints").glob("step-*")) / "model.safetensors"
+    out = tmp_path / "keras.npz"
+    assert main(["convert", str(weights), str(out), "--from", "torch", "--to", "keras", "--prefix", "rnn."]) == 0
+    arrays = np.load(out)
+    shapes = sorted(tuple(a.shape) for a in arrays.values())
+    assert (8, 64) in shapes and (16, 64) in shapes  # kernel (D, 4H), recurrent_kernel (H, 4H)

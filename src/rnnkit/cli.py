@@ -3,12 +3,13 @@
     rnnkit train TASK [--preset NAME] [--FIELD VALUE ...] [--out RUN_DIR] [--resume RUN_DIR]
     rnnkit evaluate RUN_DIR [--data PATH] [--split valid|test] [--json]
     rnnkit sample RUN_DIR [--length N] [--temperature T] [--top-k K] [--top-p P] [--prime TEXT]
+    rnnkit predict RUN_DIR [INPUT ...] [--out DIR]
     rnnkit export RUN_DIR --onnx OUT.onnx
-    rnnkit convert SRC --from LAYOUT --to LAYOUT OUT
+    rnnkit convert SRC OUT [--from LAYOUT] --to LAYOUT|rnnkit
 
 Every field of the task's config dataclass and of :class:`rnnkit.train.TrainerConfig` is a flag
 (``hidden_size`` -> ``--hidden-size``; booleans as ``--layer-norm/--no-layer-norm``). Precedence:
-dataclass defaults < ``--preset`` < flags given on the command line.
+dataclass defaults < ``--preset`` (or the task's default preset) < flags given on the command line.
 """
 
 from __future__ import annotations
@@ -127,6 +128,26 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=int, default=None)
     sp.add_argument("--checkpoint", default="best", choices=["best", "latest"])
     sp.add_argument("--device", default="auto")
+
+    pr = sub.add_parser("predict", help="run a trained task on inputs (task-specific)")
+    pr.add_argument("run_dir")
+    pr.add_argument("inputs", nargs="*", help="task inputs (sequences, image paths, dates...)")
+    pr.add_argument("--out", help="directory for figures/outputs")
+    pr.add_argument("--checkpoint", default="best", choices=["best", "latest"])
+    pr.add_argument("--device", default="auto")
+
+    ex = sub.add_parser("export", help="export a trained model")
+    ex.add_argument("run_dir")
+    ex.add_argument("--onnx", required=True, metavar="OUT.onnx")
+    ex.add_argument("--checkpoint", default="best", choices=["best", "latest"])
+
+    cv = sub.add_parser("convert", help="convert recurrent weights between framework layouts")
+    cv.add_argument("src")
+    cv.add_argument("out")
+    cv.add_argument("--from", dest="from_layout", default=None,
+                    help="layout of SRC (guessed from the file when omitted)")  # fmt: skip
+    cv.add_argument("--to", dest="to_layout", required=True, help="target layout, or 'rnnkit'")
+    cv.add_argument("--prefix", default=None, help="only the arrays under this name prefix")
     return parser
 
 
@@ -158,7 +179,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         trainer_cfg = TrainerConfig.from_dict({**meta["config"], **trainer_flags,
                                                "out_dir": str(run_dir)})  # fmt: skip
     else:
-        task_over, trainer_over = cls.PRESETS[args.preset] if args.preset else ({}, {})
+        preset = args.preset or getattr(cls, "default_preset", lambda flags: None)(task_flags)
+        task_over, trainer_over = cls.PRESETS[preset] if preset else ({}, {})
         task_cfg = cls.Config(**{**task_over, **task_flags,
                                  "seed": trainer_flags.get("seed", 0)})  # fmt: skip
         merged = {**trainer_over, **trainer_flags}
@@ -237,7 +259,45 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample}
+def cmd_predict(args: argparse.Namespace) -> int:
+    task, model = _load_run(args.run_dir, args.checkpoint, args.device)
+    predict = getattr(task, "predict", None)
+    if predict is None:
+        raise ValueError(f"task {task.name!r} has no predict; use 'rnnkit sample' for language models")
+    out_dir = Path(args.out) if args.out else None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    for line in predict(model, list(args.inputs), out_dir):
+        print(line)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    task, model = _load_run(args.run_dir, args.checkpoint, "cpu")
+    export = getattr(task, "export_onnx", None)
+    if export is None:
+        raise ValueError(f"task {task.name!r} cannot be exported to ONNX yet")
+    export(model, args.onnx)
+    print(f"wrote {args.onnx}")
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from .interop import convert_file
+
+    out = convert_file(args.src, args.from_layout, args.to_layout, args.out, prefix=args.prefix)
+    print(f"wrote {out}")
+    return 0
+
+
+COMMANDS = {
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "sample": cmd_sample,
+    "predict": cmd_predict,
+    "export": cmd_export,
+    "convert": cmd_convert,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -215,6 +215,17 @@ class LanguageModelTask:
             return corpus_from_text(text, cfg.level, source="python-stdlib", **kwargs)
         return load_corpus(cfg.data, cfg.level, **kwargs)
 
+    @staticmethod
+    def default_preset(flags: dict[str, Any]) -> str:
+        """The preset used when none is named: ``char`` for character level, ``small`` for words."""
+        return "small" if flags.get("level") == "word" else "char"
+
+    def export_onnx(self, model: RNNLanguageModel, path: str) -> None:
+        """Embedding -> recurrent layers -> softmax as one ONNX graph with state inputs/outputs."""
+        from ..interop import lm_to_onnx
+
+        lm_to_onnx(model.embed, model.rnn, model.head, path)
+
     # ---- TrainableTask protocol
     def build_model(self) -> RNNLanguageModel:
         return RNNLanguageModel(self.cfg, len(self.vocab))
