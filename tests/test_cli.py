@@ -39,7 +39,9 @@ def train(run_dir, corpus, *extra):
 
 
 def test_version_and_help():
-    out = subprocess.run([sys.executable, "-m", "rnnkit", "--version"], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "rnnkit", "--version"], capture_output=True, text=True
+    )
     assert out.returncode == 0 and out.stdout.strip() == f"rnnkit {__version__}"
     out = subprocess.run([sys.executable, "-m", "rnnkit", "--help"], capture_output=True, text=True)
     assert out.returncode == 0
@@ -56,7 +58,9 @@ def test_train_evaluate_sample(tmp_path, corpus, capsys):
 
     assert main(["evaluate", str(run), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["tokens"] > 0 and result["perplexity"] == pytest.approx(2.718281828 ** result["loss"])
+    assert result["tokens"] > 0 and result["perplexity"] == pytest.approx(
+        2.718281828 ** result["loss"]
+    )
     assert result["loss"] < 3.0  # below the uniform log(V) ~ 3.2 after a few steps
 
     assert main(["sample", str(run), "--length", "30", "--prime", "the ", "--seed", "4"]) == 0
@@ -68,12 +72,21 @@ def test_train_evaluate_sample(tmp_path, corpus, capsys):
 
 def test_resume_through_the_cli_continues_exactly(tmp_path, corpus):
     straight, split = tmp_path / "straight", tmp_path / "split"
-    assert train(straight, corpus, "--max-steps", "16", "--dropout", "0.2", "--num-layers", "2") == 0
+    assert (
+        train(straight, corpus, "--max-steps", "16", "--dropout", "0.2", "--num-layers", "2") == 0
+    )
     assert train(split, corpus, "--max-steps", "8", "--dropout", "0.2", "--num-layers", "2") == 0
-    assert main(["train", "lm", "--resume", str(split), "--max-steps", "16", "--sample-length", "0"]) == 0
+    assert (
+        main(["train", "lm", "--resume", str(split), "--max-steps", "16", "--sample-length", "0"])
+        == 0
+    )
 
     def losses(run):
-        return [(r["step"], r["loss"]) for r in read_metrics(run / "metrics.jsonl") if r["split"] == "train"]
+        return [
+            (r["step"], r["loss"])
+            for r in read_metrics(run / "metrics.jsonl")
+            if r["split"] == "train"
+        ]
 
     assert losses(straight) == losses(split)
     assert len(losses(straight)) == 16
@@ -117,7 +130,22 @@ def test_export_onnx_matches_the_model_and_convert_writes_a_layout(tmp_path, cor
 
     weights = next((run / "checkpoints").glob("step-*")) / "model.safetensors"
     out = tmp_path / "keras.npz"
-    assert main(["convert", str(weights), str(out), "--from", "torch", "--to", "keras", "--prefix", "rnn."]) == 0
+    assert (
+        main(
+            [
+                "convert",
+                str(weights),
+                str(out),
+                "--from",
+                "torch",
+                "--to",
+                "keras",
+                "--prefix",
+                "rnn.",
+            ]
+        )
+        == 0
+    )
     arrays = np.load(out)
     shapes = sorted(tuple(a.shape) for a in arrays.values())
     assert (8, 64) in shapes and (16, 64) in shapes  # kernel (D, 4H), recurrent_kernel (H, 4H)

@@ -49,7 +49,9 @@ def run_torch(b: nn.Module, x: torch.Tensor, hx, lengths, batch_first: bool):
         return b(x, hx)
     packed = pack_padded_sequence(x, lengths, batch_first=batch_first, enforce_sorted=False)
     out, hn = b(packed, hx)
-    out, _ = pad_packed_sequence(out, batch_first=batch_first, total_length=x.shape[1 if batch_first else 0])
+    out, _ = pad_packed_sequence(
+        out, batch_first=batch_first, total_length=x.shape[1 if batch_first else 0]
+    )
     return out, hn
 
 
@@ -106,7 +108,9 @@ def test_reference_loop_equals_torch_nn(mode, layers, bidi, bias, batch_first, u
     check_close_with_grads(a, b, mode, x, hx, LENGTHS if use_lengths else None, batch_first)
 
 
-@pytest.mark.parametrize("layers,bidi,use_lengths", list(itertools.product([1, 2], [False, True], [False, True])))
+@pytest.mark.parametrize(
+    "layers,bidi,use_lengths", list(itertools.product([1, 2], [False, True], [False, True]))
+)
 def test_reference_lstm_with_projection_equals_torch_nn(layers, bidi, use_lengths):
     a, b = make_pair("LSTM", num_layers=layers, bidirectional=bidi, proj_size=2)
     gen = torch.Generator().manual_seed(3)
@@ -152,7 +156,12 @@ VARIANT_KWARGS = {
         dict(weight_drop=0.4),
         dict(layer_norm=True, peephole=True, zoneout=0.1, recurrent_dropout=0.2, weight_drop=0.2),
     ],
-    "GRU": [dict(layer_norm=True), dict(zoneout=0.2), dict(recurrent_dropout=0.3), dict(weight_drop=0.4)],
+    "GRU": [
+        dict(layer_norm=True),
+        dict(zoneout=0.2),
+        dict(recurrent_dropout=0.3),
+        dict(weight_drop=0.4),
+    ],
     "RNN_TANH": [dict(layer_norm=True), dict(zoneout=0.2), dict(recurrent_dropout=0.3)],
 }
 
@@ -272,7 +281,10 @@ def test_extra_parameter_names_and_shapes():
     assert shapes["layer_norm_c_weight_l0"] == (H,)
     assert shapes["peephole_l1"] == (3, H)
     gru = rnnkit.GRU(D, H, layer_norm=True)
-    assert {k for k in gru.state_dict() if "layer_norm" in k} == {"layer_norm_ih_l0", "layer_norm_hh_l0"}
+    assert {k for k in gru.state_dict() if "layer_norm" in k} == {
+        "layer_norm_ih_l0",
+        "layer_norm_hh_l0",
+    }
 
 
 def test_unbatched_input_matches_batched():
@@ -292,14 +304,37 @@ def test_unbatched_input_matches_batched():
         (lambda m: m(torch.randn(T, N, D + 1)), ValueError, "input_size 4"),
         (lambda m: m(torch.ones(T, N, D, dtype=torch.long)), TypeError, "floating-point"),
         (lambda m: m(torch.randn(T, N, D), torch.zeros(1, N, H)), TypeError, r"tuple \(h_0, c_0\)"),
-        (lambda m: m(torch.randn(T, N, D), (torch.zeros(2, N, H), torch.zeros(1, N, H))), ValueError, "h_0 must have shape"),
-        (lambda m: m(torch.randn(T, N, D), (torch.zeros(1, N, H, dtype=torch.float64), torch.zeros(1, N, H))), TypeError, "dtype"),
+        (
+            lambda m: m(torch.randn(T, N, D), (torch.zeros(2, N, H), torch.zeros(1, N, H))),
+            ValueError,
+            "h_0 must have shape",
+        ),
+        (
+            lambda m: m(
+                torch.randn(T, N, D),
+                (torch.zeros(1, N, H, dtype=torch.float64), torch.zeros(1, N, H)),
+            ),
+            TypeError,
+            "dtype",
+        ),
         (lambda m: m(torch.randn(T, N, D), lengths=torch.tensor([[1, 2, 3]])), ValueError, "1-D"),
-        (lambda m: m(torch.randn(T, N, D), lengths=torch.tensor([1.0, 2.0, 3.0])), TypeError, "integer"),
+        (
+            lambda m: m(torch.randn(T, N, D), lengths=torch.tensor([1.0, 2.0, 3.0])),
+            TypeError,
+            "integer",
+        ),
         (lambda m: m(torch.randn(T, N, D), lengths=torch.tensor([1, 0, 3])), ValueError, ">= 1"),
         (lambda m: m(torch.randn(T, N, D), lengths=torch.tensor([1, -2, 3])), ValueError, ">= 1"),
-        (lambda m: m(torch.randn(T, N, D), lengths=torch.tensor([1, 2, T + 1])), ValueError, "<= the time"),
-        (lambda m: m(torch.randn(T, N, D), lengths=torch.tensor([1, 2])), ValueError, "one entry per"),
+        (
+            lambda m: m(torch.randn(T, N, D), lengths=torch.tensor([1, 2, T + 1])),
+            ValueError,
+            "<= the time",
+        ),
+        (
+            lambda m: m(torch.randn(T, N, D), lengths=torch.tensor([1, 2])),
+            ValueError,
+            "one entry per",
+        ),
     ],
 )
 @pytest.mark.parametrize("backend", ["auto", "reference"])

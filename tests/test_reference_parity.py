@@ -24,7 +24,9 @@ def lstm_reorder(a: np.ndarray) -> np.ndarray:
     return np.concatenate([blocks[k] for k in TORCH_TO_CS231N], axis=-1)
 
 
-def make_params(mode: str, gen: torch.Generator, ln: bool, peephole: bool) -> dict[str, torch.Tensor]:
+def make_params(
+    mode: str, gen: torch.Generator, ln: bool, peephole: bool
+) -> dict[str, torch.Tensor]:
     g = {"LSTM": 4, "GRU": 3, "RNN": 1}[mode]
 
     def rnd(*shape, scale=0.5):
@@ -35,7 +37,9 @@ def make_params(mode: str, gen: torch.Generator, ln: bool, peephole: bool) -> di
         p.update(ln_ih=(1 + rnd(g * H, scale=0.1)).detach().requires_grad_(),
                  ln_hh=(1 + rnd(g * H, scale=0.1)).detach().requires_grad_())  # fmt: skip
         if mode == "LSTM":
-            p.update(ln_c_weight=(1 + rnd(H, scale=0.1)).detach().requires_grad_(), ln_c_bias=rnd(H))
+            p.update(
+                ln_c_weight=(1 + rnd(H, scale=0.1)).detach().requires_grad_(), ln_c_bias=rnd(H)
+            )
     if peephole:
         p["peephole"] = rnd(3, H)
     return p
@@ -78,7 +82,12 @@ def numpy_reference(mode, p, x, h0, c0, masks):
 CASES = [
     (mode, ln, peep, zone, drop, train)
     for mode, ln, peep, zone, drop, train in itertools.product(
-        ["LSTM", "GRU", "RNN"], [False, True], [False, True], [False, True], [False, True], [False, True]
+        ["LSTM", "GRU", "RNN"],
+        [False, True],
+        [False, True],
+        [False, True],
+        [False, True],
+        [False, True],
     )
     if not (peep and mode != "LSTM") and not (drop and not train)
 ]
@@ -108,7 +117,9 @@ def test_torch_loops_equal_numpy_reference(run, mode, ln, peep, zone, drop, trai
         opts = StepOptions(zoneout_h=zh, zoneout_c=zc)
     if drop:
         masks["drop"] = torch.bernoulli(torch.full((N, H), 0.7, dtype=F64), generator=gen) / 0.7
-        opts = StepOptions(dropout_mask=masks["drop"], zoneout_h=opts.zoneout_h, zoneout_c=opts.zoneout_c)
+        opts = StepOptions(
+            dropout_mask=masks["drop"], zoneout_h=opts.zoneout_h, zoneout_c=opts.zoneout_c
+        )
 
     cp = CellParams(**p)
     state = (h0, c0) if mode == "LSTM" else (h0,)
@@ -127,7 +138,9 @@ def test_torch_loops_equal_numpy_reference(run, mode, ln, peep, zone, drop, trai
         dc = torch.randn(N, H, generator=gen, dtype=F64)
         loss = loss + (final[1] * dc).sum()
     names = list(p)
-    grads = torch.autograd.grad(loss, [x, h0, *(p[k] for k in names)] + ([c0] if mode == "LSTM" else []))
+    grads = torch.autograd.grad(
+        loss, [x, h0, *(p[k] for k in names)] + ([c0] if mode == "LSTM" else [])
+    )
     got = dict(zip(["x", "h0", *names, "c0"], [g.numpy() for g in grads]))
     dh = dout.numpy().transpose(1, 0, 2)
     if mode == "LSTM":

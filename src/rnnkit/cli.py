@@ -263,7 +263,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     task, model = _load_run(args.run_dir, args.checkpoint, args.device)
     predict = getattr(task, "predict", None)
     if predict is None:
-        raise ValueError(f"task {task.name!r} has no predict; use 'rnnkit sample' for language models")
+        raise ValueError(
+            f"task {task.name!r} has no predict; use 'rnnkit sample' for language models"
+        )
     out_dir = Path(args.out) if args.out else None
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)

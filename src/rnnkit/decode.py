@@ -41,7 +41,9 @@ class LayerStepper:
 
     def __init__(self, layer: nn.RNNBase) -> None:
         if layer.bidirectional:
-            raise ValueError("step-wise decoding needs a unidirectional layer, got bidirectional=True")
+            raise ValueError(
+                "step-wise decoding needs a unidirectional layer, got bidirectional=True"
+            )
         self.layer = layer
         self.mode = "RNN" if layer.mode.startswith("RNN") else layer.mode
         self.nonlinearity = "relu" if layer.mode == "RNN_RELU" else "tanh"

@@ -200,7 +200,9 @@ def scan(
     """
     opts = options or StepOptions()
     steps = range(gx.shape[0] - 1, -1, -1) if reverse else range(gx.shape[0])
-    valid = None if lengths is None else torch.arange(gx.shape[0], device=gx.device)[:, None] < lengths
+    valid = (
+        None if lengths is None else torch.arange(gx.shape[0], device=gx.device)[:, None] < lengths
+    )
     outputs: list[Tensor] = [gx.new_empty(0)] * gx.shape[0]
     h = state[0]
     c = state[1] if mode == "LSTM" else None

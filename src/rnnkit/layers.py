@@ -101,7 +101,9 @@ class _RecurrentLayer:
             if self.variants.forget_bias is not None and self.bias:
                 for k in range(self.num_layers):
                     for sfx in self._suffixes():
-                        getattr(self, f"bias_ih_l{k}{sfx}")[h : 2 * h].fill_(self.variants.forget_bias)
+                        getattr(self, f"bias_ih_l{k}{sfx}")[h : 2 * h].fill_(
+                            self.variants.forget_bias
+                        )
                         getattr(self, f"bias_hh_l{k}{sfx}")[h : 2 * h].zero_()
 
     def cell_params(self, layer: int, direction: int) -> CellParams:
@@ -173,7 +175,11 @@ class _RecurrentLayer:
         if not input.is_floating_point():
             raise TypeError(f"input must be a floating-point tensor, got {input.dtype}")
         unbatched = input.dim() == 2
-        x = input.unsqueeze(1) if unbatched else (input.transpose(0, 1) if self.batch_first else input)
+        x = (
+            input.unsqueeze(1)
+            if unbatched
+            else (input.transpose(0, 1) if self.batch_first else input)
+        )
         steps, batch = x.shape[0], x.shape[1]
         state = self._check_hx(hx, x, batch, unbatched)
         if lengths is not None:
@@ -240,8 +246,9 @@ class _RecurrentLayer:
         if order is not None:
             out, lengths = out.index_select(1, order), lengths[order.cpu()]
         data = pack_padded_sequence(out, lengths, enforce_sorted=True).data
-        return PackedSequence(data, packed.batch_sizes, packed.sorted_indices,
-                              packed.unsorted_indices), state
+        return PackedSequence(
+            data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices
+        ), state
 
     def _step_options(self, p: CellParams, steps: int, batch: int, like: Tensor) -> StepOptions:
         v = self.variants

@@ -52,7 +52,9 @@ def detach_state(state: Any) -> Any:
         return [detach_state(s) for s in state]
     if isinstance(state, dict):
         return {k: detach_state(v) for k, v in state.items()}
-    raise TypeError(f"state must be tensors nested in tuples/lists/dicts, got {type(state).__name__}")
+    raise TypeError(
+        f"state must be tensors nested in tuples/lists/dicts, got {type(state).__name__}"
+    )
 
 
 def reset_state(state: Any, mask: Tensor, batch_dim: int = 1) -> Any:
@@ -92,7 +94,9 @@ def check_lengths(lengths: Any, batch: int, steps: int) -> Tensor:
     if lengths.dim() != 1:
         raise ValueError(f"lengths must be 1-D (N,), got shape {tuple(lengths.shape)}")
     if lengths.numel() != batch:
-        raise ValueError(f"lengths must have one entry per sequence ({batch}), got {lengths.numel()}")
+        raise ValueError(
+            f"lengths must have one entry per sequence ({batch}), got {lengths.numel()}"
+        )
     lengths = lengths.detach().to("cpu", torch.int64)
     if batch and int(lengths.min()) < 1:
         raise ValueError(f"lengths must be >= 1, got min {int(lengths.min())}")

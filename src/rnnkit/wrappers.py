@@ -58,7 +58,9 @@ class Stateful(nn.Module):
         ``(N, C)`` for a cell; ``lengths (N,)`` for a layer; ``reset_mask (N,)`` bool. Returns the
         output sequence (layer) or ``h`` (cell)."""
         if self.state is not None:
-            batch_dim = 0 if self.is_cell else (0 if getattr(self.module, "batch_first", False) else 1)
+            batch_dim = (
+                0 if self.is_cell else (0 if getattr(self.module, "batch_first", False) else 1)
+            )
             batch = input.shape[batch_dim]
             if batch != self._batch_size():
                 raise ValueError(

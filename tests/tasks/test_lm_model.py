@@ -76,7 +76,9 @@ def test_sample_logits_modes():
 
 
 def test_task_protocol_on_a_file(char_file):
-    task = LanguageModelTask(LMConfig(data=char_file, embed_size=8, hidden_size=16, batch_size=4, bptt=10))
+    task = LanguageModelTask(
+        LMConfig(data=char_file, embed_size=8, hidden_size=16, batch_size=4, bptt=10)
+    )
     assert len(task.vocab) == len(set(TEXT))
     batches = task.batches("train", 0)
     inputs, targets = batches[0]

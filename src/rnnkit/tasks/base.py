@@ -41,7 +41,9 @@ def config_from_dict(cls: type, data: dict[str, Any]) -> Any:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise ValueError(f"unknown {cls.__name__} fields {unknown}; expected some of {sorted(names)}")
+        raise ValueError(
+            f"unknown {cls.__name__} fields {unknown}; expected some of {sorted(names)}"
+        )
     return cls(**data)
 
 

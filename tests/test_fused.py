@@ -1,0 +1,278 @@
+"""The fused fast paths equal the functional time loop, forward and gradients, 1e-9 in float64."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+
+import pytest
+import torch
+
+import rnnkit
+from rnnkit import functional, fused
+from rnnkit.functional import CellParams, StepOptions
+
+T, N, H, R = 5, 3, 4, 3
+DT = torch.float64
+LENGTHS = torch.tensor([5, 2, 4])
+GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+
+# name -> (modes it applies to, CellParams fields, StepOptions fields)
+VARIANTS = {
+    "plain": (("LSTM", "GRU", "RNN"), {}, {}),
+    "no_bias": (("LSTM", "GRU", "RNN"), {"bias": False}, {}),
+    "layer_norm": (("LSTM", "GRU", "RNN"), {"ln": True}, {}),
+    "layer_norm_no_bias": (("LSTM", "GRU", "RNN"), {"ln": True, "bias": False}, {}),
+    "peephole": (("LSTM",), {"peephole": True}, {}),
+    "projection": (("LSTM",), {"proj": True}, {}),
+    "recurrent_dropout": (("LSTM", "GRU", "RNN"), {}, {"mask": True}),
+    "weight_drop": (("LSTM", "GRU", "RNN"), {}, {"w_hh": True}),
+    "zoneout_train": (("LSTM", "GRU", "RNN"), {}, {"zoneout": "mask"}),
+    "zoneout_eval": (("LSTM", "GRU", "RNN"), {}, {"zoneout": "rate"}),
+    "ln_peephole_zoneout": (("LSTM",), {"ln": True, "peephole": True}, {"zoneout": "mask"}),
+    "everything": (
+        ("LSTM", "GRU", "RNN"),
+        {"ln": True, "peephole": True, "proj": True},
+        {"mask": True, "w_hh": True, "zoneout": "mask"},
+    ),
+}
+CASES = [
+    (mode, name)
+    for name, (modes, _, _) in VARIANTS.items()
+    for mode in ("LSTM", "GRU", "RNN_TANH", "RNN_RELU")
+    if mode.split("_")[0] in modes
+]
+
+
+def make_problem(mode: str, name: str, seed: int = 0):
+    """Random ``(gx, state, params, options)`` of one case, every tensor a float64 leaf."""
+    base = mode.split("_")[0]
+    _, pk, ok = VARIANTS[name]
+    gen = torch.Generator().manual_seed(seed)
+
+    def rnd(*shape, scale=1.0, grad=True):
+        t = torch.randn(*shape, generator=gen, dtype=DT) * scale
+        return t.requires_grad_(grad)
+
+    g = GATES[base] * H
+    proj = base == "LSTM" and pk.get("proj", False)
+    r = R if proj else H
+    bias = pk.get("bias", True)
+    lstm = base == "LSTM"
+    p = CellParams(
+        w_ih=rnd(g, 2),
+        w_hh=rnd(g, r, scale=0.5),
+        b_ih=rnd(g) if bias else None,
+        b_hh=rnd(g) if bias else None,
+        w_hr=rnd(r, H, scale=0.7) if proj else None,
+        ln_ih=rnd(g) if pk.get("ln") else None,
+        ln_hh=(1 + rnd(g, scale=0.3, grad=False)).requires_grad_() if pk.get("ln") else None,
+        ln_c_weight=(1 + rnd(H, scale=0.3, grad=False)).requires_grad_()
+        if pk.get("ln") and lstm
+        else None,
+        ln_c_bias=rnd(H, scale=0.3) if pk.get("ln") and lstm else None,
+        peephole=rnd(3, H, scale=0.5) if pk.get("peephole") and lstm else None,
+    )
+    opts = StepOptions()
+    if ok.get("mask"):
+        keep = torch.rand(N, r, generator=gen, dtype=DT) > 0.3
+        opts = replace(opts, dropout_mask=keep.to(DT) / 0.7)
+    if ok.get("w_hh"):
+        opts = replace(opts, w_hh=rnd(g, r, scale=0.5))
+    if ok.get("zoneout") == "mask":
+        zh = (torch.rand(T, N, r, generator=gen, dtype=DT) < 0.3).to(DT)
+        zc = (torch.rand(T, N, H, generator=gen, dtype=DT) < 0.3).to(DT)
+        opts = replace(opts, zoneout_h=zh, zoneout_c=zc if lstm else 0.0)
+    elif ok.get("zoneout") == "rate":
+        opts = replace(opts, zoneout_h=0.2, zoneout_c=0.3 if lstm else 0.0)
+    gx = rnd(T, N, g)
+    state = (rnd(N, r), rnd(N, H)) if lstm else (rnd(N, r),)
+    return base, gx, state, p, opts
+
+
+def leaves(gx, state, p, opts):
+    params = [getattr(p, f) for f in p.__dataclass_fields__]
+    ts = [gx, *state, *params, opts.w_hh]
+    return [t for t in ts if t is not None and t.requires_grad]
+
+
+def run(fn, mode, gx, state, p, opts, lengths, reverse):
+    nl = "relu" if mode == "RNN_RELU" else "tanh"
+    base = mode.split("_")[0]
+    return fn(base, gx, state, p, lengths=lengths, reverse=reverse, options=opts, nonlinearity=nl)
+
+
+def assert_same(mode, name, lengths, reverse, seed=0):
+    _, gx, state, p, opts = make_problem(mode, name, seed)
+    out_f, st_f = run(fused.scan, mode, gx, state, p, opts, lengths, reverse)
+    out_r, st_r = run(functional.scan, mode, gx, state, p, opts, lengths, reverse)
+    torch.testing.assert_close(out_f, out_r, atol=1e-9, rtol=0)
+    assert len(st_f) == len(st_r)
+    for a, b in zip(st_f, st_r):
+        torch.testing.assert_close(a, b, atol=1e-9, rtol=0)
+    if lengths is not None:
+        pad = torch.arange(T)[:, None] >= lengths
+        assert (out_f[pad] == 0).all()
+    gen = torch.Generator().manual_seed(seed + 1)
+    w_out = torch.randn(out_r.shape, generator=gen, dtype=DT)
+    w_st = [torch.randn(s.shape, generator=gen, dtype=DT) for s in st_r]
+    xs = leaves(gx, state, p, opts)
+
+    def loss(out, st):
+        return (out * w_out).sum() + sum((s * w).sum() for s, w in zip(st, w_st))
+
+    g_f = torch.autograd.grad(loss(out_f, st_f), xs, allow_unused=True)
+    g_r = torch.autograd.grad(loss(out_r, st_r), xs, allow_unused=True)
+    for x, a, b in zip(xs, g_f, g_r):
+        if b is None:
+            assert a is None or (a == 0).all(), f"unexpected gradient for {tuple(x.shape)}"
+            continue
+        assert a is not None, f"missing gradient for a tensor of shape {tuple(x.shape)}"
+        torch.testing.assert_close(a, b, atol=1e-9, rtol=0)
+    # forward-only path (no saving for backward) gives the same numbers
+    with torch.no_grad():
+        out_n, st_n = run(fused.scan, mode, gx, state, p, opts, lengths, reverse)
+    torch.testing.assert_close(out_n, out_r.detach(), atol=1e-9, rtol=0)
+    for a, b in zip(st_n, st_r):
+        torch.testing.assert_close(a, b.detach(), atol=1e-9, rtol=0)
+
+
+@pytest.mark.parametrize("mode,name", CASES)
+@pytest.mark.parametrize("lengths,reverse", [(None, False), (None, True), (LENGTHS, False),
+                                             (LENGTHS, True)])  # fmt: skip
+def test_fused_equals_functional(mode, name, lengths, reverse):
+    assert_same(mode, name, lengths, reverse)
+
+
+def test_partial_requires_grad_and_retain_graph():
+    """Only some inputs need gradients; backward runs twice with retain_graph."""
+    _, gx, state, p, opts = make_problem("LSTM", "everything")
+    gx = gx.detach()
+    state = (state[0].detach(), state[1])
+    out_f, st_f = fused.scan("LSTM", gx, state, p, options=opts, lengths=LENGTHS)
+    out_r, st_r = functional.scan("LSTM", gx, state, p, options=opts, lengths=LENGTHS)
+    xs = [state[1], p.w_hr, p.peephole]
+    loss_f = out_f.square().sum() + st_f[1].sum()
+    g1 = torch.autograd.grad(loss_f, xs, retain_graph=True)
+    g2 = torch.autograd.grad(loss_f, xs)
+    g_r = torch.autograd.grad(out_r.square().sum() + st_r[1].sum(), xs)
+    for a, b, c in zip(g1, g2, g_r):
+        torch.testing.assert_close(a, c, atol=1e-9, rtol=0)
+        torch.testing.assert_close(b, c, atol=1e-9, rtol=0)
+
+
+def test_mask_requiring_grad_falls_back_to_the_functional_loop():
+    _, gx, state, p, opts = make_problem("GRU", "recurrent_dropout")
+    mask = opts.dropout_mask.clone().requires_grad_()
+    opts = replace(opts, dropout_mask=mask)
+    out_f, _ = fused.scan("GRU", gx, state, p, options=opts)
+    out_r, _ = functional.scan("GRU", gx, state, p, options=opts)
+    (g_f,) = torch.autograd.grad(out_f.sum(), [mask])
+    (g_r,) = torch.autograd.grad(out_r.sum(), [mask])
+    torch.testing.assert_close(g_f, g_r, atol=1e-9, rtol=0)
+
+
+def test_no_grad_forward_builds_no_graph_and_float32_runs():
+    _, gx, state, p, opts = make_problem("LSTM", "ln_peephole_zoneout")
+    with torch.no_grad():
+        out, (h, c) = fused.scan("LSTM", gx, state, p, options=opts)
+    assert not out.requires_grad and out.grad_fn is None
+    p32 = CellParams(**{k: None if v is None else v.detach().float()
+                        for k, v in vars(p).items()})  # fmt: skip
+    opts32 = replace(opts, zoneout_h=opts.zoneout_h.float(), zoneout_c=opts.zoneout_c.float())
+    s32 = tuple(s.detach().float() for s in state)
+    out32, _ = fused.scan("LSTM", gx.detach().float(), s32, p32, options=opts32)
+    assert out32.dtype == torch.float32
+    torch.testing.assert_close(out32.double(), out, atol=1e-5, rtol=1e-5)
+
+
+def test_bad_mode_is_a_value_error():
+    _, gx, state, p, _ = make_problem("RNN_TANH", "plain")
+    with pytest.raises(ValueError, match="mode must be one of"):
+        fused.scan("LSTMX", gx, state, p)
+    with pytest.raises(ValueError, match="nonlinearity"):
+        fused.scan("RNN", gx, state, p, nonlinearity="gelu")
+
+
+LAYER_KW = {
+    "LSTM": {"layer_norm": True, "peephole": True, "recurrent_dropout": 0.3, "weight_drop": 0.2,
+             "zoneout": (0.2, 0.1), "proj_size": 3},
+    "GRU": {"layer_norm": True, "recurrent_dropout": 0.3, "weight_drop": 0.2, "zoneout": 0.2},
+    "RNN": {"layer_norm": True, "recurrent_dropout": 0.3, "weight_drop": 0.2, "zoneout": 0.2},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("mode,training", list(itertools.product(LAYER_KW, (True, False))))
+def test_fused_layer_equals_reference_layer(mode, training):
+    """2-layer bidirectional layer, every variant: backend 'fused' == 'reference' (same masks)."""
+    cls = getattr(rnnkit, mode)
+    layers = []
+    for backend in ("fused", "reference"):
+        torch.manual_seed(0)
+        layers.append(cls(2, H, num_layers=2, bidirectional=True, dropout=0.2, dtype=DT,
+                          backend=backend, **LAYER_KW[mode]).train(training))  # fmt: skip
+    x = torch.randn(T, N, 2, dtype=DT)
+    results = []
+    for layer in layers:
+        torch.manual_seed(1)
+        xi = x.clone().requires_grad_()
+        out, hn = layer(xi, lengths=LENGTHS)
+        states = hn if isinstance(hn, tuple) else (hn,)
+        loss = out.square().sum() + sum(s.sum() for s in states)
+        grads = torch.autograd.grad(loss, [xi, *layer.parameters()])
+        results.append((out, states, grads))
+    (o1, s1, g1), (o2, s2, g2) = results
+    torch.testing.assert_close(o1, o2, atol=1e-9, rtol=0)
+    for a, b in zip((*s1, *g1), (*s2, *g2)):
+        torch.testing.assert_close(a, b, atol=1e-9, rtol=0)
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN_TANH"])
+def test_float32_cpu_path_matches_float64(mode):
+    """float32 on CPU runs the GEMMs through oneDNN (when built in): the same numbers to float32
+    accuracy, forward and gradients."""
+    _, gx, state, p, opts = make_problem(mode, "everything")
+    xs = leaves(gx, state, p, opts)
+
+    def f32(t):
+        return None if t is None else t.detach().float().requires_grad_(t.requires_grad)
+
+    gx32, st32 = f32(gx), tuple(f32(s) for s in state)
+    p32 = CellParams(**{k: f32(v) for k, v in vars(p).items()})
+    o32 = StepOptions(
+        dropout_mask=f32(opts.dropout_mask), w_hh=f32(opts.w_hh),
+        zoneout_h=f32(opts.zoneout_h), zoneout_c=opts.zoneout_c if isinstance(opts.zoneout_c, float)
+        else f32(opts.zoneout_c),
+    )  # fmt: skip
+    xs32 = leaves(gx32, st32, p32, o32)
+    out64, _ = run(functional.scan, mode, gx, state, p, opts, LENGTHS, False)
+    out32, _ = run(fused.scan, mode, gx32, st32, p32, o32, LENGTHS, False)
+    torch.testing.assert_close(out32.double(), out64, atol=1e-4, rtol=1e-4)
+    g64 = torch.autograd.grad(out64.square().sum(), xs, allow_unused=True)
+    g32 = torch.autograd.grad(out32.square().sum(), xs32, allow_unused=True)
+    assert sum(g is not None for g in g64) >= 5
+    for a, b in zip(g32, g64):
+        if b is not None:
+            torch.testing.assert_close(a.double(), b, atol=1e-3, rtol=1e-3)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("ln", [False, True])
+def test_input_projection_equals_functional(dtype, ln):
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(T, N, 5, generator=gen, dtype=dtype, requires_grad=True)
+    p = CellParams(
+        w_ih=torch.randn(8, 5, generator=gen, dtype=dtype).requires_grad_(),
+        w_hh=torch.randn(8, 2, dtype=dtype),
+        b_ih=torch.randn(8, generator=gen, dtype=dtype).requires_grad_(),
+        ln_ih=torch.rand(8, generator=gen, dtype=dtype).add(0.5).requires_grad_() if ln else None,
+    )
+    ours, ref = fused.input_projection(x, p), functional.input_projection(x, p)
+    tol = 1e-9 if dtype == torch.float64 else 1e-4
+    torch.testing.assert_close(ours, ref, atol=tol, rtol=tol)
+    xs = [x, p.w_ih, p.b_ih] + ([p.ln_ih] if ln else [])
+    w = torch.randn(ref.shape, generator=gen, dtype=dtype)
+    for a, b in zip(
+        torch.autograd.grad((ours * w).sum(), xs), torch.autograd.grad((ref * w).sum(), xs)
+    ):
+        torch.testing.assert_close(a, b, atol=tol * 10, rtol=tol * 10)
