@@ -270,14 +270,17 @@ class _RecurrentLayer:
         steps, batch = x.shape[0], x.shape[1]
         dirs = 2 if self.bidirectional else 1
         lengths_dev = None if lengths is None else lengths.to(x.device)
-        run = scan if self.backend == "reference" else fused.scan
+        reference = self.backend == "reference"
+        run, project = (
+            (scan, input_projection) if reference else (fused.scan, fused.input_projection)
+        )
         layer_input = x
         finals: list[list[Tensor]] = [[] for _ in state]
         for k in range(self.num_layers):
             outputs = []
             for d in range(dirs):
                 p = self.cell_params(k, d)
-                gx = input_projection(layer_input, p)
+                gx = project(layer_input, p)
                 s0 = tuple(s[k * dirs + d] for s in state)
                 out, sn = run(
                     self._step_mode,
