@@ -17,14 +17,6 @@ TEXT = "".join(f"line {i}: the cat sat on the mat; the dog ate the log.\n" for i
 TINY = ["--embed-size", "8", "--hidden-size", "16", "--batch-size", "4", "--bptt", "16"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture
 def corpus(tmp_path):
     path = tmp_path / "corpus.txt"

@@ -50,7 +50,7 @@ class _RecurrentLayer:
     def _setup_variants(self, variants: Variants, backend: str) -> None:
         self.variants = variants
         self.backend = check_backend(backend)
-        if backend == "native" and variants.changes_recurrence:
+        if backend == "native" and variants.changes_recurrence and not self._weight_drop_only():
             raise ValueError(
                 f"backend='native' cannot run {variants.describe()}: torch's kernels have no such "
                 "option; use backend='auto' or 'fused'"
@@ -157,7 +157,7 @@ class _RecurrentLayer:
         if isinstance(input, PackedSequence):
             if lengths is not None:
                 raise ValueError("lengths must be None for a PackedSequence input (it has its own)")
-            if native:
+            if native and not self.variants.weight_drop:
                 return super().forward(input, hx)
             return self._forward_packed(input, hx)
         if not isinstance(input, Tensor):
@@ -198,7 +198,9 @@ class _RecurrentLayer:
     def _use_native(self) -> bool:
         if self.backend == "native":
             return True
-        return self.backend == "auto" and not self.variants.changes_recurrence
+        if self.backend != "auto":
+            return False
+        return not self.variants.changes_recurrence or self._weight_drop_only()
 
     def _check_hx(self, hx: Any, x: Tensor, batch: int, unbatched: bool) -> tuple[Tensor, ...]:
         ld = self.num_layers * (2 if self.bidirectional else 1)
@@ -219,11 +221,34 @@ class _RecurrentLayer:
             checked.append(t.unsqueeze(1) if unbatched else t)
         return tuple(checked)
 
+    def _weight_drop_only(self) -> bool:
+        """True when DropConnect is the only option changing the recurrence: the native kernels then
+        run it on the dropped matrices (AWD-LSTM's WeightDrop, without patching the module)."""
+        v = self.variants
+        return v.weight_drop > 0 and v == Variants(
+            weight_drop=v.weight_drop, forget_bias=v.forget_bias
+        )
+
     def _forward_native(
         self, x: Tensor, state: tuple[Tensor, ...], lengths: Tensor | None
     ) -> tuple[Tensor, tuple[Tensor, ...]]:
         hx = state if self.mode == "LSTM" else state[0]
         batch_first, self.batch_first = self.batch_first, False  # x is time-major here
+        drop = self.training and self._weight_drop_only()
+        if drop and hasattr(self, "_update_flat_weights"):
+            # torch's forward rebuilds its weight list when the parameters changed since the last
+            # call (e.g. under torch.func.functional_call); bring it up to date first so the dropped
+            # list handed over below is the one it runs with
+            self._update_flat_weights()
+        flat = self._flat_weights
+        if drop:
+            # torch's forward reads this list of tensors; hand it the DropConnected W_hh for this call
+            self._flat_weights = [
+                drop_connect(getattr(self, n), self.variants.weight_drop)
+                if n.startswith("weight_hh")
+                else getattr(self, n)
+                for n in self._flat_weights_names
+            ]
         try:
             if lengths is None:
                 out, hn = super().forward(x, hx)
@@ -233,6 +258,7 @@ class _RecurrentLayer:
                 out, _ = pad_packed_sequence(out, total_length=x.shape[0])
         finally:
             self.batch_first = batch_first
+            self._flat_weights = flat
         return out, (tuple(hn) if self.mode == "LSTM" else (hn,))
 
     def _forward_packed(self, packed: PackedSequence, hx: Any) -> tuple[PackedSequence, Any]:

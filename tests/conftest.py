@@ -1,4 +1,4 @@
-"""Shared set-up for the training-engine tests."""
+"""Shared set-up for the whole suite."""
 
 from __future__ import annotations
 
