@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 
@@ -43,9 +44,9 @@ def test_version_and_help():
 
 def test_train_evaluate_sample(tmp_path, corpus, capsys):
     run = tmp_path / "run"
-    assert train(run, corpus, "--max-steps", "12", "--sample-length", "20") == 0
+    assert train(run, corpus, "--max-steps", "30", "--sample-length", "20") == 0
     out = capsys.readouterr().out
-    assert "--- sample ---" in out and "stopped (max_steps) at step 12" in out
+    assert "--- sample ---" in out and "stopped (max_steps) at step 30" in out
     assert (run / "task.json").is_file() and (run / "curves.png").is_file()
 
     assert main(["evaluate", str(run), "--json"]) == 0
@@ -53,7 +54,7 @@ def test_train_evaluate_sample(tmp_path, corpus, capsys):
     assert result["tokens"] > 0 and result["perplexity"] == pytest.approx(
         2.718281828 ** result["loss"]
     )
-    assert result["loss"] < 3.0  # below the uniform log(V) ~ 3.2 after a few steps
+    assert result["loss"] < math.log(len(set(TEXT))) - 0.2  # it learned: below the uniform loss
 
     assert main(["sample", str(run), "--length", "30", "--prime", "the ", "--seed", "4"]) == 0
     first = capsys.readouterr().out
