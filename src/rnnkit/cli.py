@@ -19,6 +19,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import sys
 import time
 import types
@@ -189,24 +190,26 @@ def cmd_train(args: argparse.Namespace) -> int:
         trainer_cfg = TrainerConfig(**merged)
         task = cls(task_cfg)
         run_dir = Path(trainer_cfg.out_dir)
-    print(f"rnnkit {__version__}: training {args.task} -> {run_dir}", flush=True)
+    main_rank = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 reports
+    say = print if main_rank else (lambda *a, **k: None)
+    say(f"rnnkit {__version__}: training {args.task} -> {run_dir}", flush=True)
     with logging_redirect_tqdm():
         trainer = Trainer(task, trainer_cfg, resume=run_dir if args.resume else None)
-        if not args.resume:
+        if not args.resume and main_rank:
             save_task_file(run_dir, task)
         try:
             result = trainer.fit()
         except KeyboardInterrupt:
-            print(f"\ninterrupted: checkpoint saved; continue with --resume {run_dir}")
+            say(f"\ninterrupted: checkpoint saved; continue with --resume {run_dir}")
             return 130
     valid = result.get("valid") or {}
     summary = ", ".join(f"{k} {v:.4f}" for k, v in valid.items() if isinstance(v, float))
-    print(f"stopped ({result.get('stop_reason')}) at step {result.get('step')}; valid: {summary}")
-    if args.sample_length and hasattr(task, "generate"):
-        print("--- sample ---")
-        print(task.generate(trainer.model, length=args.sample_length, temperature=0.8, seed=0))
-        print("--------------")
-    print(f"run directory: {run_dir}  (rnnkit evaluate {run_dir} | rnnkit sample {run_dir})")
+    say(f"stopped ({result.get('stop_reason')}) at step {result.get('step')}; valid: {summary}")
+    if args.sample_length and hasattr(task, "generate") and main_rank:
+        say("--- sample ---")
+        say(task.generate(trainer.model, length=args.sample_length, temperature=0.8, seed=0))
+        say("--------------")
+    say(f"run directory: {run_dir}  (rnnkit evaluate {run_dir} | rnnkit sample {run_dir})")
     return 0
 
 
