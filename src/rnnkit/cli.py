@@ -89,10 +89,10 @@ def _given(args: argparse.Namespace, prefix: str) -> dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .tasks.base import TASKS, get_task_class
+    from .tasks.base import TASKS, import_tasks
     from .train import TrainerConfig
 
-    get_task_class("lm")  # import the tasks so they register
+    import_tasks()
     parser = argparse.ArgumentParser(
         prog="rnnkit", description="Recurrent neural networks on PyTorch: train, evaluate, sample."
     )

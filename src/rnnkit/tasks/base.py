@@ -28,8 +28,15 @@ def register(name: str):
     return deco
 
 
+def import_tasks() -> dict[str, type]:
+    """Import the built-in task modules (each registers itself) and return the registry."""
+    from . import captioning, lm, sorting  # noqa: F401
+
+    return TASKS
+
+
 def get_task_class(name: str) -> type:
-    from . import lm  # noqa: F401  (tasks register themselves on import)
+    import_tasks()
 
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}; expected one of {sorted(TASKS)}")
