@@ -78,6 +78,7 @@ class LMConfig:
 
 
 # name -> (LMConfig overrides, TrainerConfig overrides)
+# fmt: off
 PRESETS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     # Character level (Karpathy's char-rnn sizes, tuned for a 2-core CPU and a few minutes).
     "char-tiny": (
@@ -85,82 +86,38 @@ PRESETS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         dict(optimizer="adam", lr=3e-3, clip_norm=1.0, eval_every=200, eval_max_batches=20),
     ),
     "char": (
-        dict(embed_size=64, hidden_size=512, num_layers=1, batch_size=32, bptt=100),
-        dict(
-            optimizer="adam",
-            lr=3e-3,
-            clip_norm=1.0,
-            schedule="cosine",
-            warmup_steps=50,
-            eval_every=200,
-            eval_max_batches=40,
-        ),
-    ),  # fmt: skip
+        dict(embed_size=64, hidden_size=512, num_layers=1, batch_size=32, bptt=100,
+             eval_batch_size=64),
+        dict(optimizer="adam", lr=3e-3, clip_norm=1.0, schedule="cosine", warmup_steps=50,
+             eval_every=100, eval_max_batches=10),
+    ),
     "char-large": (
-        dict(embed_size=128, hidden_size=512, num_layers=2, dropout=0.2, batch_size=64, bptt=100),
-        dict(
-            optimizer="adam",
-            lr=2e-3,
-            clip_norm=1.0,
-            schedule="cosine",
-            warmup_steps=100,
-            eval_every=500,
-            eval_max_batches=50,
-        ),
-    ),  # fmt: skip
+        dict(embed_size=64, hidden_size=512, num_layers=2, dropout=0.2, batch_size=32, bptt=100,
+             eval_batch_size=64),
+        dict(optimizer="adam", lr=2e-3, clip_norm=1.0, schedule="cosine", warmup_steps=100,
+             eval_every=250, eval_max_batches=10),
+    ),
     # Word level: Zaremba, Sutskever & Vinyals 2014, "Recurrent Neural Network Regularization" (PTB).
     "small": (
-        dict(
-            level="word",
-            embed_size=200,
-            hidden_size=200,
-            num_layers=2,
-            batch_size=20,
-            bptt=20,
-            init_range=0.1,
-        ),
-        dict(
-            optimizer="sgd", lr=1.0, clip_norm=5.0, epochs=13, schedule="plateau", decay_factor=2.0
-        ),
-    ),  # fmt: skip
+        dict(level="word", embed_size=200, hidden_size=200, num_layers=2, batch_size=20, bptt=20,
+             init_range=0.1),
+        dict(optimizer="sgd", lr=1.0, clip_norm=5.0, epochs=13, schedule="plateau",
+             decay_factor=2.0),
+    ),
     "medium": (
-        dict(
-            level="word",
-            embed_size=650,
-            hidden_size=650,
-            num_layers=2,
-            dropout=0.5,
-            embed_dropout=0.5,
-            batch_size=20,
-            bptt=35,
-            init_range=0.05,
-        ),
-        dict(
-            optimizer="sgd", lr=1.0, clip_norm=5.0, epochs=39, schedule="plateau", decay_factor=1.2
-        ),
-    ),  # fmt: skip
+        dict(level="word", embed_size=650, hidden_size=650, num_layers=2, dropout=0.5,
+             embed_dropout=0.5, batch_size=20, bptt=35, init_range=0.05),
+        dict(optimizer="sgd", lr=1.0, clip_norm=5.0, epochs=39, schedule="plateau",
+             decay_factor=1.2),
+    ),
     "large": (
-        dict(
-            level="word",
-            embed_size=1500,
-            hidden_size=1500,
-            num_layers=2,
-            dropout=0.65,
-            embed_dropout=0.65,
-            batch_size=20,
-            bptt=35,
-            init_range=0.04,
-        ),
-        dict(
-            optimizer="sgd",
-            lr=1.0,
-            clip_norm=10.0,
-            epochs=55,
-            schedule="plateau",
-            decay_factor=1.15,
-        ),
-    ),  # fmt: skip
+        dict(level="word", embed_size=1500, hidden_size=1500, num_layers=2, dropout=0.65,
+             embed_dropout=0.65, batch_size=20, bptt=35, init_range=0.04),
+        dict(optimizer="sgd", lr=1.0, clip_norm=10.0, epochs=55, schedule="plateau",
+             decay_factor=1.15),
+    ),
 }
+# fmt: on
 
 
 class RNNLanguageModel(nn.Module):
