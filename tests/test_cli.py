@@ -142,3 +142,11 @@ def test_export_onnx_matches_the_model_and_convert_writes_a_layout(tmp_path, cor
     arrays = np.load(out)
     shapes = sorted(tuple(a.shape) for a in arrays.values())
     assert (8, 64) in shapes and (16, 64) in shapes  # kernel (D, 4H), recurrent_kernel (H, 4H)
+
+
+def test_a_time_budget_alone_trains_past_one_epoch(tmp_path, corpus, capsys):
+    run = tmp_path / "run"
+    assert train(run, corpus, "--time-budget", "4", "--sample-length", "0") == 0
+    assert "stopped (time_budget)" in capsys.readouterr().out
+    epochs = {r["epoch"] for r in read_metrics(run / "metrics.jsonl") if r["split"] == "train"}
+    assert max(epochs) >= 1

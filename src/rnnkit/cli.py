@@ -18,7 +18,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import math
 import os
 import sys
 import time
@@ -30,6 +29,7 @@ from typing import Any
 from . import __version__
 
 TRAINER_FLAG_ALIASES = {"out_dir": ["--out"]}
+UNTIL_BUDGET = 1_000_000  # epochs when only --time-budget bounds a run
 
 
 def _field_type(f: dataclasses.Field, owner: type) -> tuple[Any, bool]:
@@ -185,6 +185,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         task_cfg = cls.Config(**{**task_over, **task_flags,
                                  "seed": trainer_flags.get("seed", 0)})  # fmt: skip
         merged = {**trainer_over, **trainer_flags}
+        if merged.get("time_budget") and "epochs" not in merged:
+            merged["epochs"] = UNTIL_BUDGET  # a budget alone means: train until it is spent
         stamp = time.strftime("%Y%m%d-%H%M%S")
         merged.setdefault("out_dir", str(Path("runs") / f"{args.task}-{stamp}"))
         trainer_cfg = TrainerConfig(**merged)
@@ -237,8 +239,8 @@ def evaluate_run(task: Any, model: Any, split: str) -> dict[str, Any]:
         result = evaluate_loss(task, model, split, device, DistributedContext())
         if result is None:
             raise ValueError(f"the {split!r} split is empty for this run's data")
-    if "loss" in result:
-        result.setdefault("perplexity", math.exp(min(result["loss"], 700.0)))
+    if "ppl" in result:  # language-model style results: spell the figure out too
+        result.setdefault("perplexity", result["ppl"])
     return result
 
 
@@ -311,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(args.verbose)
     try:
         return COMMANDS[args.command](args)
-    except (ValueError, TypeError, FileNotFoundError) as e:
+    except (ValueError, TypeError, FileNotFoundError, ImportError) as e:
         print(f"rnnkit {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -30,7 +30,7 @@ def register(name: str):
 
 def import_tasks() -> dict[str, type]:
     """Import the built-in task modules (each registers itself) and return the registry."""
-    from . import captioning, lm, sorting  # noqa: F401
+    from . import captioning, forecasting, lm, seq2seq, sorting  # noqa: F401
 
     return TASKS
 

@@ -334,6 +334,7 @@ class Trainer:
                 total = self.step + self._clock.steps_left()
                 if cfg.max_steps is not None:
                     total = min(total, cfg.max_steps)
+                total = min(total, cfg.epochs * self.steps_per_epoch)  # epochs may end it first
                 self.schedule.set_total_steps(max(total, 1))
                 self._bar.set_total(total)
         flags = [float(self._interrupt.requested), float(time_up)]
