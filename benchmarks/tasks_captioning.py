@@ -25,18 +25,9 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.common import parse_sets
 from rnnkit.tasks.captioning import PRESETS, CaptionConfig, CaptioningTask
 from rnnkit.train import Trainer, TrainerConfig
-
-
-def parse_sets(items: list[str]) -> dict:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--set expects FIELD=VALUE, got {item!r}")
-        out[key] = json.loads(value) if value[:1] in "0123456789-[{tfn" else value
-    return out
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.common import parse_sets
 from rnnkit.tasks.forecasting import PRESETS, ForecastConfig, ForecastTask
 from rnnkit.train import Trainer, TrainerConfig, best_checkpoint, load_model_weights
 
@@ -44,16 +45,6 @@ VARIANTS: dict[str, dict] = {
     "window 48": {"ensemble": 1, "input_len": 48},
     "GRU": {"ensemble": 1, "cell": "gru"},
 }
-
-
-def parse_sets(items: list[str]) -> dict:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--set expects FIELD=VALUE, got {item!r}")
-        out[key] = json.loads(value) if value[:1] in "0123456789-[{tfn" else value
-    return out
 
 
 def train_and_evaluate(task_over: dict, trainer_over: dict, seed: int, out: Path, budget: float,

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.common import parse_sets
 from rnnkit.tasks.seq2seq import PRESETS, Seq2SeqConfig, Seq2SeqTask
 from rnnkit.train import Trainer, TrainerConfig
 
@@ -41,16 +42,6 @@ VARIANTS = {
     "h-uni": ("dates-h", {"bidirectional": False}),
 }
 EXAMPLES = ["Tuesday, May 3rd, 1998", "3.5.98", "12/31/2068", "1 JAN 70", "FEBRUARY 2001, 28"]
-
-
-def parse_sets(items: list[str]) -> dict:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--set expects FIELD=VALUE, got {item!r}")
-        out[key] = json.loads(value) if value[:1] in "0123456789-[{tfn" else value
-    return out
 
 
 def run_variant(name: str, args: argparse.Namespace, out: Path) -> dict:

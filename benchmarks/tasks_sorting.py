@@ -28,7 +28,7 @@ import torch
 from rnnkit.tasks.sorting import PRESETS, SortConfig, SortingTask, plot_accuracy_by_length
 from rnnkit.train import Trainer, TrainerConfig
 
-from .tasks_captioning import parse_sets
+from .common import parse_sets
 
 
 def main(argv: list[str] | None = None) -> dict:
