@@ -308,6 +308,9 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    if (sys.argv[1:] if argv is None else argv) == ["--version"]:
+        print(f"rnnkit {__version__}")  # answer at once, before torch and the tasks import
+        return 0
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)

@@ -159,7 +159,7 @@ def build_vocab(captions: list[list[str]], min_count: int) -> Vocab:
 
 @register("caption")
 class CaptioningTask:
-    """Caption images, in the shape :class:`rnnkit.train.Trainer` trains."""
+    """Caption images with a CNN encoder and an LSTM decoder (Show and Tell; optional attention)."""
 
     Config = CaptionConfig
     PRESETS = PRESETS

@@ -193,7 +193,7 @@ class _Windows:
 
 @register("lm")
 class LanguageModelTask:
-    """A language model on a corpus, in the shape :class:`rnnkit.train.Trainer` trains."""
+    """Character- or word-level language model on a corpus (default: the Python stdlib sources)."""
 
     Config = LMConfig
     PRESETS = PRESETS

@@ -197,7 +197,7 @@ def sorted_targets(seqs: list[np.ndarray]) -> list[np.ndarray]:
 
 @register("sort")
 class SortingTask:
-    """Sort sequences of integers with a bidirectional RNN, in the shape the Trainer trains."""
+    """Sort sequences of integers with a bidirectional LSTM (MXNet bi-lstm-sort)."""
 
     Config = SortConfig
     PRESETS = PRESETS
