@@ -150,3 +150,24 @@ def test_a_time_budget_alone_trains_past_one_epoch(tmp_path, corpus, capsys):
     assert "stopped (time_budget)" in capsys.readouterr().out
     epochs = {r["epoch"] for r in read_metrics(run / "metrics.jsonl") if r["split"] == "train"}
     assert max(epochs) >= 1
+
+
+def test_word_level_ptb_layout_with_a_preset(tmp_path, capsys):
+    """A PTB-style directory, word level, Zaremba's small preset (shrunk), evaluate --split test."""
+    data = tmp_path / "ptb"
+    data.mkdir()
+    words = "the cat sat on the mat and the dog ate the log".split()
+    for split, n in (("train", 300), ("valid", 40), ("test", 40)):
+        lines = [" ".join(words[(i + j) % len(words)] for j in range(8)) for i in range(n)]
+        (data / f"ptb.{split}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    run = tmp_path / "run"
+    argv = ["train", "lm", "--data", str(data), "--level", "word", "--preset", "small",
+            "--hidden-size", "16", "--embed-size", "16", "--max-steps", "20", "--epochs", "2",
+            "--out", str(run), "--no-progress", "--sample-length", "12"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "--- sample ---" in out
+    assert main(["evaluate", str(run), "--split", "test", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["split"] == "test" and result["tokens"] > 0
+    assert result["loss"] < math.log(len(set(words)) + 2)  # learned something beyond uniform
