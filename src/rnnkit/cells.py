@@ -13,18 +13,15 @@ size changes; zoneout masks are drawn at every step.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from .functional import CellParams, gru_step, input_projection, lstm_step, rnn_step, zoneout
-from .options import Variants
+from .options import Variants, init_forget_bias, init_variant_parameter, variant_parameter_shapes
 from .regularization import dropout_mask, zoneout_masks
 from .state import check_state_tensor
-
-_GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
 
 
 class _RecurrentCell:
@@ -35,21 +32,13 @@ class _RecurrentCell:
 
     def _setup_variants(self, variants: Variants) -> None:
         self.variants = variants
-        g, h = _GATES[self.mode], self.hidden_size
         factory = {"device": self.weight_ih.device, "dtype": self.weight_ih.dtype}
-        if variants.layer_norm:
-            self.layer_norm_ih = nn.Parameter(torch.ones(g * h, **factory))
-            self.layer_norm_hh = nn.Parameter(torch.ones(g * h, **factory))
-            if self.mode == "LSTM":
-                self.layer_norm_c_weight = nn.Parameter(torch.ones(h, **factory))
-                self.layer_norm_c_bias = nn.Parameter(torch.zeros(h, **factory))
-        if variants.peephole:
-            stdv = 1.0 / math.sqrt(h)
-            self.peephole = nn.Parameter(torch.empty(3, h, **factory).uniform_(-stdv, stdv))
+        for name, shape in variant_parameter_shapes(self.mode, self.hidden_size, variants).items():
+            param = nn.Parameter(torch.empty(shape, **factory))
+            init_variant_parameter(name, param, self.hidden_size)
+            self.register_parameter(name, param)
         if variants.forget_bias is not None and self.bias:
-            with torch.no_grad():
-                self.bias_ih[h : 2 * h].fill_(variants.forget_bias)
-                self.bias_hh[h : 2 * h].zero_()
+            init_forget_bias(self.bias_ih, self.bias_hh, variants.forget_bias, self.hidden_size)
         self._masks: dict[str, Tensor] = {}
 
     def reset_dropout_mask(self) -> None:

@@ -32,11 +32,15 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from . import fused
 from .functional import CellParams, StepOptions, input_projection, scan
-from .options import Variants, check_backend
+from .options import (
+    Variants,
+    check_backend,
+    init_forget_bias,
+    init_variant_parameter,
+    variant_parameter_shapes,
+)
 from .regularization import drop_connect, dropout_mask, zoneout_masks
 from .state import check_lengths, check_state_tensor, zero_state
-
-_GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
 
 
 class _RecurrentLayer:
@@ -55,24 +59,13 @@ class _RecurrentLayer:
                 f"backend='native' cannot run {variants.describe()}: torch's kernels have no such "
                 "option; use backend='auto' or 'fused'"
             )
-        g, h = _GATES[self.mode], self.hidden_size
         factory = {"device": self.weight_ih_l0.device, "dtype": self.weight_ih_l0.dtype}
+        shapes = variant_parameter_shapes(self._step_mode, self.hidden_size, variants)
         for k in range(self.num_layers):
             for sfx in self._suffixes():
-                if variants.layer_norm:
-                    for name, size in (("layer_norm_ih", g * h), ("layer_norm_hh", g * h)):
-                        self.register_parameter(
-                            f"{name}_l{k}{sfx}", nn.Parameter(torch.empty(size, **factory))
-                        )
-                    if self.mode == "LSTM":
-                        for name in ("layer_norm_c_weight", "layer_norm_c_bias"):
-                            self.register_parameter(
-                                f"{name}_l{k}{sfx}", nn.Parameter(torch.empty(h, **factory))
-                            )
-                if variants.peephole:
-                    self.register_parameter(
-                        f"peephole_l{k}{sfx}", nn.Parameter(torch.empty(3, h, **factory))
-                    )
+                for name, shape in shapes.items():
+                    param = nn.Parameter(torch.empty(shape, **factory))
+                    self.register_parameter(f"{name}_l{k}{sfx}", param)
         self._reset_variant_parameters()
 
     def _suffixes(self) -> tuple[str, ...]:
@@ -88,23 +81,17 @@ class _RecurrentLayer:
             self._reset_variant_parameters()
 
     def _reset_variant_parameters(self) -> None:
-        stdv = 1.0 / math.sqrt(self.hidden_size)
-        h = self.hidden_size
-        with torch.no_grad():
-            for name, param in self.named_parameters():
-                if name.startswith(("layer_norm_ih", "layer_norm_hh", "layer_norm_c_weight")):
-                    param.fill_(1.0)
-                elif name.startswith("layer_norm_c_bias"):
-                    param.zero_()
-                elif name.startswith("peephole"):
-                    param.uniform_(-stdv, stdv)
-            if self.variants.forget_bias is not None and self.bias:
-                for k in range(self.num_layers):
-                    for sfx in self._suffixes():
-                        getattr(self, f"bias_ih_l{k}{sfx}")[h : 2 * h].fill_(
-                            self.variants.forget_bias
-                        )
-                        getattr(self, f"bias_hh_l{k}{sfx}")[h : 2 * h].zero_()
+        for name, param in self.named_parameters():
+            init_variant_parameter(name, param, self.hidden_size)
+        if self.variants.forget_bias is not None and self.bias:
+            for k in range(self.num_layers):
+                for sfx in self._suffixes():
+                    init_forget_bias(
+                        getattr(self, f"bias_ih_l{k}{sfx}"),
+                        getattr(self, f"bias_hh_l{k}{sfx}"),
+                        self.variants.forget_bias,
+                        self.hidden_size,
+                    )
 
     def cell_params(self, layer: int, direction: int) -> CellParams:
         """The :class:`CellParams` of one layer and direction (0 forward, 1 reverse)."""

@@ -17,7 +17,11 @@ option                 meaning (paper)
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+
+import torch
+from torch import Tensor
 
 MODES = ("LSTM", "GRU", "RNN")
 
@@ -117,3 +121,42 @@ def check_backend(backend: str) -> str:
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     return backend
+
+
+GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+
+
+def variant_parameter_shapes(
+    mode: str, hidden: int, variants: Variants
+) -> dict[str, tuple[int, ...]]:
+    """Names (without torch's ``_l{k}`` suffix) and shapes of the parameters the variants add:
+    ``layer_norm_ih``/``layer_norm_hh`` ``(G*H,)``, ``layer_norm_c_weight``/``layer_norm_c_bias``
+    ``(H,)`` (LSTM), ``peephole`` ``(3, H)`` (rows i, f, o). Layers and cells share these names, so a
+    cell loads layer ``k`` by dropping the suffix."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    if variants.layer_norm:
+        shapes["layer_norm_ih"] = shapes["layer_norm_hh"] = (GATES[mode] * hidden,)
+        if mode == "LSTM":
+            shapes["layer_norm_c_weight"] = shapes["layer_norm_c_bias"] = (hidden,)
+    if variants.peephole:
+        shapes["peephole"] = (3, hidden)
+    return shapes
+
+
+@torch.no_grad()
+def init_variant_parameter(name: str, param: Tensor, hidden: int) -> None:
+    """Layer-norm gains 1 and shifts 0; peepholes uniform(-1/sqrt(H), 1/sqrt(H)) like torch's weights."""
+    if name.startswith("layer_norm_c_bias"):
+        param.zero_()
+    elif name.startswith("layer_norm"):
+        param.fill_(1.0)
+    elif name.startswith("peephole"):
+        stdv = 1.0 / math.sqrt(hidden)
+        param.uniform_(-stdv, stdv)
+
+
+@torch.no_grad()
+def init_forget_bias(bias_ih: Tensor, bias_hh: Tensor, value: float, hidden: int) -> None:
+    """Forget-gate slice (torch's gate order i, f, g, o) of ``b_ih`` to ``value``, of ``b_hh`` to 0."""
+    bias_ih[hidden : 2 * hidden].fill_(value)
+    bias_hh[hidden : 2 * hidden].zero_()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +21,7 @@ from ..data.corpus import corpus_from_text
 from ..decode import LayerStepper, sample_logits
 from ..layers import GRU, LSTM, RNN
 from ..regularization import LockedDropout
+from ..train.metrics import bits_per_char, perplexity
 from .base import config_from_dict, register
 
 log = logging.getLogger(__name__)
@@ -262,9 +262,9 @@ class LanguageModelTask:
         return loss, state, targets.numel()
 
     def metrics(self, mean_loss: float) -> dict[str, float]:
-        out = {"ppl": math.exp(min(mean_loss, 700.0))}
+        out = {"ppl": perplexity(mean_loss)}
         if self.cfg.level == "char":
-            out["bpc"] = mean_loss / math.log(2)
+            out["bpc"] = bits_per_char(mean_loss)
         return out
 
     def state_dict(self) -> dict[str, Any]:

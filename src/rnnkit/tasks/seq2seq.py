@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from ..data.sequences import BucketSampler, pad_sequences
 from ..data.text import Vocab
 from ..decode import LayerStepper
 from ..layers import GRU, LSTM
+from ..train.metrics import perplexity
 from .base import config_from_dict, register
 from .beam import beam_search, greedy_search
 
@@ -400,7 +400,7 @@ class Seq2SeqTask:
         return loss, None, int((tgt_out != PAD_ID).sum())
 
     def metrics(self, mean_loss: float) -> dict[str, float]:
-        return {"ppl": math.exp(min(mean_loss, 700.0))}
+        return {"ppl": perplexity(mean_loss)}
 
     def state_dict(self) -> dict[str, Any]:
         return {"config": dataclasses.asdict(self.cfg), "vocab": self.vocab.to_dict()}
