@@ -229,16 +229,12 @@ def _load_run(run_dir: str, which: str, device: str, **overrides: Any):
 def evaluate_run(task: Any, model: Any, split: str) -> dict[str, Any]:
     """The task's own evaluation when it has one, else the token-weighted mean loss of ``split``."""
     from .train import DistributedContext
-    from .train.evaluation import evaluate_loss
+    from .train.evaluation import evaluate_task
 
-    custom = getattr(task, "evaluate", None)
-    if custom is not None:
-        result = dict(custom(model, split))
-    else:
-        device = next(model.parameters()).device
-        result = evaluate_loss(task, model, split, device, DistributedContext())
-        if result is None:
-            raise ValueError(f"the {split!r} split is empty for this run's data")
+    device = next(model.parameters()).device
+    result = evaluate_task(task, model, split, device, DistributedContext())
+    if result is None:
+        raise ValueError(f"the {split!r} split is empty for this run's data")
     if "ppl" in result:  # language-model style results: spell the figure out too
         result.setdefault("perplexity", result["ppl"])
     return result

@@ -67,3 +67,22 @@ def evaluate_loss(
     total, weight = dist_utils.all_reduce_sum([mean.total, mean.weight], ctx, device)
     value = total / weight if weight else math.nan
     return {"loss": value, "tokens": int(weight), **task.metrics(value)}
+
+
+def evaluate_task(
+    task: Any,
+    model: nn.Module,
+    split: str,
+    device: torch.device,
+    ctx: dist_utils.DistributedContext,
+    max_batches: int | None = None,
+) -> dict[str, Any] | None:
+    """``task.evaluate(model, split)`` when the task defines it (must give ``'loss'``; rank 0's
+    result is broadcast under DDP), else :func:`evaluate_loss`. The caller sets eval mode."""
+    custom = getattr(task, "evaluate", None)
+    if custom is None:
+        return evaluate_loss(task, model, split, device, ctx, max_batches)
+    result = dist_utils.broadcast_object(dict(custom(model, split)), ctx)
+    if "loss" not in result:
+        raise ValueError(f"task.evaluate must return a dict with 'loss', got {sorted(result)}")
+    return result

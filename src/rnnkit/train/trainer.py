@@ -33,7 +33,7 @@ from .checkpoint import LoadedCheckpoint, list_checkpoints, load_checkpoint, res
 from .checkpoint import save_checkpoint as write_checkpoint
 from .clock import RunClock
 from .config import FREE_ON_RESUME, TrainerConfig
-from .evaluation import evaluate_loss, move_to_device, prepare_batch
+from .evaluation import evaluate_task, move_to_device, prepare_batch
 from .metrics import RunningMean
 from .optim import CosineSchedule, build_optimizer, build_schedule, set_lr
 from .progress import CURVES_FILE, MetricsLog, ProgressBar, plot_curves
@@ -194,15 +194,7 @@ class Trainer:
         was_training = model.training
         model.eval()
         try:
-            custom = getattr(self.task, "evaluate", None)
-            if custom is not None:
-                result = dist_utils.broadcast_object(dict(custom(model, split)), self.ctx)
-                if "loss" not in result:
-                    raise ValueError(
-                        f"task.evaluate must return a dict with 'loss', got {sorted(result)}"
-                    )
-                return result
-            return evaluate_loss(self.task, model, split, self.device, self.ctx, max_batches)
+            return evaluate_task(self.task, model, split, self.device, self.ctx, max_batches)
         finally:
             model.train(was_training)
 
