@@ -249,13 +249,13 @@ def test_recurrent_dropout_mask_is_shared_over_time():
     """With a zero input and W_ih = 0, h_t depends on the mask only through W_hh (h * m): a unit
     dropped at step 1 is dropped at every step, so its recurrent column never contributes."""
     torch.manual_seed(0)
-    layer = rnnkit.RNN(2, 4, recurrent_dropout=0.5, bias=True, dtype=torch.float64)
+    layer = rnnkit.RNN(2, 16, recurrent_dropout=0.5, bias=True, dtype=torch.float64)
     with torch.no_grad():
         layer.weight_ih_l0.zero_()
-        layer.weight_hh_l0.copy_(torch.eye(4))
+        layer.weight_hh_l0.copy_(torch.eye(16))
         layer.bias_hh_l0.zero_()
         layer.bias_ih_l0.fill_(0.0)
-    h0 = torch.ones(1, 1, 4, dtype=torch.float64)
+    h0 = torch.ones(1, 1, 16, dtype=torch.float64)
     out, _ = layer(torch.zeros(6, 1, 2, dtype=torch.float64), h0)
     dropped = out[0, 0] == 0
     assert dropped.any() and (~dropped).any()

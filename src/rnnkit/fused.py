@@ -21,17 +21,21 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import functional
+from . import cpu_kernels, functional, fused_support
 from .functional import CellParams, StepOptions
 from .fused_gru import GRUSequence, RNNSequence, gru_forward, rnn_forward
 from .fused_lstm import LSTMSequence, lstm_forward
 from .fused_support import Aux, DnnLinear, Seq, keep_weights
+from .kernel_lstm import KernelLSTMSequence, lstm_kernel_forward
 
-__all__ = ["input_projection", "linear", "scan"]
+__all__ = ["input_projection", "layer_direction", "linear", "scan"]
 
 logger = logging.getLogger(__name__)
 
 MODES = ("LSTM", "GRU", "RNN")
+# whether CPU float32/float64 tensors go through the C step kernels (rnnkit.cpu_kernels) when they
+# are available; tests switch it off to check the torch-op kernels too
+USE_CPU_KERNELS = True
 
 
 def _needs_grad(tensors: tuple[Tensor | None, ...]) -> bool:
@@ -70,18 +74,10 @@ def scan(
             mode, gx, state, p, lengths=lengths, reverse=reverse, options=opts,
             nonlinearity=nonlinearity,
         )  # fmt: skip
-    valid = None
-    if lengths is not None:
-        steps = torch.arange(gx.shape[0], device=gx.device)
-        valid = (steps[:, None] < lengths.to(gx.device)).unsqueeze(-1)  # (T, N, 1)
-    aux = Aux(
-        seq=Seq(gx.shape[0], reverse, valid),
-        mask=opts.dropout_mask,
-        keep_h=keep_weights(opts.zoneout_h, valid, gx),
-        keep_c=keep_weights(opts.zoneout_c, valid, gx) if mode == "LSTM" else None,
-        nonlinearity=nonlinearity,
-    )
+    aux = _aux(mode, gx, opts, lengths, reverse, nonlinearity)
     w = p.w_hh if opts.w_hh is None else opts.w_hh
+    if mode == "LSTM" and _kernel_serves(gx, p):
+        return _lstm_kernel(aux, gx, state, p, w, p.b_hh, None)
     if mode == "LSTM":
         inputs = (gx, state[0], state[1], w, p.b_hh, p.w_hr, p.ln_hh, p.ln_c_weight,
                   p.ln_c_bias, p.peephole)  # fmt: skip
@@ -101,9 +97,74 @@ def scan(
     return aux.seq.outputs(hs), (aux.seq.last(hs),)
 
 
+def layer_direction(
+    mode: str,
+    x: Tensor,
+    state: tuple[Tensor, ...],
+    p: CellParams,
+    *,
+    lengths: Tensor | None = None,
+    reverse: bool = False,
+    options: StepOptions | None = None,
+    nonlinearity: str = "tanh",
+) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """One direction of one layer from its input: :func:`input_projection` then :func:`scan`.
+
+    ``x (T, N, D)``; the rest as :func:`scan`. On the C kernel path of the LSTM the projection is
+    the bare GEMM ``x W_ih^T`` and its layer norm and biases run inside the step kernel
+    (:mod:`rnnkit.kernel_lstm`), which saves two passes over the ``(T, N, 4H)`` projections.
+    """
+    opts = options or StepOptions()
+    kw = dict(lengths=lengths, reverse=reverse, options=opts, nonlinearity=nonlinearity)
+    if mode != "LSTM" or x.shape[0] == 0 or not _fusable(opts) or not _kernel_serves(x, p):
+        return scan(mode, input_projection(x, p), state, p, **kw)
+    gx = linear(x, p.w_ih)
+    bias = p.b_hh if p.b_ih is None else (p.b_ih if p.b_hh is None else p.b_ih + p.b_hh)
+    aux = _aux(mode, gx, opts, lengths, reverse, nonlinearity)
+    w = p.w_hh if opts.w_hh is None else opts.w_hh
+    return _lstm_kernel(aux, gx, state, p, w, bias, p.ln_ih)
+
+
+def _aux(
+    mode: str,
+    gx: Tensor,
+    opts: StepOptions,
+    lengths: Tensor | None,
+    reverse: bool,
+    nonlinearity: str,
+) -> Aux:
+    valid = None
+    if lengths is not None:
+        steps = torch.arange(gx.shape[0], device=gx.device)
+        valid = (steps[:, None] < lengths.to(gx.device)).unsqueeze(-1)  # (T, N, 1)
+    return Aux(
+        seq=Seq(gx.shape[0], reverse, valid),
+        mask=opts.dropout_mask,
+        keep_h=keep_weights(opts.zoneout_h, valid, gx),
+        keep_c=keep_weights(opts.zoneout_c, valid, gx) if mode == "LSTM" else None,
+        nonlinearity=nonlinearity,
+    )
+
+
+def _kernel_serves(like: Tensor, p: CellParams) -> bool:
+    """Whether the LSTM runs on the C step kernels (CPU float32/64, no projection)."""
+    return p.w_hr is None and USE_CPU_KERNELS and cpu_kernels.available(like)
+
+
+def _lstm_kernel(aux, gx, state, p, w, bias, ln_ih):
+    inputs = (gx, state[0], state[1], w, bias, ln_ih, p.ln_hh, p.ln_c_weight, p.ln_c_bias,
+              p.peephole)  # fmt: skip
+    if _needs_grad(inputs):
+        out, h, c = KernelLSTMSequence.apply(aux, *inputs)
+        return out, (h, c)
+    with torch.no_grad():
+        hs, c_n, _ = lstm_kernel_forward(aux, *inputs, save=False)
+    return aux.seq.outputs(hs), (aux.seq.last(hs), c_n)
+
+
 def linear(x: Tensor, w: Tensor, b: Tensor | None = None) -> Tensor:
     """``F.linear(x, w, b)``, with oneDNN GEMMs forward and backward for CPU float32 tensors."""
-    if x.device.type == "cpu" and x.dtype == torch.float32 and x.shape[-1] > 0:
+    if fused_support.dnn_serves(x) and x.shape[-1] > 0:
         return DnnLinear.apply(x, w, b)
     return F.linear(x, w, b)
 

@@ -13,6 +13,7 @@ followed by the ``torch.where`` of :func:`rnnkit.functional.scan`.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch
@@ -126,28 +127,63 @@ def ln_param_grads(
 def outer_sum(grad: Tensor, x: Tensor) -> Tensor:
     """``sum_t grad_t^T x_t`` as one GEMM: ``(T, N, M), (T, N, K) -> (M, K)``."""
     g2, x2 = grad.reshape(-1, grad.shape[-1]), x.reshape(-1, x.shape[-1])
+    if not _DNN:
+        return torch.mm(g2.t(), x2)
     return Gemm(x2.t(), g2.shape[1])(g2.t())
 
 
-# oneDNN's prepacked GEMM (what torch.nn.LSTM runs on CPU) is 1.5-2.5x faster than torch.mm (MKL)
-# for the skinny per-step GEMMs of a recurrence on the machines measured (docs/benchmarks.md).
+def _cpu_vendor() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):  # noqa: SIM115 - a pseudo-file read once
+            if line.startswith("vendor_id"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+def prefer_onednn() -> bool:
+    """Whether CPU float32 GEMMs go to oneDNN's prepacked GEMM instead of ``torch.mm`` (MKL).
+
+    Measured (docs/benchmarks.md): on AMD CPUs MKL is 1.5-2.5x slower than oneDNN for the skinny
+    GEMMs of a recurrence (MKL takes generic code paths off Intel CPUs); on Intel CPUs MKL is as
+    fast or faster, and needs no weight packing or transposed copies. ``RNNKIT_CPU_GEMM=onednn``
+    or ``=mkl`` overrides the choice.
+    """
+    choice = os.environ.get("RNNKIT_CPU_GEMM", "").lower()
+    if choice in ("onednn", "mkl"):
+        return choice == "onednn"
+    return _cpu_vendor() != "GenuineIntel"
+
+
 _linear = getattr(torch.ops.mkldnn, "_linear_pointwise", None)
 _reorder = getattr(torch.ops.mkldnn, "_reorder_linear_weight", None)
-_DNN = _linear is not None and _reorder is not None and torch.backends.mkldnn.is_available()
+_DNN = (
+    _linear is not None
+    and _reorder is not None
+    and torch.backends.mkldnn.is_available()
+    and prefer_onednn()
+)
+
+
+def dnn_serves(x: Tensor) -> bool:
+    """Whether :class:`Gemm` runs ``x``'s GEMMs on oneDNN (CPU float32, see :func:`prefer_onednn`)."""
+    return _DNN and x.device.type == "cpu" and x.dtype == torch.float32
 
 
 class Gemm:
     """``x W^T [+ bias] [+ add]`` for a weight ``W (M, K)`` reused over many calls.
 
-    On CPU in float32 the weight is packed once for oneDNN (``torch.ops.mkldnn._linear_pointwise``,
-    the op torch's own compiled CPU code uses); elsewhere (float64, CUDA, a build without oneDNN) it
-    is ``torch.addmm``. ``rows`` is the expected number of rows of ``x`` (a packing hint).
+    Where :func:`dnn_serves` (CPU float32 on a CPU where oneDNN is the faster GEMM) the weight is
+    packed once for oneDNN (``torch.ops.mkldnn._linear_pointwise``, the op torch's own compiled CPU
+    code uses); elsewhere (float64, CUDA, Intel CPUs, a build without oneDNN) it is ``torch.mm``.
+    ``rows`` is the expected number of rows of ``x`` (a packing hint).
     """
 
     def __init__(self, w: Tensor, rows: int) -> None:
         self.packed: Tensor | None = None
         self.wt = w.t()
-        if _DNN and w.device.type == "cpu" and w.dtype == torch.float32:
+        if dnn_serves(w):
             try:
                 self.packed = _reorder(w.contiguous(), rows)
             except RuntimeError:  # pragma: no cover - an ISA or build oneDNN cannot serve

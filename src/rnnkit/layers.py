@@ -283,21 +283,17 @@ class _RecurrentLayer:
         steps, batch = x.shape[0], x.shape[1]
         dirs = 2 if self.bidirectional else 1
         lengths_dev = None if lengths is None else lengths.to(x.device)
-        reference = self.backend == "reference"
-        run, project = (
-            (scan, input_projection) if reference else (fused.scan, fused.input_projection)
-        )
+        run = _reference_direction if self.backend == "reference" else fused.layer_direction
         layer_input = x
         finals: list[list[Tensor]] = [[] for _ in state]
         for k in range(self.num_layers):
             outputs = []
             for d in range(dirs):
                 p = self.cell_params(k, d)
-                gx = project(layer_input, p)
                 s0 = tuple(s[k * dirs + d] for s in state)
                 out, sn = run(
                     self._step_mode,
-                    gx,
+                    layer_input,
                     s0,
                     p,
                     lengths=lengths_dev,
@@ -319,6 +315,11 @@ class _RecurrentLayer:
         if self.backend != "auto":
             extra = ", ".join(filter(None, [extra, f"backend={self.backend!r}"]))
         return ", ".join(filter(None, [base, extra]))
+
+
+def _reference_direction(mode, x, state, p, **kw):
+    """:func:`rnnkit.functional.scan` of :func:`rnnkit.functional.input_projection` (the loop)."""
+    return scan(mode, input_projection(x, p), state, p, **kw)
 
 
 class LSTM(_RecurrentLayer, nn.LSTM):

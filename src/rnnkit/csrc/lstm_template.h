@@ -1,0 +1,296 @@
+/* LSTM step kernels for one REAL type; included by rnnkit_cpu.c once per type (SFX names it). */
+
+#define CAT2(a, b) a##_##b
+#define CAT(a, b) CAT2(a, b)
+#define FN(name) CAT(name, SFX)
+
+static inline REAL FN(sig)(REAL x) { return (REAL)1 / ((REAL)1 + EXP(-x)); }
+
+static inline REAL FN(keep)(const Keep *k, const REAL *row, long j) {
+    return row ? row[j * k->sj] : (REAL)k->val;
+}
+
+static inline const REAL *FN(keep_row)(const Keep *k, long t, long n) {
+    return k->p ? (const REAL *)k->p + t * k->st + n * k->sn : (const REAL *)0;
+}
+
+/* torch.lerp(new, prev, w): exact at w = 0 and w = 1 */
+static inline REAL FN(lerp)(REAL nw, REAL prev, REAL w) {
+    return w < (REAL)0.5 ? nw + w * (prev - nw) : prev - (prev - nw) * ((REAL)1 - w);
+}
+
+/* mean and 1/sqrt(var + eps) of x[0:n] (biased variance, two passes) */
+static inline void FN(moments)(const REAL *restrict x, long n, REAL *mu, REAL *rs) {
+    REAL s = 0, v = 0;
+    #pragma omp simd reduction(+ : s)
+    for (long k = 0; k < n; k++) s += x[k];
+    REAL m = s / (REAL)n;
+    #pragma omp simd reduction(+ : v)
+    for (long k = 0; k < n; k++) v += (x[k] - m) * (x[k] - m);
+    *mu = m;
+    *rs = (REAL)1 / SQRT(v / (REAL)n + (REAL)LN_EPS);
+}
+
+/* Forward step t (prev: the step before, -1 for the initial state). a (N, 4H) = hm_prev W_hh^T.
+ *   z = [LN(a; ln_w)] + gx_t + b_hh;  i, f = sig(z_i,f + P_i,f c);  g = tanh(z_g)
+ *   c' = f c + i g;  o = sig(z_o + P_o c');  h' = o tanh([LN(c'; lnc)])
+ *   h_t = lerp(h', h, kh_t);  c_t = lerp(c', c, kc_t);  hm = h_t * mask
+ * acts_t keeps (i, f, g, o). */
+void FN(lstm_fwd)(const LstmCtx *x, long t, long prev, const REAL *restrict a) {
+    const long N = x->N, H = x->H, G = 4 * H;
+    const REAL *gx = (const REAL *)x->gx + t * N * G;
+    const REAL *bias = x->bias, *lnw = x->ln_w, *peep = x->peep;
+    const REAL *lncw = x->lnc_w, *lncb = x->lnc_b, *mask = x->mask;
+    const REAL *hp = prev < 0 ? (const REAL *)x->h0 : (const REAL *)x->hs + prev * N * H;
+    const REAL *cp = prev < 0 ? (const REAL *)x->c0 : (const REAL *)x->cs + prev * N * H;
+    REAL *hs = (REAL *)x->hs + t * N * H, *cs = (REAL *)x->cs + t * N * H;
+    REAL *cn = (REAL *)x->cn + t * x->cn_st, *acts = (REAL *)x->acts + t * x->acts_st;
+    REAL *xh = lnw ? (REAL *)x->xhat + t * x->xhat_st : (REAL *)0;
+    REAL *st = x->stats ? (REAL *)x->stats + t * x->stats_st : (REAL *)0;
+    REAL *hm = (REAL *)x->hm;
+    const int blend_c = x->kc.p != 0 || x->kc.val != 0.0;
+    for (long n = 0; n < N; n++) {
+        const REAL *restrict an = a + n * G, *restrict gxn = gx + n * G;
+        const REAL *restrict cpn = cp + n * H, *restrict hpn = hp + n * H;
+        REAL *restrict z = acts + n * G, *restrict cnn = cn + n * H;
+        const REAL *lniw = x->ln_ih;
+        if (lniw) {
+            REAL mu, rs;
+            FN(moments)(gxn, G, &mu, &rs);
+            st[n * 6 + 4] = mu, st[n * 6 + 5] = rs;
+            #pragma omp simd
+            for (long k = 0; k < G; k++) z[k] = (gxn[k] - mu) * rs * lniw[k];
+        } else {
+            #pragma omp simd
+            for (long k = 0; k < G; k++) z[k] = gxn[k];
+        }
+        if (lnw) {
+            REAL mu, rs;
+            FN(moments)(an, G, &mu, &rs);
+            REAL *restrict xhn = xh + n * G;
+            #pragma omp simd
+            for (long k = 0; k < G; k++) {
+                xhn[k] = (an[k] - mu) * rs;
+                z[k] += xhn[k] * lnw[k];
+            }
+            st[n * 6] = mu, st[n * 6 + 1] = rs;
+        } else {
+            #pragma omp simd
+            for (long k = 0; k < G; k++) z[k] += an[k];
+        }
+        if (bias) {
+            #pragma omp simd
+            for (long k = 0; k < G; k++) z[k] += bias[k];
+        }
+        REAL *restrict zi = z, *restrict zf = z + H, *restrict zg = z + 2 * H, *restrict zo = z + 3 * H;
+        if (peep) {
+            #pragma omp simd
+            for (long j = 0; j < H; j++) {
+                zi[j] += peep[j] * cpn[j];
+                zf[j] += peep[H + j] * cpn[j];
+            }
+        }
+        #pragma omp simd
+        for (long j = 0; j < H; j++) {
+            REAL i = FN(sig)(zi[j]), f = FN(sig)(zf[j]), g = TANH(zg[j]);
+            zi[j] = i, zf[j] = f, zg[j] = g;
+            cnn[j] = f * cpn[j] + i * g;
+        }
+        if (peep) {
+            #pragma omp simd
+            for (long j = 0; j < H; j++) zo[j] += peep[2 * H + j] * cnn[j];
+        }
+        #pragma omp simd
+        for (long j = 0; j < H; j++) zo[j] = FN(sig)(zo[j]);
+        REAL *restrict hn = hs + n * H;
+        if (x->has_lnc) {
+            REAL mu, rs;
+            FN(moments)(cnn, H, &mu, &rs);
+            st[n * 6 + 2] = mu, st[n * 6 + 3] = rs;
+            #pragma omp simd
+            for (long j = 0; j < H; j++) {
+                REAL cl = (cnn[j] - mu) * rs;
+                if (lncw) cl *= lncw[j];
+                if (lncb) cl += lncb[j];
+                hn[j] = zo[j] * TANH(cl);
+            }
+        } else {
+            #pragma omp simd
+            for (long j = 0; j < H; j++) hn[j] = zo[j] * TANH(cnn[j]);
+        }
+        const REAL *kh = FN(keep_row)(&x->kh, t, n);
+        if (kh || x->kh.val != 0.0) {
+            #pragma omp simd
+            for (long j = 0; j < H; j++) hn[j] = FN(lerp)(hn[j], hpn[j], FN(keep)(&x->kh, kh, j));
+        }
+        if (blend_c) {
+            const REAL *kc = FN(keep_row)(&x->kc, t, n);
+            REAL *restrict csn = cs + n * H;
+            #pragma omp simd
+            for (long j = 0; j < H; j++) csn[j] = FN(lerp)(cnn[j], cpn[j], FN(keep)(&x->kc, kc, j));
+        }
+        if (mask) {
+            #pragma omp simd
+            for (long j = 0; j < H; j++) hm[n * H + j] = hn[j] * mask[n * H + j];
+        }
+    }
+}
+
+/* Backward step t: rec (N, H) = da_{t+1} W_hh from the step after (NULL at the first backward
+ * step). Reads dout_t, the carried gradients dhk (of h_t, kept part) and dc (of c_t); writes
+ * dz_t (gradient of z), da_t (of a, with LN), the new dhk and dc (of h_prev's kept part and
+ * c_prev), and accumulates the peephole and layer-norm gain gradients. */
+void FN(lstm_bwd)(const LstmCtx *x, long t, long prev, const REAL *restrict rec) {
+    const long N = x->N, H = x->H, G = 4 * H;
+    const REAL *lnw = x->ln_w, *peep = x->peep, *lncw = x->lnc_w, *mask = x->mask;
+    const REAL *cp = prev < 0 ? (const REAL *)x->c0 : (const REAL *)x->cs + prev * N * H;
+    const REAL *cn = (const REAL *)x->cn + t * x->cn_st, *acts = (const REAL *)x->acts + t * x->acts_st;
+    const REAL *xh = lnw ? (const REAL *)x->xhat + t * x->xhat_st : (const REAL *)0;
+    const REAL *st = x->stats ? (const REAL *)x->stats + t * x->stats_st : (const REAL *)0;
+    const REAL *dout = (const REAL *)x->dout + t * N * H;
+    const REAL *lncb = x->lnc_b;
+    REAL *dhk = x->dhk, *dc = x->dc, *dz = (REAL *)x->dz + t * N * G;
+    REAL *da = lnw ? (REAL *)x->da + t * N * G : (REAL *)0;
+    REAL *g_peep = x->g_peep, *g_lncw = x->g_lnc_w, *g_lncb = x->g_lnc_b, *g_lnw = x->g_ln_w;
+    for (long n = 0; n < N; n++) {
+        const REAL *restrict an = acts + n * G, *restrict cpn = cp + n * H, *restrict cnn = cn + n * H;
+        const REAL *restrict ai = an, *restrict af = an + H, *restrict ag = an + 2 * H, *restrict ao = an + 3 * H;
+        REAL *restrict dzn = dz + n * G, *restrict dhkn = dhk + n * H, *restrict dcn = dc + n * H;
+        REAL *restrict dzi = dzn, *restrict dzf = dzn + H, *restrict dzg = dzn + 2 * H, *restrict dzo = dzn + 3 * H;
+        const REAL *doutn = dout + n * H;
+        const REAL *kh = FN(keep_row)(&x->kh, t, n), *kc = FN(keep_row)(&x->kc, t, n);
+        const int blend_h = kh || x->kh.val != 0.0, blend_c = kc || x->kc.val != 0.0;
+        /* dh of h_t; split into the new-state part (dzi as scratch: dh') and the kept part */
+        #pragma omp simd
+        for (long j = 0; j < H; j++) {
+            REAL d = doutn[j] + dhkn[j];
+            if (rec) d += mask ? rec[n * H + j] * mask[n * H + j] : rec[n * H + j];
+            dzi[j] = d;
+        }
+        if (blend_h) {
+            #pragma omp simd
+            for (long j = 0; j < H; j++) {
+                REAL w = FN(keep)(&x->kh, kh, j);
+                dhkn[j] = dzi[j] * w;
+                dzi[j] *= (REAL)1 - w;
+            }
+        } else {
+            #pragma omp simd
+            for (long j = 0; j < H; j++) dhkn[j] = 0;
+        }
+        /* dzf as scratch: the gradient reaching c' from c_t; dc keeps the part kept into c_prev */
+        if (blend_c) {
+            #pragma omp simd
+            for (long j = 0; j < H; j++) {
+                REAL w = FN(keep)(&x->kc, kc, j);
+                dzf[j] = dcn[j] * ((REAL)1 - w);
+                dcn[j] *= w;
+            }
+        } else {
+            #pragma omp simd
+            for (long j = 0; j < H; j++) dzf[j] = dcn[j], dcn[j] = 0;
+        }
+        /* output gate and the gradient of tanh's input (dzg as scratch: dcl) */
+        REAL cmu = 0, crs = 0;
+        if (x->has_lnc) cmu = st[n * 6 + 2], crs = st[n * 6 + 3];
+        #pragma omp simd
+        for (long j = 0; j < H; j++) {
+            REAL cl = cnn[j];
+            if (x->has_lnc) {
+                cl = (cl - cmu) * crs;
+                if (lncw) cl *= lncw[j];
+                if (lncb) cl += lncb[j];
+            }
+            REAL tc = TANH(cl), o = ao[j], dh = dzi[j];
+            dzo[j] = dh * tc * o * ((REAL)1 - o);
+            dzg[j] = dh * o * ((REAL)1 - tc * tc);
+        }
+        if (x->has_lnc) {
+            /* dc' = rstd (dchat - mean(dchat) - chat mean(dchat chat)), dchat = dcl * w */
+            REAL m1 = 0, m2 = 0;
+            #pragma omp simd reduction(+ : m1, m2)
+            for (long j = 0; j < H; j++) {
+                REAL chat = (cnn[j] - cmu) * crs, d = dzg[j];
+                if (g_lncw) g_lncw[j] += d * chat;
+                if (g_lncb) g_lncb[j] += d;
+                if (lncw) d *= lncw[j];
+                m1 += d, m2 += d * chat;
+            }
+            m1 /= (REAL)H, m2 /= (REAL)H;
+            #pragma omp simd
+            for (long j = 0; j < H; j++) {
+                REAL chat = (cnn[j] - cmu) * crs, d = dzg[j];
+                if (lncw) d *= lncw[j];
+                dzg[j] = crs * (d - m1 - chat * m2);
+            }
+        }
+        #pragma omp simd
+        for (long j = 0; j < H; j++) {
+            REAL dcp = dzg[j] + dzf[j]; /* total gradient of c' */
+            if (peep) dcp += dzo[j] * peep[2 * H + j];
+            REAL i = ai[j], f = af[j], g = ag[j], c0 = cpn[j];
+            REAL di = dcp * g * i * ((REAL)1 - i);
+            REAL df = dcp * c0 * f * ((REAL)1 - f);
+            REAL dg = dcp * i * ((REAL)1 - g * g);
+            REAL dprev = dcp * f;
+            if (peep) dprev += di * peep[j] + df * peep[H + j];
+            dcn[j] += dprev;
+            dzi[j] = di, dzf[j] = df, dzg[j] = dg;
+        }
+        if (g_peep) {
+            #pragma omp simd
+            for (long j = 0; j < H; j++) {
+                g_peep[j] += dzi[j] * cpn[j];
+                g_peep[H + j] += dzf[j] * cpn[j];
+                g_peep[2 * H + j] += dzo[j] * cnn[j];
+            }
+        }
+        if (lnw) {
+            const REAL *restrict xhn = xh + n * G;
+            REAL *restrict dan = da + n * G;
+            REAL rs = st[n * 6 + 1], m1 = 0, m2 = 0;
+            #pragma omp simd reduction(+ : m1, m2)
+            for (long k = 0; k < G; k++) {
+                REAL d = dzn[k] * lnw[k];
+                if (g_lnw) g_lnw[k] += dzn[k] * xhn[k];
+                m1 += d, m2 += d * xhn[k];
+            }
+            m1 /= (REAL)G, m2 /= (REAL)G;
+            #pragma omp simd
+            for (long k = 0; k < G; k++) dan[k] = rs * (dzn[k] * lnw[k] - m1 - xhn[k] * m2);
+        }
+        if (x->ln_ih) {
+            const REAL *restrict lniw = x->ln_ih, *restrict gxn = (const REAL *)x->gx + (t * N + n) * G;
+            REAL *restrict dgxn = (REAL *)x->dgx + (t * N + n) * G, *restrict g_lni = x->g_ln_ih;
+            REAL mu = st[n * 6 + 4], rs = st[n * 6 + 5], m1 = 0, m2 = 0;
+            #pragma omp simd reduction(+ : m1, m2)
+            for (long k = 0; k < G; k++) {
+                REAL xhat = (gxn[k] - mu) * rs, d = dzn[k] * lniw[k];
+                m1 += d, m2 += d * xhat;
+            }
+            if (g_lni) {
+                #pragma omp simd
+                for (long k = 0; k < G; k++) g_lni[k] += dzn[k] * (gxn[k] - mu) * rs;
+            }
+            m1 /= (REAL)G, m2 /= (REAL)G;
+            #pragma omp simd
+            for (long k = 0; k < G; k++) dgxn[k] = rs * (dzn[k] * lniw[k] - m1 - (gxn[k] - mu) * rs * m2);
+        }
+    }
+}
+
+/* dh0 = dhk + rec * mask after the last backward step (rec may be NULL for a 0-step sequence) */
+void FN(lstm_bwd_finish)(const LstmCtx *x, const REAL *restrict rec, REAL *restrict dh0) {
+    const long NH = x->N * x->H;
+    const REAL *dhk = x->dhk, *mask = x->mask;
+    #pragma omp simd
+    for (long k = 0; k < NH; k++) {
+        REAL d = dhk[k];
+        if (rec) d += mask ? rec[k] * mask[k] : rec[k];
+        dh0[k] = d;
+    }
+}
+
+#undef FN
+#undef CAT
+#undef CAT2

@@ -1,0 +1,37 @@
+/* rnnkit's CPU kernels: the per-step elementwise math of the fused recurrent layers.
+ *
+ * One call does all the gate math of one time step for the whole batch, between the per-step
+ * recurrent GEMMs that torch runs (oneDNN). The formulas are rnnkit.functional's (lstm_step,
+ * zoneout, layer_norm; docstrings there); tests check these kernels against it and against the
+ * NumPy reference to 1e-9 in float64. Built on first use by rnnkit/cpu_kernels.py.
+ */
+#ifndef RNNKIT_CPU_H
+#define RNNKIT_CPU_H
+
+/* Lerp weights of a zoneout / lengths blend ``s = lerp(new, prev, k)``: a tensor ``p`` read at
+ * ``t*st + n*sn + j*sj`` (strides in elements, 0 to broadcast), or the constant ``val`` when ``p``
+ * is NULL (``val == 0``: no blend). */
+typedef struct {
+    const void *p;
+    long st, sn, sj;
+    double val;
+} Keep;
+
+/* One direction of one LSTM layer. Shapes: gx (the input projection x W_ih^T, without bias), acts,
+ * xhat, dz, da, dgx (T, N, 4H); hs, cs, cn, dout (T, N, H); stats (T, N, 6) = (mean, rstd) of the
+ * recurrent LN, of the LN of c and of the input LN; h0, c0, hm, mask, dhk, dc (N, H); bias
+ * (b_ih + b_hh), ln_ih, ln_w (4H); peep (3, H); lnc_w, lnc_b (H). A "*_st" is the per-step stride
+ * of a buffer in elements: 0 makes it a scratch row reused at every step (inference). */
+typedef struct {
+    long N, H;
+    const void *gx, *bias, *ln_ih, *ln_w, *peep, *lnc_w, *lnc_b, *mask, *h0, *c0;
+    long has_lnc;
+    Keep kh, kc;
+    void *hs, *cs, *cn, *acts, *xhat, *stats, *hm;
+    long cn_st, acts_st, xhat_st, stats_st;
+    /* backward */
+    const void *dout;
+    void *dhk, *dc, *dz, *da, *dgx, *g_peep, *g_lnc_w, *g_lnc_b, *g_ln_w, *g_ln_ih;
+} LstmCtx;
+
+#endif
