@@ -6,8 +6,8 @@
 
 static inline REAL FN(sig)(REAL x) { return (REAL)1 / ((REAL)1 + EXP(-x)); }
 
-static inline REAL FN(keep)(const Keep *k, const REAL *row, long j) {
-    return row ? row[j * k->sj] : (REAL)k->val;
+static inline REAL FN(keep)(const REAL *row, long sj, REAL val, long j) {
+    return row ? row[j * sj] : val;
 }
 
 static inline const REAL *FN(keep_row)(const Keep *k, long t, long n) {
@@ -38,6 +38,8 @@ static inline void FN(moments)(const REAL *restrict x, long n, REAL *mu, REAL *r
  * acts_t keeps (i, f, g, o). */
 void FN(lstm_fwd)(const LstmCtx *x, long t, long prev, const REAL *restrict a) {
     const long N = x->N, H = x->H, G = 4 * H;
+    const long khsj = x->kh.sj, kcsj = x->kc.sj;
+    const REAL khv = (REAL)x->kh.val, kcv = (REAL)x->kc.val;
     const REAL *gx = (const REAL *)x->gx + t * N * G;
     const REAL *bias = x->bias, *lnw = x->ln_w, *peep = x->peep;
     const REAL *lncw = x->lnc_w, *lncb = x->lnc_b, *mask = x->mask;
@@ -108,26 +110,31 @@ void FN(lstm_fwd)(const LstmCtx *x, long t, long prev, const REAL *restrict a) {
             FN(moments)(cnn, H, &mu, &rs);
             st[n * 6 + 2] = mu, st[n * 6 + 3] = rs;
             #pragma omp simd
-            for (long j = 0; j < H; j++) {
-                REAL cl = (cnn[j] - mu) * rs;
-                if (lncw) cl *= lncw[j];
-                if (lncb) cl += lncb[j];
-                hn[j] = zo[j] * TANH(cl);
+            for (long j = 0; j < H; j++) hn[j] = (cnn[j] - mu) * rs;
+            if (lncw) {
+                #pragma omp simd
+                for (long j = 0; j < H; j++) hn[j] *= lncw[j];
+            }
+            if (lncb) {
+                #pragma omp simd
+                for (long j = 0; j < H; j++) hn[j] += lncb[j];
             }
         } else {
             #pragma omp simd
-            for (long j = 0; j < H; j++) hn[j] = zo[j] * TANH(cnn[j]);
+            for (long j = 0; j < H; j++) hn[j] = cnn[j];
         }
+        #pragma omp simd
+        for (long j = 0; j < H; j++) hn[j] = zo[j] * TANH(hn[j]);
         const REAL *kh = FN(keep_row)(&x->kh, t, n);
         if (kh || x->kh.val != 0.0) {
             #pragma omp simd
-            for (long j = 0; j < H; j++) hn[j] = FN(lerp)(hn[j], hpn[j], FN(keep)(&x->kh, kh, j));
+            for (long j = 0; j < H; j++) hn[j] = FN(lerp)(hn[j], hpn[j], FN(keep)(kh, khsj, khv, j));
         }
         if (blend_c) {
             const REAL *kc = FN(keep_row)(&x->kc, t, n);
             REAL *restrict csn = cs + n * H;
             #pragma omp simd
-            for (long j = 0; j < H; j++) csn[j] = FN(lerp)(cnn[j], cpn[j], FN(keep)(&x->kc, kc, j));
+            for (long j = 0; j < H; j++) csn[j] = FN(lerp)(cnn[j], cpn[j], FN(keep)(kc, kcsj, kcv, j));
         }
         if (mask) {
             #pragma omp simd
@@ -142,6 +149,8 @@ void FN(lstm_fwd)(const LstmCtx *x, long t, long prev, const REAL *restrict a) {
  * c_prev), and accumulates the peephole and layer-norm gain gradients. */
 void FN(lstm_bwd)(const LstmCtx *x, long t, long prev, const REAL *restrict rec) {
     const long N = x->N, H = x->H, G = 4 * H;
+    const long khsj = x->kh.sj, kcsj = x->kc.sj;
+    const REAL khv = (REAL)x->kh.val, kcv = (REAL)x->kc.val;
     const REAL *lnw = x->ln_w, *peep = x->peep, *lncw = x->lnc_w, *mask = x->mask;
     const REAL *cp = prev < 0 ? (const REAL *)x->c0 : (const REAL *)x->cs + prev * N * H;
     const REAL *cn = (const REAL *)x->cn + t * x->cn_st, *acts = (const REAL *)x->acts + t * x->acts_st;
@@ -152,6 +161,7 @@ void FN(lstm_bwd)(const LstmCtx *x, long t, long prev, const REAL *restrict rec)
     REAL *dhk = x->dhk, *dc = x->dc, *dz = (REAL *)x->dz + t * N * G;
     REAL *da = lnw ? (REAL *)x->da + t * N * G : (REAL *)0;
     REAL *g_peep = x->g_peep, *g_lncw = x->g_lnc_w, *g_lncb = x->g_lnc_b, *g_lnw = x->g_ln_w;
+    const long has_lnc = x->has_lnc;
     for (long n = 0; n < N; n++) {
         const REAL *restrict an = acts + n * G, *restrict cpn = cp + n * H, *restrict cnn = cn + n * H;
         const REAL *restrict ai = an, *restrict af = an + H, *restrict ag = an + 2 * H, *restrict ao = an + 3 * H;
@@ -170,7 +180,7 @@ void FN(lstm_bwd)(const LstmCtx *x, long t, long prev, const REAL *restrict rec)
         if (blend_h) {
             #pragma omp simd
             for (long j = 0; j < H; j++) {
-                REAL w = FN(keep)(&x->kh, kh, j);
+                REAL w = FN(keep)(kh, khsj, khv, j);
                 dhkn[j] = dzi[j] * w;
                 dzi[j] *= (REAL)1 - w;
             }
@@ -182,7 +192,7 @@ void FN(lstm_bwd)(const LstmCtx *x, long t, long prev, const REAL *restrict rec)
         if (blend_c) {
             #pragma omp simd
             for (long j = 0; j < H; j++) {
-                REAL w = FN(keep)(&x->kc, kc, j);
+                REAL w = FN(keep)(kc, kcsj, kcv, j);
                 dzf[j] = dcn[j] * ((REAL)1 - w);
                 dcn[j] *= w;
             }
@@ -190,22 +200,31 @@ void FN(lstm_bwd)(const LstmCtx *x, long t, long prev, const REAL *restrict rec)
             #pragma omp simd
             for (long j = 0; j < H; j++) dzf[j] = dcn[j], dcn[j] = 0;
         }
-        /* output gate and the gradient of tanh's input (dzg as scratch: dcl) */
+        /* output gate and the gradient of tanh's input (dzg as scratch: first LN(c'), then dcl) */
         REAL cmu = 0, crs = 0;
-        if (x->has_lnc) cmu = st[n * 6 + 2], crs = st[n * 6 + 3];
+        if (has_lnc) {
+            cmu = st[n * 6 + 2], crs = st[n * 6 + 3];
+            #pragma omp simd
+            for (long j = 0; j < H; j++) dzg[j] = (cnn[j] - cmu) * crs;
+            if (lncw) {
+                #pragma omp simd
+                for (long j = 0; j < H; j++) dzg[j] *= lncw[j];
+            }
+            if (lncb) {
+                #pragma omp simd
+                for (long j = 0; j < H; j++) dzg[j] += lncb[j];
+            }
+        } else {
+            #pragma omp simd
+            for (long j = 0; j < H; j++) dzg[j] = cnn[j];
+        }
         #pragma omp simd
         for (long j = 0; j < H; j++) {
-            REAL cl = cnn[j];
-            if (x->has_lnc) {
-                cl = (cl - cmu) * crs;
-                if (lncw) cl *= lncw[j];
-                if (lncb) cl += lncb[j];
-            }
-            REAL tc = TANH(cl), o = ao[j], dh = dzi[j];
+            REAL tc = TANH(dzg[j]), o = ao[j], dh = dzi[j];
             dzo[j] = dh * tc * o * ((REAL)1 - o);
             dzg[j] = dh * o * ((REAL)1 - tc * tc);
         }
-        if (x->has_lnc) {
+        if (has_lnc) {
             /* dc' = rstd (dchat - mean(dchat) - chat mean(dchat chat)), dchat = dcl * w */
             REAL m1 = 0, m2 = 0;
             #pragma omp simd reduction(+ : m1, m2)
