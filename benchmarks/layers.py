@@ -26,6 +26,8 @@ import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -33,7 +35,8 @@ from dataclasses import asdict, dataclass
 import torch
 
 import rnnkit
-from rnnkit.fused_support import Gemm
+from rnnkit import cpu_kernels
+from rnnkit.fused_support import Gemm, prefer_onednn
 
 SIZES = ((35, 20, 200, 2), (35, 20, 650, 2), (100, 32, 256, 1), (64, 32, 512, 2))
 QUICK_SIZES = ((35, 20, 200, 2),)
@@ -217,6 +220,27 @@ def markdown(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+COLD_START = """
+import os, tempfile, time
+os.environ["RNNKIT_CACHE_DIR"] = tempfile.mkdtemp()
+import torch, rnnkit
+torch.set_num_threads(1)
+m = rnnkit.LSTM(200, 200, 2, layer_norm=True)
+x = torch.randn(35, 20, 200)
+t = time.perf_counter()
+m(x)[0].sum().backward()
+print(time.perf_counter() - t)
+"""
+
+
+def cold_first_call_ms() -> float:
+    """The first forward+backward of a variant LSTM in a new process with an empty kernel cache:
+    the one-time C compile (rnnkit.cpu_kernels) plus the first call."""
+    run = subprocess.run([sys.executable, "-c", COLD_START], capture_output=True, text=True,
+                         check=True, timeout=300)  # fmt: skip
+    return float(run.stdout.strip().splitlines()[-1]) * 1e3
+
+
 def machine(device: torch.device, peak: float) -> dict[str, object]:
     model = platform.processor() or "unknown"
     try:
@@ -228,6 +252,8 @@ def machine(device: torch.device, peak: float) -> dict[str, object]:
         "cpu": model, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__, "python": platform.python_version(), "device": str(device),
         "sgemm_peak_gflops": round(peak, 1),
+        "cpu_gemm": "onednn" if prefer_onednn() else "mkl",
+        "c_kernels": cpu_kernels.library() is not None,
     }  # fmt: skip
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
@@ -263,6 +289,8 @@ def main(argv: list[str] | None = None) -> None:
     peak = sgemm_peak(device)
     info = machine(device, peak)
     info["clock"] = args.clock
+    if device.type == "cpu" and info["c_kernels"]:
+        info["cold_first_call_ms"] = round(cold_first_call_ms())
     print(f"machine: {json.dumps(info)}")
     rows: list[Row] = []
     t0 = time.perf_counter()

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import rnnkit
-from rnnkit import functional, fused
+from rnnkit import cpu_kernels, functional, fused
 from rnnkit.functional import CellParams, StepOptions
 
 T, N, H, R = 5, 3, 4, 3
@@ -137,11 +137,35 @@ def assert_same(mode, name, lengths, reverse, seed=0):
         torch.testing.assert_close(a, b.detach(), atol=1e-9, rtol=0)
 
 
+@pytest.fixture(params=["c-kernels", "torch-ops"])
+def step_kernels(request, monkeypatch):
+    """Run a test on the C step kernels (rnnkit.kernel_lstm, kernel_gru) and on the torch-op
+    kernels (rnnkit.fused_lstm, fused_gru: what CUDA and machines without a C compiler run)."""
+    monkeypatch.setattr(fused, "USE_CPU_KERNELS", request.param == "c-kernels")
+    return request.param
+
+
 @pytest.mark.parametrize("mode,name", CASES)
 @pytest.mark.parametrize("lengths,reverse", [(None, False), (None, True), (LENGTHS, False),
                                              (LENGTHS, True)])  # fmt: skip
-def test_fused_equals_functional(mode, name, lengths, reverse):
+def test_fused_equals_functional(mode, name, lengths, reverse, step_kernels):
     assert_same(mode, name, lengths, reverse)
+
+
+def test_variants_run_on_the_c_kernels_where_they_build():
+    """On CPU with a C compiler the variants' autograd nodes are the C-kernel ones."""
+    if cpu_kernels.library() is None:
+        pytest.skip("no C compiler: the torch-op kernels serve")
+    _, gx, state, p, opts = make_problem("LSTM", "ln_peephole_zoneout")
+    out, _ = fused.scan("LSTM", gx, state, p, options=opts)
+    assert type(out.grad_fn).__name__ == "KernelLSTMSequenceBackward"
+    _, gx, state, p, _ = make_problem("LSTM", "projection")
+    out, _ = fused.scan("LSTM", gx, state, p)  # projections run on the torch-op kernels
+    assert type(out.grad_fn).__name__ == "LSTMSequenceBackward"
+    for mode in ("GRU", "RNN"):
+        _, gx, state, p, opts = make_problem(mode, "layer_norm")
+        out, _ = fused.scan(mode, gx, state, p, options=opts)
+        assert type(out.grad_fn).__name__ == "KernelGRUSequenceBackward"
 
 
 def test_partial_requires_grad_and_retain_graph():
@@ -195,17 +219,24 @@ def test_bad_mode_is_a_value_error():
 
 
 LAYER_KW = {
+    "GRU_torch_ops": {"layer_norm": True, "recurrent_dropout": 0.3, "weight_drop": 0.2,
+                      "zoneout": 0.2},
     "LSTM": {"layer_norm": True, "peephole": True, "recurrent_dropout": 0.3, "weight_drop": 0.2,
              "zoneout": (0.2, 0.1), "proj_size": 3},
+    # no projection: the C step kernels, with the input layer norm and biases folded in
+    "LSTM_c_kernels": {"layer_norm": True, "peephole": True, "recurrent_dropout": 0.3,
+                       "weight_drop": 0.2, "zoneout": (0.2, 0.1)},
     "GRU": {"layer_norm": True, "recurrent_dropout": 0.3, "weight_drop": 0.2, "zoneout": 0.2},
     "RNN": {"layer_norm": True, "recurrent_dropout": 0.3, "weight_drop": 0.2, "zoneout": 0.2},
 }  # fmt: skip
 
 
 @pytest.mark.parametrize("mode,training", list(itertools.product(LAYER_KW, (True, False))))
-def test_fused_layer_equals_reference_layer(mode, training):
+def test_fused_layer_equals_reference_layer(mode, training, monkeypatch):
     """2-layer bidirectional layer, every variant: backend 'fused' == 'reference' (same masks)."""
-    cls = getattr(rnnkit, mode)
+    if mode == "GRU_torch_ops":
+        monkeypatch.setattr(fused, "USE_CPU_KERNELS", False)
+    cls = getattr(rnnkit, mode.split("_")[0])
     layers = []
     for backend in ("fused", "reference"):
         torch.manual_seed(0)

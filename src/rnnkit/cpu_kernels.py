@@ -29,13 +29,22 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["Keep", "LstmCtx", "available", "bernoulli", "library", "lstm_kernel"]
+__all__ = [
+    "Keep",
+    "StepCtx",
+    "available",
+    "bernoulli",
+    "kernel",
+    "library",
+    "make_context",
+    "visiting_steps",
+]
 
 logger = logging.getLogger(__name__)
 
-ABI_VERSION = 2
+ABI_VERSION = 3
 SOURCE_DIR = Path(__file__).parent / "csrc"
-SOURCES = ("rnnkit_cpu.c", "rnnkit_cpu.h", "lstm_template.h")
+SOURCES = ("rnnkit_cpu.c", "rnnkit_cpu.h", "lstm_template.h", "gru_template.h")
 FLAGS = ("-O2", "-ftree-vectorize", "-march=native", "-ffast-math", "-fopenmp-simd", "-fPIC",
          "-shared")  # fmt: skip
 SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
@@ -54,50 +63,28 @@ class Keep(ctypes.Structure):
 
 
 _P = ctypes.c_void_p
+_POINTERS_IN = ("bias_ih", "gx", "bias", "ln_ih", "ln_w", "peep", "lnc_w", "lnc_b", "mask", "h0",
+                "c0")  # fmt: skip
+_BUFFERS = ("hs", "cs", "cn", "acts", "xhat", "stats", "hm")
+_STRIDES = ("cn_st", "acts_st", "xhat_st", "stats_st")
+_BACKWARD = ("dout", "dhk", "dc", "dz", "da", "dgx", "g_peep", "g_lnc_w", "g_lnc_b", "g_ln_w",
+             "g_ln_ih", "g_bias")  # fmt: skip
 
 
-class LstmCtx(ctypes.Structure):
-    """The buffers of one LSTM direction, as ``LstmCtx`` in ``rnnkit_cpu.h``."""
+class StepCtx(ctypes.Structure):
+    """The buffers of one direction of one layer, as ``StepCtx`` in ``rnnkit_cpu.h``."""
 
     _fields_ = [
         ("N", ctypes.c_long),
         ("H", ctypes.c_long),
-        *(
-            (name, _P)
-            for name in (
-                "gx",
-                "bias",
-                "ln_ih",
-                "ln_w",
-                "peep",
-                "lnc_w",
-                "lnc_b",
-                "mask",
-                "h0",
-                "c0",
-            )
-        ),
+        ("relu", ctypes.c_long),
+        *((name, _P) for name in _POINTERS_IN),
         ("has_lnc", ctypes.c_long),
         ("kh", Keep),
         ("kc", Keep),
-        *((name, _P) for name in ("hs", "cs", "cn", "acts", "xhat", "stats", "hm")),
-        *((name, ctypes.c_long) for name in ("cn_st", "acts_st", "xhat_st", "stats_st")),
-        *(
-            (name, _P)
-            for name in (
-                "dout",
-                "dhk",
-                "dc",
-                "dz",
-                "da",
-                "dgx",
-                "g_peep",
-                "g_lnc_w",
-                "g_lnc_b",
-                "g_ln_w",
-                "g_ln_ih",
-            )
-        ),  # fmt: skip
+        *((name, _P) for name in _BUFFERS),
+        *((name, ctypes.c_long) for name in _STRIDES),
+        *((name, _P) for name in _BACKWARD),
     ]
 
 
@@ -120,21 +107,28 @@ def cache_dir() -> Path:
     return Path(root) / "kernels"
 
 
-def _library_path(compiler: str) -> Path:
+def _flags(suffix: str) -> tuple[str, ...]:
+    return (*FLAGS, "-DRNNKIT_F64") if suffix == "f64" else FLAGS
+
+
+def _library_path(compiler: str, suffix: str) -> Path:
     digest = hashlib.sha256()
     for name in SOURCES:
         digest.update((SOURCE_DIR / name).read_bytes())
-    digest.update(" ".join((compiler, *FLAGS, _cpu_signature(), str(ABI_VERSION))).encode())
-    return cache_dir() / f"rnnkit_cpu_{digest.hexdigest()[:16]}.so"
+    digest.update(
+        " ".join((compiler, *_flags(suffix), _cpu_signature(), str(ABI_VERSION))).encode()
+    )
+    return cache_dir() / f"rnnkit_cpu_{suffix}_{digest.hexdigest()[:16]}.so"
 
 
-def _compile(compiler: str, target: Path) -> None:
+def _compile(compiler: str, target: Path, suffix: str) -> None:
     """Compile into a temporary file next to ``target``, then rename: concurrent processes (DDP
     ranks) may race, and each sees either no file or a whole one."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
     os.close(fd)
-    cmd = [compiler, *FLAGS, f"-I{SOURCE_DIR}", str(SOURCE_DIR / "rnnkit_cpu.c"), "-o", tmp, "-lm"]
+    source = str(SOURCE_DIR / "rnnkit_cpu.c")
+    cmd = [compiler, *_flags(suffix), f"-I{SOURCE_DIR}", source, "-o", tmp, "-lm"]
     try:
         subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=120)
         os.replace(tmp, target)
@@ -143,22 +137,27 @@ def _compile(compiler: str, target: Path) -> None:
             os.unlink(tmp)
 
 
+_STEP_FUNCTIONS = ("lstm_fwd", "lstm_bwd", "gru_fwd", "gru_bwd", "rnn_fwd", "rnn_bwd")
+
+
 @functools.cache
-def library() -> ctypes.CDLL | None:
-    """The compiled kernels, built on the first call and cached on disk; None when unavailable."""
+def library(dtype: torch.dtype = torch.float32) -> ctypes.CDLL | None:
+    """The compiled kernels for ``dtype`` (float32 or float64; one library each, so a float32 user
+    compiles half), built on the first call and cached on disk; None when unavailable."""
     if os.environ.get("RNNKIT_CPU_KERNELS", "1") == "0":
         return None
-    if sys.platform == "win32":
+    if sys.platform == "win32" or dtype not in SUFFIX:
         return None
+    suffix = SUFFIX[dtype]
     compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if compiler is None:
         logger.info("rnnkit CPU kernels: no C compiler found; fused layers use torch ops")
         return None
-    target = _library_path(compiler)
+    target = _library_path(compiler, suffix)
     try:
         if not target.exists():
             logger.info("rnnkit CPU kernels: compiling %s", target)
-            _compile(compiler, target)
+            _compile(compiler, target, suffix)
         lib = ctypes.CDLL(str(target))
     except (OSError, subprocess.SubprocessError) as err:
         detail = getattr(err, "stderr", "") or err
@@ -168,23 +167,22 @@ def library() -> ctypes.CDLL | None:
     if lib.rnnkit_abi_version() != ABI_VERSION:  # pragma: no cover - a stale file under the name
         logger.warning("rnnkit CPU kernels: ABI mismatch in %s; fused layers use torch ops", target)
         return None
-    for suffix in SUFFIX.values():
-        for name in ("lstm_fwd", "lstm_bwd"):
-            fn = getattr(lib, f"{name}_{suffix}")
-            fn.argtypes = [ctypes.POINTER(LstmCtx), ctypes.c_long, ctypes.c_long, _P]
-            fn.restype = None
-        fin = getattr(lib, f"lstm_bwd_finish_{suffix}")
-        fin.argtypes = [ctypes.POINTER(LstmCtx), _P, _P]
-        fin.restype = None
-        bern = getattr(lib, f"bernoulli_{suffix}")
-        bern.argtypes = [_P, ctypes.c_long, ctypes.c_double, ctypes.c_ulonglong]
-        bern.restype = None
+    for name in _STEP_FUNCTIONS:
+        fn = getattr(lib, f"{name}_{suffix}")
+        fn.argtypes = [ctypes.POINTER(StepCtx), ctypes.c_long, ctypes.c_long, _P]
+        fn.restype = None
+    fin = getattr(lib, f"bwd_finish_{suffix}")
+    fin.argtypes = [ctypes.POINTER(StepCtx), _P, _P]
+    fin.restype = None
+    bern = getattr(lib, f"bernoulli_{suffix}")
+    bern.argtypes = [_P, ctypes.c_long, ctypes.c_double, ctypes.c_ulonglong]
+    bern.restype = None
     return lib
 
 
 def available(like: torch.Tensor) -> bool:
     """Whether the kernels serve tensors like ``like`` (CPU, float32 or float64)."""
-    return like.device.type == "cpu" and like.dtype in SUFFIX and library() is not None
+    return like.device.type == "cpu" and like.dtype in SUFFIX and library(like.dtype) is not None
 
 
 def bernoulli(shape: tuple[int, ...], p: float, like: torch.Tensor) -> torch.Tensor | None:
@@ -195,13 +193,49 @@ def bernoulli(shape: tuple[int, ...], p: float, like: torch.Tensor) -> torch.Ten
         return None
     out = torch.empty(shape, dtype=like.dtype)
     seed = int(torch.randint(0, 2**62, ()).item())
-    lstm_kernel("bernoulli", like.dtype)(out.data_ptr(), out.numel(), p, seed)
+    kernel("bernoulli", like.dtype)(out.data_ptr(), out.numel(), p, seed)
     return out
 
 
-def lstm_kernel(name: str, dtype: torch.dtype):
-    """The C function ``{name}_{f32|f64}`` (``lstm_fwd``, ``lstm_bwd``, ``lstm_bwd_finish``,
-    ``bernoulli``)."""
-    lib = library()
+def _keep(k: torch.Tensor | float | None, like: torch.Tensor) -> tuple[Keep, torch.Tensor | None]:
+    """The C view of lerp weights: a ``(T, N, C)`` / ``(T, N, 1)`` tensor, a float or None."""
+    if k is None:
+        return Keep(None, 0, 0, 0, 0.0), None
+    if not isinstance(k, torch.Tensor):
+        return Keep(None, 0, 0, 0, float(k)), None
+    k = k.to(like.dtype)
+    st, sn, sj = k.stride()
+    return Keep(k.data_ptr(), st, sn, sj if k.shape[-1] > 1 else 0, 0.0), k
+
+
+def make_context(aux, h0: torch.Tensor, **fields) -> tuple[StepCtx, list]:
+    """A :class:`StepCtx` for one direction: sizes from ``h0 (N, H)``, the mask and lerp weights
+    from ``aux`` (:class:`rnnkit.fused_support.Aux`), and ``fields`` by name (a tensor is passed
+    as its data pointer, None as NULL, an int as is). Returns it and the tensors it points into
+    that the caller must keep alive while it is used."""
+    n, hid = h0.shape
+    kh, kh_t = _keep(aux.keep_h, h0)
+    kc, kc_t = _keep(aux.keep_c, h0)
+    ctx = StepCtx(N=n, H=hid, kh=kh, kc=kc, relu=int(aux.nonlinearity == "relu"))
+    ctx.h0 = h0.data_ptr()
+    ctx.mask = None if aux.mask is None else aux.mask.data_ptr()
+    for name, value in fields.items():
+        setattr(ctx, name, value.data_ptr() if isinstance(value, torch.Tensor) else value)
+    if fields.get("lnc_w") is not None or fields.get("lnc_b") is not None:
+        ctx.has_lnc = 1
+    return ctx, [kh_t, kc_t]
+
+
+def visiting_steps(seq) -> tuple[list[int], list[int]]:
+    """The steps in the order a direction visits them and, for each, the step before it (-1: the
+    initial state); ``seq`` is a :class:`rnnkit.fused_support.Seq`."""
+    order = list(seq.order())
+    return order, [-1, *order[:-1]]
+
+
+def kernel(name: str, dtype: torch.dtype):
+    """The C function ``{name}_{f32|f64}``: ``{lstm,gru,rnn}_{fwd,bwd}``, ``bwd_finish``,
+    ``bernoulli``."""
+    lib = library(dtype)
     assert lib is not None, "call available() first"
     return getattr(lib, f"{name}_{SUFFIX[dtype]}")

@@ -26,6 +26,7 @@ from .functional import CellParams, StepOptions
 from .fused_gru import GRUSequence, RNNSequence, gru_forward, rnn_forward
 from .fused_lstm import LSTMSequence, lstm_forward
 from .fused_support import Aux, DnnLinear, Seq, keep_weights
+from .kernel_gru import KernelGRUSequence, gru_kernel_forward
 from .kernel_lstm import KernelLSTMSequence, lstm_kernel_forward
 
 __all__ = ["input_projection", "layer_direction", "linear", "scan"]
@@ -34,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 MODES = ("LSTM", "GRU", "RNN")
 # whether CPU float32/float64 tensors go through the C step kernels (rnnkit.cpu_kernels) when they
-# are available; tests switch it off to check the torch-op kernels too
+# are available; tests switch it off to check the torch-op kernels (fused_lstm, fused_gru) too
 USE_CPU_KERNELS = True
 
 
@@ -76,8 +77,10 @@ def scan(
         )  # fmt: skip
     aux = _aux(mode, gx, opts, lengths, reverse, nonlinearity)
     w = p.w_hh if opts.w_hh is None else opts.w_hh
-    if mode == "LSTM" and _kernel_serves(gx, p):
-        return _lstm_kernel(aux, gx, state, p, w, p.b_hh, None)
+    if _kernel_serves(mode, gx, p):
+        if mode == "LSTM":
+            return _lstm_kernel(aux, gx, state, p, w, p.b_hh, None)
+        return _gru_kernel(mode, aux, gx, state, p, w, None, None)
     if mode == "LSTM":
         inputs = (gx, state[0], state[1], w, p.b_hh, p.w_hr, p.ln_hh, p.ln_c_weight,
                   p.ln_c_bias, p.peephole)  # fmt: skip
@@ -116,12 +119,16 @@ def layer_direction(
     """
     opts = options or StepOptions()
     kw = dict(lengths=lengths, reverse=reverse, options=opts, nonlinearity=nonlinearity)
-    if mode != "LSTM" or x.shape[0] == 0 or not _fusable(opts) or not _kernel_serves(x, p):
+    if x.shape[0] == 0 or not _fusable(opts) or not _kernel_serves(mode, x, p):
         return scan(mode, input_projection(x, p), state, p, **kw)
+    if mode not in MODES:  # pragma: no cover - _kernel_serves checked it
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     gx = linear(x, p.w_ih)
-    bias = p.b_hh if p.b_ih is None else (p.b_ih if p.b_hh is None else p.b_ih + p.b_hh)
     aux = _aux(mode, gx, opts, lengths, reverse, nonlinearity)
     w = p.w_hh if opts.w_hh is None else opts.w_hh
+    if mode != "LSTM":
+        return _gru_kernel(mode, aux, gx, state, p, w, p.b_ih, p.ln_ih)
+    bias = p.b_hh if p.b_ih is None else (p.b_ih if p.b_hh is None else p.b_ih + p.b_hh)
     return _lstm_kernel(aux, gx, state, p, w, bias, p.ln_ih)
 
 
@@ -146,9 +153,19 @@ def _aux(
     )
 
 
-def _kernel_serves(like: Tensor, p: CellParams) -> bool:
-    """Whether the LSTM runs on the C step kernels (CPU float32/64, no projection)."""
-    return p.w_hr is None and USE_CPU_KERNELS and cpu_kernels.available(like)
+def _kernel_serves(mode: str, like: Tensor, p: CellParams) -> bool:
+    """Whether ``mode`` runs on the C step kernels (CPU float32/64; the LSTM without projection)."""
+    return mode in MODES and p.w_hr is None and USE_CPU_KERNELS and cpu_kernels.available(like)
+
+
+def _gru_kernel(mode, aux, gx, state, p, w, b_ih, ln_ih):
+    inputs = (gx, state[0], w, b_ih, p.b_hh, ln_ih, p.ln_hh)
+    if _needs_grad(inputs):
+        out, h = KernelGRUSequence.apply(mode, aux, *inputs)
+        return out, (h,)
+    with torch.no_grad():
+        hs, _ = gru_kernel_forward(mode, aux, *inputs, save=False)
+    return aux.seq.outputs(hs), (aux.seq.last(hs),)
 
 
 def _lstm_kernel(aux, gx, state, p, w, bias, ln_ih):

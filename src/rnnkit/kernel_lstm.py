@@ -19,47 +19,10 @@ from __future__ import annotations
 import ctypes
 
 import torch
-from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from .cpu_kernels import Keep, LstmCtx, lstm_kernel
+from .cpu_kernels import kernel, make_context, visiting_steps
 from .fused_support import Aux, Gemm, outer_sum, recurrent_input, sum_leading
-
-
-def _ptr(t: Tensor | None) -> int | None:
-    return None if t is None else t.data_ptr()
-
-
-def _keep(k: Tensor | float | None, like: Tensor) -> tuple[Keep, Tensor | None]:
-    """The C view of lerp weights: a ``(T, N, C)`` / ``(T, N, 1)`` tensor, a float or None."""
-    if k is None:
-        return Keep(None, 0, 0, 0, 0.0), None
-    if not isinstance(k, Tensor):
-        return Keep(None, 0, 0, 0, float(k)), None
-    k = k.to(like.dtype)
-    st, sn, sj = k.stride()
-    return Keep(k.data_ptr(), st, sn, sj if k.shape[-1] > 1 else 0, 0.0), k
-
-
-def _steps(aux: Aux) -> tuple[list[int], list[int]]:
-    """The visiting order and, for each visited step, the one before it (-1: the initial state)."""
-    order = list(aux.seq.order())
-    return order, [-1, *order[:-1]]
-
-
-def _context(aux, gx, h0, c0, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep, bufs):
-    """Fill an :class:`LstmCtx`; returns it and the tensors it points into (keep them alive)."""
-    n, hid = h0.shape
-    kh, kh_t = _keep(aux.keep_h, h0)
-    kc, kc_t = _keep(aux.keep_c, h0)
-    ctx = LstmCtx(
-        N=n, H=hid, gx=_ptr(gx), bias=_ptr(bias), ln_ih=_ptr(ln_ih), ln_w=_ptr(ln_hh), peep=_ptr(peep),
-        lnc_w=_ptr(ln_cw), lnc_b=_ptr(ln_cb), mask=_ptr(aux.mask), h0=_ptr(h0), c0=_ptr(c0),
-        has_lnc=int(ln_cw is not None or ln_cb is not None), kh=kh, kc=kc,
-    )  # fmt: skip
-    for name, value in bufs.items():
-        setattr(ctx, name, value.data_ptr() if isinstance(value, Tensor) else value)
-    return ctx, [kh_t, kc_t]
 
 
 def lstm_kernel_forward(aux, gx, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep, save):
@@ -88,11 +51,12 @@ def lstm_kernel_forward(aux, gx, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, pe
     bufs = dict(hs=hs, cs=cs, cn=cn, acts=acts, xhat=xhat, stats=stats, hm=hm, cn_st=per,
                 acts_st=n * g4 if save else 0, xhat_st=n * g4 if save else 0,
                 stats_st=n * 6 if save else 0)  # fmt: skip
-    ctx, alive = _context(aux, gx, h0, c0, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep, bufs)
-    fwd = lstm_kernel("lstm_fwd", gx.dtype)
+    ctx, alive = make_context(aux, h0, gx=gx, c0=c0, bias=bias, ln_ih=ln_ih, ln_w=ln_hh,
+                              lnc_w=ln_cw, lnc_b=ln_cb, peep=peep, **bufs)  # fmt: skip
+    fwd = kernel("lstm_fwd", gx.dtype)
     ref = ctypes.byref(ctx)
     gemm = Gemm(w, n)
-    order, prevs = _steps(aux)
+    order, prevs = visiting_steps(aux.seq)
     hss = hs.unbind(0)
     x = h0 if mask is None else h0 * mask
     for t, prev in zip(order, prevs):
@@ -154,18 +118,19 @@ class KernelLSTMSequence(torch.autograd.Function):
                     cn_st=n * (g4 // 4), acts_st=n * g4, xhat_st=n * g4, stats_st=n * 6,
                     dout=dout, dhk=dhk, dc=dc, dz=dz, da=da, dgx=dgx, **grads)  # fmt: skip
         aux_c = Aux(seq, mask, aux.keep_h, aux.keep_c, aux.nonlinearity)
-        cctx, alive = _context(aux_c, gx, h0, c0, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep, bufs)
+        cctx, alive = make_context(aux_c, h0, gx=gx, c0=c0, bias=bias, ln_ih=ln_ih, ln_w=ln_hh,
+                                   lnc_w=ln_cw, lnc_b=ln_cb, peep=peep, **bufs)  # fmt: skip
         ref = ctypes.byref(cctx)
-        bwd = lstm_kernel("lstm_bwd", hs.dtype)
+        bwd = kernel("lstm_bwd", hs.dtype)
         gemm_t = Gemm(w.t(), n)
-        order, prevs = _steps(aux)
+        order, prevs = visiting_steps(aux.seq)
         d_pre = da if da is not None else dz
         rec = None
         for t, prev in zip(reversed(order), reversed(prevs)):
             bwd(ref, t, prev, None if rec is None else rec.data_ptr())
             rec = gemm_t(d_pre[t])
         dh0 = torch.empty_like(h0)
-        lstm_kernel("lstm_bwd_finish", hs.dtype)(ref, None if rec is None else rec.data_ptr(),
+        kernel("bwd_finish", hs.dtype)(ref, None if rec is None else rec.data_ptr(),
                                                  dh0.data_ptr())  # fmt: skip
         del alive
         dw = outer_sum(d_pre, recurrent_input(seq.before(hs, h0), mask)) if need[4] else None

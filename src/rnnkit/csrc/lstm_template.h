@@ -36,7 +36,7 @@ static inline void FN(moments)(const REAL *restrict x, long n, REAL *mu, REAL *r
  *   c' = f c + i g;  o = sig(z_o + P_o c');  h' = o tanh([LN(c'; lnc)])
  *   h_t = lerp(h', h, kh_t);  c_t = lerp(c', c, kc_t);  hm = h_t * mask
  * acts_t keeps (i, f, g, o). */
-void FN(lstm_fwd)(const LstmCtx *x, long t, long prev, const REAL *restrict a) {
+void FN(lstm_fwd)(const StepCtx *x, long t, long prev, const REAL *restrict a) {
     const long N = x->N, H = x->H, G = 4 * H;
     const long khsj = x->kh.sj, kcsj = x->kc.sj;
     const REAL khv = (REAL)x->kh.val, kcv = (REAL)x->kc.val;
@@ -147,7 +147,7 @@ void FN(lstm_fwd)(const LstmCtx *x, long t, long prev, const REAL *restrict a) {
  * step). Reads dout_t, the carried gradients dhk (of h_t, kept part) and dc (of c_t); writes
  * dz_t (gradient of z), da_t (of a, with LN), the new dhk and dc (of h_prev's kept part and
  * c_prev), and accumulates the peephole and layer-norm gain gradients. */
-void FN(lstm_bwd)(const LstmCtx *x, long t, long prev, const REAL *restrict rec) {
+void FN(lstm_bwd)(const StepCtx *x, long t, long prev, const REAL *restrict rec) {
     const long N = x->N, H = x->H, G = 4 * H;
     const long khsj = x->kh.sj, kcsj = x->kc.sj;
     const REAL khv = (REAL)x->kh.val, kcv = (REAL)x->kc.val;
@@ -299,7 +299,7 @@ void FN(lstm_bwd)(const LstmCtx *x, long t, long prev, const REAL *restrict rec)
 }
 
 /* dh0 = dhk + rec * mask after the last backward step (rec may be NULL for a 0-step sequence) */
-void FN(lstm_bwd_finish)(const LstmCtx *x, const REAL *restrict rec, REAL *restrict dh0) {
+void FN(bwd_finish)(const StepCtx *x, const REAL *restrict rec, REAL *restrict dh0) {
     const long NH = x->N * x->H;
     const REAL *dhk = x->dhk, *mask = x->mask;
     #pragma omp simd

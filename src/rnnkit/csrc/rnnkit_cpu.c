@@ -1,28 +1,26 @@
-/* rnnkit's CPU kernels, compiled on first use (rnnkit/cpu_kernels.py): float32 and float64. */
+/* rnnkit's CPU kernels, compiled on first use (rnnkit/cpu_kernels.py), one library per type:
+ * float32 by default, float64 with -DRNNKIT_F64 (compiling one type takes half the time). */
 #include <math.h>
 
 #include "rnnkit_cpu.h"
 
 #define LN_EPS 1e-5
 
-#define REAL float
-#define SFX f32
-#define EXP expf
-#define TANH tanhf
-#define SQRT sqrtf
-#include "lstm_template.h"
-#undef REAL
-#undef SFX
-#undef EXP
-#undef TANH
-#undef SQRT
-
+#ifdef RNNKIT_F64
 #define REAL double
 #define SFX f64
 #define EXP exp
 #define TANH tanh
 #define SQRT sqrt
+#else
+#define REAL float
+#define SFX f32
+#define EXP expf
+#define TANH tanhf
+#define SQRT sqrtf
+#endif
 #include "lstm_template.h"
+#include "gru_template.h"
 
 /* Bernoulli(p) masks: out[i] = 1 with probability p, else 0, from a counter-based generator
  * (splitmix64 of seed + i; Steele, Lea & Flood 2014): reproducible from the seed, which the Python
@@ -34,17 +32,13 @@ static inline unsigned long long splitmix64(unsigned long long z) {
     return z ^ (z >> 31);
 }
 
-void bernoulli_f32(float *out, long n, double p, unsigned long long seed) {
+#define BERNOULLI_CAT2(a, b) a##_##b
+#define BERNOULLI_CAT(a, b) BERNOULLI_CAT2(a, b)
+void BERNOULLI_CAT(bernoulli, SFX)(REAL *out, long n, double p, unsigned long long seed) {
     const unsigned long long cut = (unsigned long long)(p * 18446744073709551616.0);
     #pragma omp simd
-    for (long i = 0; i < n; i++) out[i] = splitmix64(seed + (unsigned long long)i) < cut ? 1.0f : 0.0f;
-}
-
-void bernoulli_f64(double *out, long n, double p, unsigned long long seed) {
-    const unsigned long long cut = (unsigned long long)(p * 18446744073709551616.0);
-    #pragma omp simd
-    for (long i = 0; i < n; i++) out[i] = splitmix64(seed + (unsigned long long)i) < cut ? 1.0 : 0.0;
+    for (long i = 0; i < n; i++) out[i] = splitmix64(seed + (unsigned long long)i) < cut ? (REAL)1 : (REAL)0;
 }
 
 /* the version the Python side checks before binding the structs */
-long rnnkit_abi_version(void) { return 2; }
+long rnnkit_abi_version(void) { return 3; }

@@ -17,13 +17,16 @@ typedef struct {
     double val;
 } Keep;
 
-/* One direction of one LSTM layer. Shapes: gx (the input projection x W_ih^T, without bias), acts,
+/* One direction of one layer (LSTM, GRU or RNN; G gates: 4, 3, 1). LSTM shapes: gx (the input projection x W_ih^T, without bias), acts,
  * xhat, dz, da, dgx (T, N, 4H); hs, cs, cn, dout (T, N, H); stats (T, N, 6) = (mean, rstd) of the
  * recurrent LN, of the LN of c and of the input LN; h0, c0, hm, mask, dhk, dc (N, H); bias
  * (b_ih + b_hh), ln_ih, ln_w (4H); peep (3, H); lnc_w, lnc_b (H). A "*_st" is the per-step stride
- * of a buffer in elements: 0 makes it a scratch row reused at every step (inference). */
+ * of a buffer in elements: 0 makes it a scratch row reused at every step (inference).
+ * GRU and RNN (gru_template.h): bias is b_hh (inside the reset gate's product) and bias_ih = b_ih;
+ * acts keeps (r, z, n, LN(a)_n + b_hh_n) for the GRU, and h' (before the blend) for the RNN. */
 typedef struct {
-    long N, H;
+    long N, H, relu;
+    const void *bias_ih;
     const void *gx, *bias, *ln_ih, *ln_w, *peep, *lnc_w, *lnc_b, *mask, *h0, *c0;
     long has_lnc;
     Keep kh, kc;
@@ -31,7 +34,7 @@ typedef struct {
     long cn_st, acts_st, xhat_st, stats_st;
     /* backward */
     const void *dout;
-    void *dhk, *dc, *dz, *da, *dgx, *g_peep, *g_lnc_w, *g_lnc_b, *g_ln_w, *g_ln_ih;
-} LstmCtx;
+    void *dhk, *dc, *dz, *da, *dgx, *g_peep, *g_lnc_w, *g_lnc_b, *g_ln_w, *g_ln_ih, *g_bias;
+} StepCtx;
 
 #endif

@@ -1,0 +1,279 @@
+/* GRU and Elman RNN step kernels for one REAL type; included by rnnkit_cpu.c after
+ * lstm_template.h (whose helpers sig, keep, lerp, moments they use). Formulas:
+ * rnnkit.functional.gru_step / rnn_step, zoneout and layer_norm. */
+
+#define CAT2(a, b) a##_##b
+#define CAT(a, b) CAT2(a, b)
+#define FN(name) CAT(name, SFX)
+
+/* xi = [LN(gx_t; ln_ih)] + b_ih into out[0:G]; returns nothing, writes the input LN stats */
+static inline void FN(input_part)(const StepCtx *x, const REAL *restrict gxn, REAL *restrict out,
+                                  REAL *st, long G) {
+    const REAL *lniw = x->ln_ih, *bih = x->bias_ih;
+    if (lniw) {
+        REAL mu, rs;
+        FN(moments)(gxn, G, &mu, &rs);
+        st[4] = mu, st[5] = rs;
+        #pragma omp simd
+        for (long k = 0; k < G; k++) out[k] = (gxn[k] - mu) * rs * lniw[k];
+    } else {
+        #pragma omp simd
+        for (long k = 0; k < G; k++) out[k] = gxn[k];
+    }
+    if (bih) {
+        #pragma omp simd
+        for (long k = 0; k < G; k++) out[k] += bih[k];
+    }
+}
+
+/* the recurrent pre-activation source: xhat = (a - mean) rstd (saved) with LN, else a */
+static inline const REAL *FN(recurrent_src)(const StepCtx *x, const REAL *restrict an,
+                                            REAL *restrict xhn, REAL *st, long G) {
+    if (!x->ln_w) return an;
+    REAL mu, rs;
+    FN(moments)(an, G, &mu, &rs);
+    st[0] = mu, st[1] = rs;
+    #pragma omp simd
+    for (long k = 0; k < G; k++) xhn[k] = (an[k] - mu) * rs;
+    return xhn;
+}
+
+/* the state blend h_t = lerp(h', h_prev, kh_t) and the next GEMM input hm = h_t * mask */
+static inline void FN(blend_out)(const StepCtx *x, long t, long n, REAL *restrict hn,
+                                 const REAL *restrict hpn, long H) {
+    const REAL *kh = FN(keep_row)(&x->kh, t, n), *mask = x->mask;
+    const long khsj = x->kh.sj;
+    const REAL khv = (REAL)x->kh.val;
+    if (kh || khv != 0)
+        for (long j = 0; j < H; j++) hn[j] = FN(lerp)(hn[j], hpn[j], FN(keep)(kh, khsj, khv, j));
+    if (mask) {
+        REAL *restrict hm = (REAL *)x->hm + n * H;
+        #pragma omp simd
+        for (long j = 0; j < H; j++) hm[j] = hn[j] * mask[n * H + j];
+    }
+}
+
+/* GRU forward step t: a (N, 3H) = hm_prev W_hh^T.
+ *   gh = [LN(a; ln_w)] + b_hh;  r, z = sig(xi_rz + gh_rz);  n = tanh(xi_n + r gh_n)
+ *   h' = n + z (h - n);  h_t = lerp(h', h, kh_t);  acts_t = (r, z, n, gh_n) */
+void FN(gru_fwd)(const StepCtx *x, long t, long prev, const REAL *restrict a) {
+    const long N = x->N, H = x->H, G = 3 * H;
+    const REAL *lnw = x->ln_w, *bias = x->bias;
+    const REAL *hp = prev < 0 ? (const REAL *)x->h0 : (const REAL *)x->hs + prev * N * H;
+    REAL *hs = (REAL *)x->hs + t * N * H, *acts = (REAL *)x->acts + t * x->acts_st;
+    REAL *xh = lnw ? (REAL *)x->xhat + t * x->xhat_st : (REAL *)0;
+    REAL *st = x->stats ? (REAL *)x->stats + t * x->stats_st : (REAL *)0;
+    for (long n = 0; n < N; n++) {
+        const REAL *restrict hpn = hp + n * H;
+        REAL *restrict z = acts + n * 4 * H, *restrict ghn = z + 3 * H, *restrict hn = hs + n * H;
+        REAL *stn = st ? st + n * 6 : (REAL *)0;
+        FN(input_part)(x, (const REAL *)x->gx + (t * N + n) * G, z, stn, G);
+        const REAL *src = FN(recurrent_src)(x, a + n * G, xh ? xh + n * G : (REAL *)0, stn, G);
+        if (lnw) {
+            #pragma omp simd
+            for (long k = 0; k < 2 * H; k++) z[k] += src[k] * lnw[k];
+            #pragma omp simd
+            for (long j = 0; j < H; j++) ghn[j] = src[2 * H + j] * lnw[2 * H + j];
+        } else {
+            #pragma omp simd
+            for (long k = 0; k < 2 * H; k++) z[k] += src[k];
+            #pragma omp simd
+            for (long j = 0; j < H; j++) ghn[j] = src[2 * H + j];
+        }
+        if (bias) {
+            #pragma omp simd
+            for (long k = 0; k < 2 * H; k++) z[k] += bias[k];
+            #pragma omp simd
+            for (long j = 0; j < H; j++) ghn[j] += bias[2 * H + j];
+        }
+        #pragma omp simd
+        for (long k = 0; k < 2 * H; k++) z[k] = FN(sig)(z[k]);
+        #pragma omp simd
+        for (long j = 0; j < H; j++) {
+            REAL nn = TANH(z[2 * H + j] + z[j] * ghn[j]);
+            z[2 * H + j] = nn;
+            hn[j] = nn + z[H + j] * (hpn[j] - nn);
+        }
+        FN(blend_out)(x, t, n, hn, hpn, H);
+    }
+}
+
+/* Elman RNN forward step t: h' = act(xi + [LN(a; ln_w)] + b_hh), act tanh or relu; acts_t = h' */
+void FN(rnn_fwd)(const StepCtx *x, long t, long prev, const REAL *restrict a) {
+    const long N = x->N, H = x->H;
+    const REAL *lnw = x->ln_w, *bias = x->bias;
+    const REAL *hp = prev < 0 ? (const REAL *)x->h0 : (const REAL *)x->hs + prev * N * H;
+    REAL *hs = (REAL *)x->hs + t * N * H, *acts = (REAL *)x->acts + t * x->acts_st;
+    REAL *xh = lnw ? (REAL *)x->xhat + t * x->xhat_st : (REAL *)0;
+    REAL *st = x->stats ? (REAL *)x->stats + t * x->stats_st : (REAL *)0;
+    for (long n = 0; n < N; n++) {
+        REAL *restrict pre = acts + n * H, *restrict hn = hs + n * H;
+        REAL *stn = st ? st + n * 6 : (REAL *)0;
+        FN(input_part)(x, (const REAL *)x->gx + (t * N + n) * H, pre, stn, H);
+        const REAL *src = FN(recurrent_src)(x, a + n * H, xh ? xh + n * H : (REAL *)0, stn, H);
+        if (lnw) {
+            #pragma omp simd
+            for (long j = 0; j < H; j++) pre[j] += src[j] * lnw[j];
+        } else {
+            #pragma omp simd
+            for (long j = 0; j < H; j++) pre[j] += src[j];
+        }
+        if (bias) {
+            #pragma omp simd
+            for (long j = 0; j < H; j++) pre[j] += bias[j];
+        }
+        if (x->relu) {
+            #pragma omp simd
+            for (long j = 0; j < H; j++) pre[j] = pre[j] > 0 ? pre[j] : 0;
+        } else {
+            #pragma omp simd
+            for (long j = 0; j < H; j++) pre[j] = TANH(pre[j]);
+        }
+        #pragma omp simd
+        for (long j = 0; j < H; j++) hn[j] = pre[j];
+        FN(blend_out)(x, t, n, hn, hp + n * H, H);
+    }
+}
+
+/* dh of h_t (dout + kept part + rec * mask) split into dh' (returned in d) and the kept part */
+static inline void FN(split_dh)(const StepCtx *x, long t, long n, const REAL *restrict rec,
+                                REAL *restrict d) {
+    const long N = x->N, H = x->H;
+    const REAL *doutn = (const REAL *)x->dout + (t * N + n) * H, *mask = x->mask;
+    REAL *restrict dhkn = (REAL *)x->dhk + n * H;
+    const REAL *kh = FN(keep_row)(&x->kh, t, n);
+    const long khsj = x->kh.sj;
+    const REAL khv = (REAL)x->kh.val;
+    #pragma omp simd
+    for (long j = 0; j < H; j++) d[j] = doutn[j] + dhkn[j];
+    if (rec && mask) {
+        #pragma omp simd
+        for (long j = 0; j < H; j++) d[j] += rec[n * H + j] * mask[n * H + j];
+    } else if (rec) {
+        #pragma omp simd
+        for (long j = 0; j < H; j++) d[j] += rec[n * H + j];
+    }
+    if (kh || khv != 0) {
+        for (long j = 0; j < H; j++) {
+            REAL w = FN(keep)(kh, khsj, khv, j);
+            dhkn[j] = d[j] * w;
+            d[j] *= (REAL)1 - w;
+        }
+    } else {
+        #pragma omp simd
+        for (long j = 0; j < H; j++) dhkn[j] = 0;
+    }
+}
+
+/* LN backward in place: d <- rstd (d w - mean(d w) - xhat mean(d w xhat)); g_w += d xhat */
+static inline void FN(ln_backward)(REAL *restrict d, const REAL *restrict xhat,
+                                   const REAL *restrict w, REAL rs, REAL *restrict g_w, long G) {
+    REAL m1 = 0, m2 = 0;
+    #pragma omp simd reduction(+ : m1, m2)
+    for (long k = 0; k < G; k++) {
+        REAL dw = d[k] * w[k];
+        m1 += dw, m2 += dw * xhat[k];
+    }
+    if (g_w) {
+        #pragma omp simd
+        for (long k = 0; k < G; k++) g_w[k] += d[k] * xhat[k];
+    }
+    m1 /= (REAL)G, m2 /= (REAL)G;
+    #pragma omp simd
+    for (long k = 0; k < G; k++) d[k] = rs * (d[k] * w[k] - m1 - xhat[k] * m2);
+}
+
+/* the gradients of the input part (dz_t, and dgx_t through the input LN) and of the recurrent
+ * pre-activations (da_t holds dgh on entry; through the recurrent LN on exit), the bias sums */
+static inline void FN(finish_row)(const StepCtx *x, long t, long n, REAL *restrict dzn,
+                                  REAL *restrict dan, const REAL *st, long G) {
+    const long N = x->N;
+    REAL *g_bias = x->g_bias;
+    if (g_bias) {
+        #pragma omp simd
+        for (long k = 0; k < G; k++) g_bias[k] += dan[k];
+    }
+    if (x->ln_w) {
+        const REAL *xhn = (const REAL *)x->xhat + t * x->xhat_st + n * G;
+        FN(ln_backward)(dan, xhn, x->ln_w, st[1], x->g_ln_w, G);
+    }
+    if (x->ln_ih) {
+        const REAL *restrict gxn = (const REAL *)x->gx + (t * N + n) * G;
+        REAL *restrict xhat = (REAL *)x->dgx + (t * N + n) * G; /* scratch, then the result */
+        const REAL mu = st[4], rs = st[5];
+        #pragma omp simd
+        for (long k = 0; k < G; k++) xhat[k] = (gxn[k] - mu) * rs;
+        REAL m1 = 0, m2 = 0;
+        const REAL *w = x->ln_ih;
+        #pragma omp simd reduction(+ : m1, m2)
+        for (long k = 0; k < G; k++) {
+            REAL dw = dzn[k] * w[k];
+            m1 += dw, m2 += dw * xhat[k];
+        }
+        if (x->g_ln_ih) {
+            REAL *g = x->g_ln_ih;
+            #pragma omp simd
+            for (long k = 0; k < G; k++) g[k] += dzn[k] * xhat[k];
+        }
+        m1 /= (REAL)G, m2 /= (REAL)G;
+        #pragma omp simd
+        for (long k = 0; k < G; k++) xhat[k] = rs * (dzn[k] * w[k] - m1 - xhat[k] * m2);
+    }
+}
+
+/* GRU backward step t (rec: da_{t+1} W_hh, NULL first). Writes dz_t = d xi, da_t = d a and the
+ * carried dhk; accumulates g_bias (b_hh), g_ln_w, g_ln_ih. */
+void FN(gru_bwd)(const StepCtx *x, long t, long prev, const REAL *restrict rec) {
+    const long N = x->N, H = x->H, G = 3 * H;
+    const REAL *hp = prev < 0 ? (const REAL *)x->h0 : (const REAL *)x->hs + prev * N * H;
+    const REAL *acts = (const REAL *)x->acts + t * x->acts_st;
+    const REAL *st = x->stats ? (const REAL *)x->stats + t * x->stats_st : (const REAL *)0;
+    for (long n = 0; n < N; n++) {
+        const REAL *restrict an = acts + n * 4 * H, *restrict hpn = hp + n * H;
+        const REAL *restrict r = an, *restrict zg = an + H, *restrict nn = an + 2 * H,
+                             *restrict ghn = an + 3 * H;
+        REAL *restrict dzn = (REAL *)x->dz + (t * N + n) * G;
+        REAL *restrict dan = (REAL *)x->da + (t * N + n) * G;
+        REAL *restrict dhkn = (REAL *)x->dhk + n * H;
+        FN(split_dh)(x, t, n, rec, dzn); /* dzn[0:H] = dh' */
+        #pragma omp simd
+        for (long j = 0; j < H; j++) {
+            REAL dh = dzn[j], z = zg[j], nv = nn[j];
+            REAL dnp = dh * ((REAL)1 - z) * ((REAL)1 - nv * nv);
+            REAL dzp = dh * (hpn[j] - nv) * z * ((REAL)1 - z);
+            REAL drp = dnp * ghn[j] * r[j] * ((REAL)1 - r[j]);
+            dhkn[j] += dh * z;
+            dzn[j] = drp, dzn[H + j] = dzp, dzn[2 * H + j] = dnp;
+            dan[j] = drp, dan[H + j] = dzp, dan[2 * H + j] = dnp * r[j];
+        }
+        FN(finish_row)(x, t, n, dzn, dan, st ? st + n * 6 : (const REAL *)0, G);
+    }
+}
+
+/* Elman RNN backward step t; as gru_bwd with dz_t = da_t = dh' act'(pre) */
+void FN(rnn_bwd)(const StepCtx *x, long t, long prev, const REAL *restrict rec) {
+    const long N = x->N, H = x->H;
+    (void)prev;
+    const REAL *acts = (const REAL *)x->acts + t * x->acts_st;
+    const REAL *st = x->stats ? (const REAL *)x->stats + t * x->stats_st : (const REAL *)0;
+    for (long n = 0; n < N; n++) {
+        const REAL *restrict hn = acts + n * H;
+        REAL *restrict dzn = (REAL *)x->dz + (t * N + n) * H;
+        REAL *restrict dan = (REAL *)x->da + (t * N + n) * H;
+        FN(split_dh)(x, t, n, rec, dzn);
+        if (x->relu) {
+            #pragma omp simd
+            for (long j = 0; j < H; j++) dzn[j] = hn[j] > 0 ? dzn[j] : 0;
+        } else {
+            #pragma omp simd
+            for (long j = 0; j < H; j++) dzn[j] *= (REAL)1 - hn[j] * hn[j];
+        }
+        #pragma omp simd
+        for (long j = 0; j < H; j++) dan[j] = dzn[j];
+        FN(finish_row)(x, t, n, dzn, dan, st ? st + n * 6 : (const REAL *)0, H);
+    }
+}
+
+#undef FN
+#undef CAT
+#undef CAT2

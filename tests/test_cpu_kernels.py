@@ -1,0 +1,104 @@
+"""rnnkit.cpu_kernels: the C step kernels build once, are cached, can be switched off, and its
+Bernoulli generator draws what it should."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import rnnkit
+from rnnkit import cpu_kernels
+
+needs_cc = pytest.mark.skipif(
+    shutil.which("cc") is None and shutil.which("gcc") is None, reason="no C compiler"
+)
+
+
+@needs_cc
+def test_library_builds_where_a_compiler_exists():
+    assert cpu_kernels.library() is not None
+    assert cpu_kernels.available(torch.zeros(1))
+    assert cpu_kernels.available(torch.zeros(1, dtype=torch.float64))
+    assert not cpu_kernels.available(torch.zeros(1, dtype=torch.float16))
+
+
+def _probe(env: dict[str, str]) -> str:
+    code = "from rnnkit import cpu_kernels; print(cpu_kernels.library() is not None)"
+    run = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env},
+                         capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+    return run.stdout.strip()
+
+
+@needs_cc
+def test_compiled_once_into_the_cache_then_reused(tmp_path):
+    env = {"RNNKIT_CACHE_DIR": str(tmp_path)}
+    assert _probe(env) == "True"
+    (built,) = (tmp_path / "kernels").glob("rnnkit_cpu_f32_*.so")
+    stamp = built.stat().st_mtime_ns
+    assert _probe(env) == "True"
+    assert built.stat().st_mtime_ns == stamp  # loaded, not rebuilt
+    assert [p.name for p in (tmp_path / "kernels").iterdir()] == [built.name]  # no temp files left
+
+
+def test_switched_off_or_without_a_compiler_the_layers_still_run(tmp_path):
+    assert _probe({"RNNKIT_CPU_KERNELS": "0"}) == "False"
+    assert (
+        _probe({"CC": str(tmp_path / "no-such-cc"), "RNNKIT_CACHE_DIR": str(tmp_path)}) == "False"
+    )
+    code = (
+        "import torch, rnnkit; torch.manual_seed(0);"
+        "m = rnnkit.LSTM(3, 4, layer_norm=True, peephole=True);"
+        "out, _ = m(torch.randn(5, 2, 3)); out.sum().backward();"
+        "print(type(out.grad_fn).__name__)"
+    )
+    env = {**os.environ, "RNNKIT_CPU_KERNELS": "0"}
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=60, check=True)  # fmt: skip
+    assert "KernelLSTM" not in run.stdout
+
+
+@needs_cc
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_bernoulli_draws_zeros_and_ones_at_the_rate(dtype):
+    like = torch.zeros(1, dtype=dtype)
+    torch.manual_seed(0)
+    m = cpu_kernels.bernoulli((400, 50, 50), 0.3, like)
+    assert m.dtype == dtype and m.shape == (400, 50, 50)
+    assert set(m.unique().tolist()) == {0.0, 1.0}
+    n = m.numel()
+    assert abs(m.mean().item() - 0.3) < 5 * (0.3 * 0.7 / n) ** 0.5
+    # neighbours are independent: P(both) = p^2
+    both = (m.view(-1)[:-1] * m.view(-1)[1:]).mean().item()
+    assert abs(both - 0.09) < 5 * (0.09 * 0.91 / n) ** 0.5
+
+
+@needs_cc
+def test_bernoulli_follows_torch_manual_seed():
+    like = torch.zeros(1)
+    torch.manual_seed(7)
+    a = cpu_kernels.bernoulli((100,), 0.5, like)
+    b = cpu_kernels.bernoulli((100,), 0.5, like)
+    torch.manual_seed(7)
+    c = cpu_kernels.bernoulli((100,), 0.5, like)
+    assert torch.equal(a, c) and not torch.equal(a, b)
+
+
+def test_bernoulli_declines_what_it_does_not_serve():
+    assert cpu_kernels.bernoulli((3,), 0.0, torch.zeros(1)) is None
+    assert cpu_kernels.bernoulli((3,), 1.0, torch.zeros(1)) is None
+    assert cpu_kernels.bernoulli((3,), 0.5, torch.zeros(1, dtype=torch.int64)) is None
+
+
+def test_zoneout_and_dropout_masks_keep_their_rates():
+    torch.manual_seed(0)
+    m = rnnkit.regularization.zoneout_masks(200, (20, 50), 0.25, torch.zeros(1))
+    assert abs(m.mean().item() - 0.25) < 0.01
+    keep = rnnkit.regularization.dropout_mask((200, 500), 0.4, torch.zeros(1))
+    values = keep.unique().tolist()
+    assert len(values) == 2 and values[0] == 0.0 and values[1] == pytest.approx(1 / 0.6)
+    assert abs(keep.mean().item() - 1.0) < 0.02
