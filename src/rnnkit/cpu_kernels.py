@@ -42,7 +42,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-ABI_VERSION = 3
+ABI_VERSION = 4
 SOURCE_DIR = Path(__file__).parent / "csrc"
 SOURCES = ("rnnkit_cpu.c", "rnnkit_cpu.h", "lstm_template.h", "gru_template.h")
 FLAGS = ("-O2", "-ftree-vectorize", "-march=native", "-ffast-math", "-fopenmp-simd", "-fPIC",
@@ -204,8 +204,10 @@ def _keep(k: torch.Tensor | float | None, like: torch.Tensor) -> tuple[Keep, tor
     if not isinstance(k, torch.Tensor):
         return Keep(None, 0, 0, 0, float(k)), None
     k = k.to(like.dtype)
-    st, sn, sj = k.stride()
-    return Keep(k.data_ptr(), st, sn, sj if k.shape[-1] > 1 else 0, 0.0), k
+    if k.shape[-1] > 1 and k.stride(-1) != 1:
+        k = k.contiguous()  # the kernels read a row with stride 1, or one weight per row
+    st, sn, _ = k.stride()
+    return Keep(k.data_ptr(), st, sn, int(k.shape[-1] > 1), 0.0), k
 
 
 def make_context(aux, h0: torch.Tensor, **fields) -> tuple[StepCtx, list]:

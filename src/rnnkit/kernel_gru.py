@@ -60,8 +60,9 @@ def gru_kernel_forward(mode, aux, gx, h0, w, b_ih, b_hh, ln_ih, ln_hh, save):
     order, prevs = visiting_steps(aux.seq)
     hss = hs.unbind(0)
     x = h0 if aux.mask is None else h0 * aux.mask
+    a = gx.new_empty(n, g)  # the recurrent GEMM's output, reused at every step
     for t, prev in zip(order, prevs):
-        a = gemm(x)
+        a = gemm(x, out=a)
         fwd(ref, t, prev, a.data_ptr())
         x = hss[t] if hm is None else hm
     del alive
@@ -112,10 +113,10 @@ class KernelGRUSequence(torch.autograd.Function):
         bwd = kernel(f"{mode.lower()}_bwd", hs.dtype)
         gemm_t = Gemm(w.t(), n)
         order, prevs = visiting_steps(seq)
-        rec = None
+        rec, buf = None, hs.new_empty(n, hid)
         for t, prev in zip(reversed(order), reversed(prevs)):
             bwd(ref, t, prev, None if rec is None else rec.data_ptr())
-            rec = gemm_t(da[t])
+            rec = gemm_t(da[t], out=buf)
         dh0 = torch.empty_like(h0)
         kernel("bwd_finish", hs.dtype)(ref, None if rec is None else rec.data_ptr(),
                                        dh0.data_ptr())  # fmt: skip

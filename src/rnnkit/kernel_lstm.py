@@ -59,8 +59,9 @@ def lstm_kernel_forward(aux, gx, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, pe
     order, prevs = visiting_steps(aux.seq)
     hss = hs.unbind(0)
     x = h0 if mask is None else h0 * mask
+    a = gx.new_empty(n, g4)  # the recurrent GEMM's output, reused at every step
     for t, prev in zip(order, prevs):
-        a = gemm(x)
+        a = gemm(x, out=a)
         fwd(ref, t, prev, a.data_ptr())
         x = hss[t] if mask is None else hm
     del alive
@@ -125,10 +126,10 @@ class KernelLSTMSequence(torch.autograd.Function):
         gemm_t = Gemm(w.t(), n)
         order, prevs = visiting_steps(aux.seq)
         d_pre = da if da is not None else dz
-        rec = None
+        rec, buf = None, hs.new_empty(n, hs.shape[-1])
         for t, prev in zip(reversed(order), reversed(prevs)):
             bwd(ref, t, prev, None if rec is None else rec.data_ptr())
-            rec = gemm_t(d_pre[t])
+            rec = gemm_t(d_pre[t], out=buf)
         dh0 = torch.empty_like(h0)
         kernel("bwd_finish", hs.dtype)(ref, None if rec is None else rec.data_ptr(),
                                                  dh0.data_ptr())  # fmt: skip

@@ -41,11 +41,16 @@ static inline const REAL *FN(recurrent_src)(const StepCtx *x, const REAL *restri
 /* the state blend h_t = lerp(h', h_prev, kh_t) and the next GEMM input hm = h_t * mask */
 static inline void FN(blend_out)(const StepCtx *x, long t, long n, REAL *restrict hn,
                                  const REAL *restrict hpn, long H) {
-    const REAL *kh = FN(keep_row)(&x->kh, t, n), *mask = x->mask;
-    const long khsj = x->kh.sj;
-    const REAL khv = (REAL)x->kh.val;
-    if (kh || khv != 0)
-        for (long j = 0; j < H; j++) hn[j] = FN(lerp)(hn[j], hpn[j], FN(keep)(kh, khsj, khv, j));
+    const REAL *mask = x->mask;
+    REAL khw;
+    const REAL *kh = FN(keep_row)(&x->kh, t, n, &khw);
+    if (kh) {
+        #pragma omp simd
+        for (long j = 0; j < H; j++) hn[j] = FN(lerp)(hn[j], hpn[j], kh[j]);
+    } else if (khw != 0) {
+        #pragma omp simd
+        for (long j = 0; j < H; j++) hn[j] = FN(lerp)(hn[j], hpn[j], khw);
+    }
     if (mask) {
         REAL *restrict hm = (REAL *)x->hm + n * H;
         #pragma omp simd
@@ -141,9 +146,8 @@ static inline void FN(split_dh)(const StepCtx *x, long t, long n, const REAL *re
     const long N = x->N, H = x->H;
     const REAL *doutn = (const REAL *)x->dout + (t * N + n) * H, *mask = x->mask;
     REAL *restrict dhkn = (REAL *)x->dhk + n * H;
-    const REAL *kh = FN(keep_row)(&x->kh, t, n);
-    const long khsj = x->kh.sj;
-    const REAL khv = (REAL)x->kh.val;
+    REAL khw;
+    const REAL *kh = FN(keep_row)(&x->kh, t, n, &khw);
     #pragma omp simd
     for (long j = 0; j < H; j++) d[j] = doutn[j] + dhkn[j];
     if (rec && mask) {
@@ -153,16 +157,7 @@ static inline void FN(split_dh)(const StepCtx *x, long t, long n, const REAL *re
         #pragma omp simd
         for (long j = 0; j < H; j++) d[j] += rec[n * H + j];
     }
-    if (kh || khv != 0) {
-        for (long j = 0; j < H; j++) {
-            REAL w = FN(keep)(kh, khsj, khv, j);
-            dhkn[j] = d[j] * w;
-            d[j] *= (REAL)1 - w;
-        }
-    } else {
-        #pragma omp simd
-        for (long j = 0; j < H; j++) dhkn[j] = 0;
-    }
+    FN(split_keep)(d, dhkn, kh, khw, H);
 }
 
 /* LN backward in place: d <- rstd (d w - mean(d w) - xhat mean(d w xhat)); g_w += d xhat */

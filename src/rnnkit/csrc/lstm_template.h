@@ -6,12 +6,15 @@
 
 static inline REAL FN(sig)(REAL x) { return (REAL)1 / ((REAL)1 + EXP(-x)); }
 
-static inline REAL FN(keep)(const REAL *row, long sj, REAL val, long j) {
-    return row ? row[j * sj] : val;
-}
-
-static inline const REAL *FN(keep_row)(const Keep *k, long t, long n) {
-    return k->p ? (const REAL *)k->p + t * k->st + n * k->sn : (const REAL *)0;
+/* The lerp weights of row n at step t: a contiguous row (returned), or one weight for the whole
+ * row in *w (NULL returned; *w == 0: no blend). The Python side passes rows with stride 1 or 0. */
+static inline const REAL *FN(keep_row)(const Keep *k, long t, long n, REAL *w) {
+    *w = (REAL)k->val;
+    if (!k->p) return (const REAL *)0;
+    const REAL *row = (const REAL *)k->p + t * k->st + n * k->sn;
+    if (k->sj) return row;
+    *w = row[0];
+    return (const REAL *)0;
 }
 
 /* torch.lerp(new, prev, w): exact at w = 0 and w = 1 */
@@ -19,16 +22,41 @@ static inline REAL FN(lerp)(REAL nw, REAL prev, REAL w) {
     return w < (REAL)0.5 ? nw + w * (prev - nw) : prev - (prev - nw) * ((REAL)1 - w);
 }
 
+/* the gradient d of a blended state split by its lerp weights: kept = d w, d <- d (1 - w) */
+static inline void FN(split_keep)(REAL *restrict d, REAL *restrict kept, const REAL *restrict w,
+                                  REAL wv, long H) {
+    if (w) {
+        #pragma omp simd
+        for (long j = 0; j < H; j++) kept[j] = d[j] * w[j], d[j] *= (REAL)1 - w[j];
+    } else if (wv != 0) {
+        #pragma omp simd
+        for (long j = 0; j < H; j++) kept[j] = d[j] * wv, d[j] *= (REAL)1 - wv;
+    } else {
+        #pragma omp simd
+        for (long j = 0; j < H; j++) kept[j] = 0;
+    }
+}
+
 /* mean and 1/sqrt(var + eps) of x[0:n] (biased variance, two passes) */
 static inline void FN(moments)(const REAL *restrict x, long n, REAL *mu, REAL *rs) {
-    REAL s = 0, v = 0;
-    #pragma omp simd reduction(+ : s)
-    for (long k = 0; k < n; k++) s += x[k];
-    REAL m = s / (REAL)n;
-    #pragma omp simd reduction(+ : v)
-    for (long k = 0; k < n; k++) v += (x[k] - m) * (x[k] - m);
+    /* 64 partial sums: a single running sum would be bound by the add latency */
+    REAL s[64] = {0}, v[64] = {0}, sum = 0, var = 0;
+    long k = 0;
+    for (; k + 64 <= n; k += 64) {
+        #pragma omp simd
+        for (int l = 0; l < 64; l++) s[l] += x[k + l];
+    }
+    for (int l = 0; l < 64; l++) sum += s[l];
+    for (long r = k; r < n; r++) sum += x[r];
+    const REAL m = sum / (REAL)n;
+    for (k = 0; k + 64 <= n; k += 64) {
+        #pragma omp simd
+        for (int l = 0; l < 64; l++) v[l] += (x[k + l] - m) * (x[k + l] - m);
+    }
+    for (int l = 0; l < 64; l++) var += v[l];
+    for (long r = k; r < n; r++) var += (x[r] - m) * (x[r] - m);
     *mu = m;
-    *rs = (REAL)1 / SQRT(v / (REAL)n + (REAL)LN_EPS);
+    *rs = (REAL)1 / SQRT(var / (REAL)n + (REAL)LN_EPS);
 }
 
 /* Forward step t (prev: the step before, -1 for the initial state). a (N, 4H) = hm_prev W_hh^T.
@@ -38,8 +66,6 @@ static inline void FN(moments)(const REAL *restrict x, long n, REAL *mu, REAL *r
  * acts_t keeps (i, f, g, o). */
 void FN(lstm_fwd)(const StepCtx *x, long t, long prev, const REAL *restrict a) {
     const long N = x->N, H = x->H, G = 4 * H;
-    const long khsj = x->kh.sj, kcsj = x->kc.sj;
-    const REAL khv = (REAL)x->kh.val, kcv = (REAL)x->kc.val;
     const REAL *gx = (const REAL *)x->gx + t * N * G;
     const REAL *bias = x->bias, *lnw = x->ln_w, *peep = x->peep;
     const REAL *lncw = x->lnc_w, *lncb = x->lnc_b, *mask = x->mask;
@@ -125,16 +151,25 @@ void FN(lstm_fwd)(const StepCtx *x, long t, long prev, const REAL *restrict a) {
         }
         #pragma omp simd
         for (long j = 0; j < H; j++) hn[j] = zo[j] * TANH(hn[j]);
-        const REAL *kh = FN(keep_row)(&x->kh, t, n);
-        if (kh || x->kh.val != 0.0) {
+        REAL khw, kcw;
+        const REAL *kh = FN(keep_row)(&x->kh, t, n, &khw);
+        if (kh) {
             #pragma omp simd
-            for (long j = 0; j < H; j++) hn[j] = FN(lerp)(hn[j], hpn[j], FN(keep)(kh, khsj, khv, j));
+            for (long j = 0; j < H; j++) hn[j] = FN(lerp)(hn[j], hpn[j], kh[j]);
+        } else if (khw != 0) {
+            #pragma omp simd
+            for (long j = 0; j < H; j++) hn[j] = FN(lerp)(hn[j], hpn[j], khw);
         }
         if (blend_c) {
-            const REAL *kc = FN(keep_row)(&x->kc, t, n);
+            const REAL *kc = FN(keep_row)(&x->kc, t, n, &kcw);
             REAL *restrict csn = cs + n * H;
-            #pragma omp simd
-            for (long j = 0; j < H; j++) csn[j] = FN(lerp)(cnn[j], cpn[j], FN(keep)(kc, kcsj, kcv, j));
+            if (kc) {
+                #pragma omp simd
+                for (long j = 0; j < H; j++) csn[j] = FN(lerp)(cnn[j], cpn[j], kc[j]);
+            } else {
+                #pragma omp simd
+                for (long j = 0; j < H; j++) csn[j] = FN(lerp)(cnn[j], cpn[j], kcw);
+            }
         }
         if (mask) {
             #pragma omp simd
@@ -149,8 +184,6 @@ void FN(lstm_fwd)(const StepCtx *x, long t, long prev, const REAL *restrict a) {
  * c_prev), and accumulates the peephole and layer-norm gain gradients. */
 void FN(lstm_bwd)(const StepCtx *x, long t, long prev, const REAL *restrict rec) {
     const long N = x->N, H = x->H, G = 4 * H;
-    const long khsj = x->kh.sj, kcsj = x->kc.sj;
-    const REAL khv = (REAL)x->kh.val, kcv = (REAL)x->kc.val;
     const REAL *lnw = x->ln_w, *peep = x->peep, *lncw = x->lnc_w, *mask = x->mask;
     const REAL *cp = prev < 0 ? (const REAL *)x->c0 : (const REAL *)x->cs + prev * N * H;
     const REAL *cn = (const REAL *)x->cn + t * x->cn_st, *acts = (const REAL *)x->acts + t * x->acts_st;
@@ -168,38 +201,23 @@ void FN(lstm_bwd)(const StepCtx *x, long t, long prev, const REAL *restrict rec)
         REAL *restrict dzn = dz + n * G, *restrict dhkn = dhk + n * H, *restrict dcn = dc + n * H;
         REAL *restrict dzi = dzn, *restrict dzf = dzn + H, *restrict dzg = dzn + 2 * H, *restrict dzo = dzn + 3 * H;
         const REAL *doutn = dout + n * H;
-        const REAL *kh = FN(keep_row)(&x->kh, t, n), *kc = FN(keep_row)(&x->kc, t, n);
-        const int blend_h = kh || x->kh.val != 0.0, blend_c = kc || x->kc.val != 0.0;
+        REAL khw, kcw;
+        const REAL *kh = FN(keep_row)(&x->kh, t, n, &khw), *kc = FN(keep_row)(&x->kc, t, n, &kcw);
         /* dh of h_t; split into the new-state part (dzi as scratch: dh') and the kept part */
         #pragma omp simd
-        for (long j = 0; j < H; j++) {
-            REAL d = doutn[j] + dhkn[j];
-            if (rec) d += mask ? rec[n * H + j] * mask[n * H + j] : rec[n * H + j];
-            dzi[j] = d;
-        }
-        if (blend_h) {
+        for (long j = 0; j < H; j++) dzi[j] = doutn[j] + dhkn[j];
+        if (rec && mask) {
             #pragma omp simd
-            for (long j = 0; j < H; j++) {
-                REAL w = FN(keep)(kh, khsj, khv, j);
-                dhkn[j] = dzi[j] * w;
-                dzi[j] *= (REAL)1 - w;
-            }
-        } else {
+            for (long j = 0; j < H; j++) dzi[j] += rec[n * H + j] * mask[n * H + j];
+        } else if (rec) {
             #pragma omp simd
-            for (long j = 0; j < H; j++) dhkn[j] = 0;
+            for (long j = 0; j < H; j++) dzi[j] += rec[n * H + j];
         }
+        FN(split_keep)(dzi, dhkn, kh, khw, H);
         /* dzf as scratch: the gradient reaching c' from c_t; dc keeps the part kept into c_prev */
-        if (blend_c) {
-            #pragma omp simd
-            for (long j = 0; j < H; j++) {
-                REAL w = FN(keep)(kc, kcsj, kcv, j);
-                dzf[j] = dcn[j] * ((REAL)1 - w);
-                dcn[j] *= w;
-            }
-        } else {
-            #pragma omp simd
-            for (long j = 0; j < H; j++) dzf[j] = dcn[j], dcn[j] = 0;
-        }
+        #pragma omp simd
+        for (long j = 0; j < H; j++) dzf[j] = dcn[j];
+        FN(split_keep)(dzf, dcn, kc, kcw, H);
         /* output gate and the gradient of tanh's input (dzg as scratch: first LN(c'), then dcl) */
         REAL cmu = 0, crs = 0;
         if (has_lnc) {

@@ -41,4 +41,4 @@ void BERNOULLI_CAT(bernoulli, SFX)(REAL *out, long n, double p, unsigned long lo
 }
 
 /* the version the Python side checks before binding the structs */
-long rnnkit_abi_version(void) { return 3; }
+long rnnkit_abi_version(void) { return 4; }

@@ -9,8 +9,8 @@
 #define RNNKIT_CPU_H
 
 /* Lerp weights of a zoneout / lengths blend ``s = lerp(new, prev, k)``: a tensor ``p`` read at
- * ``t*st + n*sn + j*sj`` (strides in elements, 0 to broadcast), or the constant ``val`` when ``p``
- * is NULL (``val == 0``: no blend). */
+ * ``t*st + n*sn + j*sj`` (strides in elements; sj is 1, or 0 for one weight per row), or the
+ * constant ``val`` when ``p`` is NULL (``val == 0``: no blend). */
 typedef struct {
     const void *p;
     long st, sn, sj;
