@@ -21,9 +21,14 @@ measured sgemm peak (the faster of ``torch.mm`` and oneDNN's prepacked GEMM on 2
 
 from __future__ import annotations
 
+import os
+
+# numpy's OpenBLAS (imported through rnnkit, unused here) keeps a spinning worker thread whose CPU
+# time would count in --clock cpu; torch does not use it
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import argparse
 import json
-import os
 import platform
 import statistics
 import subprocess
