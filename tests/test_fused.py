@@ -258,10 +258,25 @@ def test_fused_layer_equals_reference_layer(mode, training, monkeypatch):
         torch.testing.assert_close(a, b, atol=1e-9, rtol=0)
 
 
+@pytest.fixture(params=["auto", "onednn", "mkl"])
+def cpu_gemm(request, monkeypatch):
+    """The CPU GEMM backend of rnnkit.fused_support.Gemm: the per-CPU choice, oneDNN's prepacked
+    GEMM (AMD CPUs) and torch.mm / MKL (Intel CPUs)."""
+    from rnnkit import fused_support
+
+    if request.param == "onednn":
+        if fused_support._linear is None or not torch.backends.mkldnn.is_available():
+            pytest.skip("this torch build has no oneDNN linear")
+        monkeypatch.setattr(fused_support, "_DNN", True)
+    elif request.param == "mkl":
+        monkeypatch.setattr(fused_support, "_DNN", False)
+    return request.param
+
+
 @pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN_TANH"])
-def test_float32_cpu_path_matches_float64(mode):
-    """float32 on CPU runs the GEMMs through oneDNN (when built in): the same numbers to float32
-    accuracy, forward and gradients."""
+def test_float32_cpu_path_matches_float64(mode, cpu_gemm, step_kernels):
+    """float32 on CPU (C or torch-op step kernels, oneDNN or MKL GEMMs): the same numbers as the
+    float64 loop to float32 accuracy, forward and gradients."""
     _, gx, state, p, opts = make_problem(mode, "everything")
     xs = leaves(gx, state, p, opts)
 
@@ -289,7 +304,7 @@ def test_float32_cpu_path_matches_float64(mode):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("ln", [False, True])
-def test_input_projection_equals_functional(dtype, ln):
+def test_input_projection_equals_functional(dtype, ln, cpu_gemm):
     gen = torch.Generator().manual_seed(3)
     x = torch.randn(T, N, 5, generator=gen, dtype=dtype, requires_grad=True)
     p = CellParams(

@@ -42,7 +42,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-ABI_VERSION = 4
+ABI_VERSION = 5
 SOURCE_DIR = Path(__file__).parent / "csrc"
 SOURCES = ("rnnkit_cpu.c", "rnnkit_cpu.h", "lstm_template.h", "gru_template.h")
 FLAGS = ("-O2", "-ftree-vectorize", "-march=native", "-ffast-math", "-fopenmp-simd", "-fPIC",
@@ -68,7 +68,7 @@ _POINTERS_IN = ("bias_ih", "gx", "bias", "ln_ih", "ln_w", "peep", "lnc_w", "lnc_
 _BUFFERS = ("hs", "cs", "cn", "acts", "xhat", "stats", "hm")
 _STRIDES = ("cn_st", "acts_st", "xhat_st", "stats_st")
 _BACKWARD = ("dout", "dhk", "dc", "dz", "da", "dgx", "g_peep", "g_lnc_w", "g_lnc_b", "g_ln_w",
-             "g_ln_ih", "g_bias")  # fmt: skip
+             "g_ln_ih", "g_bias", "arec")  # fmt: skip
 
 
 class StepCtx(ctypes.Structure):
@@ -213,19 +213,23 @@ def _keep(k: torch.Tensor | float | None, like: torch.Tensor) -> tuple[Keep, tor
 def make_context(aux, h0: torch.Tensor, **fields) -> tuple[StepCtx, list]:
     """A :class:`StepCtx` for one direction: sizes from ``h0 (N, H)``, the mask and lerp weights
     from ``aux`` (:class:`rnnkit.fused_support.Aux`), and ``fields`` by name (a tensor is passed
-    as its data pointer, None as NULL, an int as is). Returns it and the tensors it points into
-    that the caller must keep alive while it is used."""
+    as its data pointer, None as NULL, an int as is). Returns it and a list holding every tensor it
+    points into: keep that list referenced for as long as the context is used."""
     n, hid = h0.shape
     kh, kh_t = _keep(aux.keep_h, h0)
     kc, kc_t = _keep(aux.keep_c, h0)
     ctx = StepCtx(N=n, H=hid, kh=kh, kc=kc, relu=int(aux.nonlinearity == "relu"))
     ctx.h0 = h0.data_ptr()
     ctx.mask = None if aux.mask is None else aux.mask.data_ptr()
+    alive = [kh_t, kc_t, h0, aux.mask]
     for name, value in fields.items():
-        setattr(ctx, name, value.data_ptr() if isinstance(value, torch.Tensor) else value)
+        if isinstance(value, torch.Tensor):
+            alive.append(value)
+            value = value.data_ptr()
+        setattr(ctx, name, value)
     if fields.get("lnc_w") is not None or fields.get("lnc_b") is not None:
         ctx.has_lnc = 1
-    return ctx, [kh_t, kc_t]
+    return ctx, alive
 
 
 def visiting_steps(seq) -> tuple[list[int], list[int]]:

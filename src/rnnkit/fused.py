@@ -123,11 +123,11 @@ def layer_direction(
         return scan(mode, input_projection(x, p), state, p, **kw)
     if mode not in MODES:  # pragma: no cover - _kernel_serves checked it
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    gx = linear(x, p.w_ih)
-    aux = _aux(mode, gx, opts, lengths, reverse, nonlinearity)
+    aux = _aux(mode, x, opts, lengths, reverse, nonlinearity)
     w = p.w_hh if opts.w_hh is None else opts.w_hh
     if mode != "LSTM":
-        return _gru_kernel(mode, aux, gx, state, p, w, p.b_ih, p.ln_ih)
+        return _gru_kernel(mode, aux, x, state, p, w, p.w_ih, p.ln_ih)
+    gx = linear(x, p.w_ih)
     bias = p.b_hh if p.b_ih is None else (p.b_ih if p.b_hh is None else p.b_ih + p.b_hh)
     return _lstm_kernel(aux, gx, state, p, w, bias, p.ln_ih)
 
@@ -158,13 +158,16 @@ def _kernel_serves(mode: str, like: Tensor, p: CellParams) -> bool:
     return mode in MODES and p.w_hr is None and USE_CPU_KERNELS and cpu_kernels.available(like)
 
 
-def _gru_kernel(mode, aux, gx, state, p, w, b_ih, ln_ih):
-    inputs = (gx, state[0], w, b_ih, p.b_hh, ln_ih, p.ln_hh)
+def _gru_kernel(mode, aux, x, state, p, w, w_ih, ln_ih):
+    """``x`` is the layer input with ``w_ih`` (projected inside), or the projections with None."""
+    b_ih = None if w_ih is None else p.b_ih
+    inputs = (x, w_ih, state[0], w, b_ih, p.b_hh, ln_ih, p.ln_hh)
     if _needs_grad(inputs):
         out, h = KernelGRUSequence.apply(mode, aux, *inputs)
         return out, (h,)
     with torch.no_grad():
-        hs, _ = gru_kernel_forward(mode, aux, *inputs, save=False)
+        gx = x if w_ih is None else linear(x, w_ih)
+        hs, _ = gru_kernel_forward(mode, aux, gx, *inputs[2:], save=False)
     return aux.seq.outputs(hs), (aux.seq.last(hs),)
 
 

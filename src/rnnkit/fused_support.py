@@ -198,10 +198,14 @@ class Gemm:
         bias: Tensor | None = None,
         out: Tensor | None = None,
     ) -> Tensor:
-        """``x W^T [+ bias] [+ add]``; ``out`` (``(rows, M)``, used when neither ``add`` nor
-        ``bias`` is given) spares the per-step allocation."""
-        if out is not None and add is None and bias is None and self.packed is None:
-            return torch.mm(x, self.wt, out=out)
+        """``x W^T [+ bias] [+ add]``; with ``out`` (``(rows, M)``, no ``add`` or ``bias``) the
+        result is written there (the MKL path then spares the per-step allocation)."""
+        if out is not None:
+            if add is not None or bias is not None:
+                raise ValueError("Gemm: out= goes without add= and bias=")
+            if self.packed is None:
+                return torch.mm(x, self.wt, out=out)
+            return out.copy_(_linear(x, self.packed, None, "none", [], ""))
         if self.packed is not None:
             if add is None:
                 return _linear(x, self.packed, bias, "none", [], "")

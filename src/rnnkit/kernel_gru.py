@@ -5,9 +5,13 @@ The design of :mod:`rnnkit.kernel_lstm`: per step one GEMM ``a = hm W_hh^T`` and
 :func:`rnnkit.functional.gru_step` / ``rnn_step``, the input layer norm and ``b_ih``, zoneout and
 ``lengths``; backward one C call and one GEMM ``da W_hh`` per step, weight gradients as single
 GEMMs. Saved for backward: ``(r, z, n, gh_n)`` per step for the GRU (``h'`` for the RNN), the
-states, and with layer norm the normalised recurrent pre-activations and the row statistics.
-Shapes: ``gx (T, N, G*H)`` (``x W_ih^T``, no bias), ``h0 (N, H)``, ``w (G*H, H)``, ``b_ih``,
-``b_hh``, ``ln_ih``, ``ln_hh (G*H,)``; ``G`` = 3 (GRU) or 1 (RNN).
+states and the row statistics of the layer norms. torch.nn's GRU keeps little for its backward, so
+to stay close to its memory the normalised pre-activations are not saved but rebuilt: the input
+projection ``x W_ih^T`` with one GEMM at the start of the backward, the recurrent ``h W_hh^T``
+with one more GEMM per backward step (the GRU's backward has time to spare against torch.nn's).
+Shapes: ``x (T, N, D)`` with ``w_ih (G*H, D)``, or ``gx (T, N, G*H)`` (``x W_ih^T``, no bias)
+with ``w_ih=None``; ``h0 (N, H)``, ``w (G*H, H)``, ``b_ih``, ``b_hh``, ``ln_ih``,
+``ln_hh (G*H,)``; ``G`` = 3 (GRU) or 1 (RNN).
 """
 
 from __future__ import annotations
@@ -33,6 +37,12 @@ def _with_mask(aux: Aux, like: Tensor) -> Aux:
                aux.nonlinearity)  # fmt: skip
 
 
+def _project(x: Tensor, w_ih: Tensor) -> Tensor:
+    """``x W_ih^T`` for ``x (T, N, D)``: one GEMM over all steps, ``(T, N, G*H)``."""
+    x2 = x.reshape(-1, x.shape[-1])
+    return Gemm(w_ih, x2.shape[0])(x2).view(*x.shape[:-1], w_ih.shape[0])
+
+
 def gru_kernel_forward(mode, aux, gx, h0, w, b_ih, b_hh, ln_ih, ln_hh, save):
     """Run the sequence (``mode`` "GRU" or "RNN"); returns ``(hs (T, N, H), saved dict)``."""
     steps, n, g = gx.shape
@@ -46,13 +56,13 @@ def gru_kernel_forward(mode, aux, gx, h0, w, b_ih, b_hh, ln_ih, ln_hh, save):
     any_ln = ln_ih is not None or ln_hh is not None
     hs = gx.new_empty(steps, n, hid)
     acts = gx.new_empty(rows, n, width)
-    xhat = gx.new_empty(rows, n, g) if ln_hh is not None else None
+    xhat = gx.new_empty(1, n, g) if ln_hh is not None else None  # a scratch row: not saved
     stats = gx.new_empty(rows, n, 6) if any_ln else None
     hm = gx.new_empty(n, hid) if aux.mask is not None else None
     ctx, alive = make_context(
         aux, h0, gx=gx, bias_ih=b_ih, bias=b_hh, ln_ih=ln_ih, ln_w=ln_hh, hs=hs, acts=acts,
-        xhat=xhat, stats=stats, hm=hm, acts_st=n * width if save else 0,
-        xhat_st=n * g if save else 0, stats_st=n * 6 if save else 0,
+        xhat=xhat, stats=stats, hm=hm, acts_st=n * width if save else 0, xhat_st=0,
+        stats_st=n * 6 if save else 0,
     )  # fmt: skip
     fwd = kernel(f"{mode.lower()}_fwd", gx.dtype)
     ref = ctypes.byref(ctx)
@@ -66,63 +76,87 @@ def gru_kernel_forward(mode, aux, gx, h0, w, b_ih, b_hh, ln_ih, ln_hh, save):
         fwd(ref, t, prev, a.data_ptr())
         x = hss[t] if hm is None else hm
     del alive
-    saved = dict(hs=hs, acts=acts, xhat=xhat, stats=stats) if save else {}
+    saved = dict(hs=hs, acts=acts, stats=stats) if save else {}
     return hs, saved
 
 
+_SAVED = ("hs", "acts", "stats")
+
+
 class KernelGRUSequence(torch.autograd.Function):
-    """``(mode, aux, gx, h0, w, b_ih, b_hh, ln_ih, ln_hh) -> (outputs, h_n)``; mode "GRU"/"RNN"."""
+    """``(mode, aux, x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh) -> (outputs, h_n)``; mode "GRU" or
+    "RNN"; ``x`` is the layer input with ``w_ih``, or the projection ``x W_ih^T`` with None."""
 
     @staticmethod
-    def forward(ctx, mode: str, aux: Aux, gx, h0, w, b_ih, b_hh, ln_ih, ln_hh):  # noqa: D102
-        gx = gx.contiguous()
+    def forward(ctx, mode: str, aux: Aux, x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh):  # noqa: D102
+        gx = x.contiguous() if w_ih is None else _project(x, w_ih)
         hs, saved = gru_kernel_forward(mode, aux, gx, h0, w, b_ih, b_hh, ln_ih, ln_hh, save=True)
         ctx.mode, ctx.aux = mode, aux
-        ctx.save_for_backward(gx if ln_ih is not None else None, h0.contiguous(), w, b_ih, b_hh,
-                              ln_ih, ln_hh, *(saved[k] for k in _SAVED))  # fmt: skip
+        keep_gx = gx if ln_ih is not None and w_ih is None else None
+        ctx.save_for_backward(x if w_ih is not None else None, w_ih, keep_gx, h0.contiguous(), w,
+                              b_ih, b_hh, ln_ih, ln_hh, *(saved[k] for k in _SAVED))  # fmt: skip
         return aux.seq.outputs(hs), aux.seq.last(hs)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, d_out, d_hn):  # noqa: D102
-        gx, h0, w, b_ih, b_hh, ln_ih, ln_hh, *rest = ctx.saved_tensors
+        x, w_ih, gx, h0, w, b_ih, b_hh, ln_ih, ln_hh, *rest = ctx.saved_tensors
         sv = dict(zip(_SAVED, rest))
         mode, hs = ctx.mode, sv["hs"]
         aux = _with_mask(ctx.aux, hs)
         seq = aux.seq
-        need = ctx.needs_input_grad  # (mode, aux, gx, h0, w, b_ih, b_hh, ln_ih, ln_hh)
+        # (mode, aux, x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh)
+        need = ctx.needs_input_grad
         steps, n, hid = hs.shape
         g = GATES[mode] * hid
+        if ln_ih is not None and gx is None:
+            gx = _project(x, w_ih)  # rebuilt, not saved
         dz = hs.new_empty(steps, n, g)
         da = hs.new_empty(steps, n, g)
         dgx = hs.new_empty(steps, n, g) if ln_ih is not None else None
         dhk = d_hn.contiguous().clone()
         dout = seq.outputs(d_out).contiguous()
         grads = {
-            "g_bias": torch.zeros_like(b_hh) if need[6] else None,
-            "g_ln_ih": torch.zeros_like(ln_ih) if need[7] else None,
-            "g_ln_w": torch.zeros_like(ln_hh) if need[8] else None,
+            "g_bias": torch.zeros_like(b_hh) if need[7] else None,
+            "g_ln_ih": torch.zeros_like(ln_ih) if need[8] else None,
+            "g_ln_w": torch.zeros_like(ln_hh) if need[9] else None,
         }
         width = ACTS[mode] * hid
-        cctx, alive = make_context(
+        h_in = recurrent_input(seq.before(hs, h0), aux.mask)  # (T, N, H): each step's GEMM input
+        recompute = ln_hh is not None
+        arec = hs.new_empty(n, g) if recompute else None
+        xhat = hs.new_empty(1, n, g) if recompute else None  # the context points into these:
+        cctx, alive = make_context(  # they must stay referenced until the loop is done
             aux, h0, gx=gx, bias_ih=b_ih, bias=b_hh, ln_ih=ln_ih, ln_w=ln_hh, hs=hs,
-            acts=sv["acts"], xhat=sv["xhat"], stats=sv["stats"], acts_st=n * width,
-            xhat_st=n * g, stats_st=n * 6, dout=dout, dhk=dhk, dz=dz, da=da, dgx=dgx, **grads,
+            acts=sv["acts"], xhat=xhat,
+            stats=sv["stats"], acts_st=n * width, xhat_st=0, stats_st=n * 6, dout=dout, dhk=dhk,
+            dz=dz, da=da, dgx=dgx, arec=arec, **grads,
         )  # fmt: skip
         ref = ctypes.byref(cctx)
         bwd = kernel(f"{mode.lower()}_bwd", hs.dtype)
         gemm_t = Gemm(w.t(), n)
+        gemm = Gemm(w, n) if recompute else None
         order, prevs = visiting_steps(seq)
         rec, buf = None, hs.new_empty(n, hid)
         for t, prev in zip(reversed(order), reversed(prevs)):
+            if gemm is not None:
+                gemm(h_in[t], out=arec)
             bwd(ref, t, prev, None if rec is None else rec.data_ptr())
             rec = gemm_t(da[t], out=buf)
         dh0 = torch.empty_like(h0)
         kernel("bwd_finish", hs.dtype)(ref, None if rec is None else rec.data_ptr(),
                                        dh0.data_ptr())  # fmt: skip
         del alive
-        dw = outer_sum(da, recurrent_input(seq.before(hs, h0), aux.mask)) if need[4] else None
-        db_ih = sum_leading(dz) if need[5] else None
-        d_gx = (dz if dgx is None else dgx) if need[2] else None
-        return (None, None, d_gx, dh0 if need[3] else None, dw, db_ih, grads["g_bias"],
+        dw = outer_sum(da, h_in) if need[5] else None
+        db_ih = sum_leading(dz) if need[6] else None
+        d_gx = dz if dgx is None else dgx
+        dx = dw_ih = None
+        if w_ih is None:
+            dx = d_gx if need[2] else None
+        else:
+            if need[2]:
+                d2 = d_gx.reshape(-1, g)
+                dx = Gemm(w_ih.t(), d2.shape[0])(d2).view(*x.shape)
+            dw_ih = outer_sum(d_gx, x) if need[3] else None
+        return (None, None, dx, dw_ih, dh0 if need[4] else None, dw, db_ih, grads["g_bias"],
                 grads["g_ln_ih"], grads["g_ln_w"])  # fmt: skip

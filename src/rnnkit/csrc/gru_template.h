@@ -189,7 +189,13 @@ static inline void FN(finish_row)(const StepCtx *x, long t, long n, REAL *restri
         for (long k = 0; k < G; k++) g_bias[k] += dan[k];
     }
     if (x->ln_w) {
-        const REAL *xhn = (const REAL *)x->xhat + t * x->xhat_st + n * G;
+        REAL *xhn = (REAL *)x->xhat + t * x->xhat_st + n * G;
+        if (x->arec) { /* recomputed GEMM output of this step: normalise it here (saves memory) */
+            const REAL *restrict an = (const REAL *)x->arec + n * G;
+            const REAL mu = st[0], rs = st[1];
+            #pragma omp simd
+            for (long k = 0; k < G; k++) xhn[k] = (an[k] - mu) * rs;
+        }
         FN(ln_backward)(dan, xhn, x->ln_w, st[1], x->g_ln_w, G);
     }
     if (x->ln_ih) {

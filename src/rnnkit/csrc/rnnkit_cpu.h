@@ -35,6 +35,9 @@ typedef struct {
     /* backward */
     const void *dout;
     void *dhk, *dc, *dz, *da, *dgx, *g_peep, *g_lnc_w, *g_lnc_b, *g_ln_w, *g_ln_ih, *g_bias;
+    /* GRU/RNN backward with the recurrent LN: the step's GEMM output recomputed (N, G*H), from
+     * which the normalised pre-activations are rebuilt instead of saved (xhat is then a scratch) */
+    const void *arec;
 } StepCtx;
 
 #endif
