@@ -42,7 +42,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-ABI_VERSION = 5
+ABI_VERSION = 6
 SOURCE_DIR = Path(__file__).parent / "csrc"
 SOURCES = ("rnnkit_cpu.c", "rnnkit_cpu.h", "lstm_template.h", "gru_template.h")
 FLAGS = ("-O2", "-ftree-vectorize", "-march=native", "-ffast-math", "-fopenmp-simd", "-fPIC",
@@ -85,6 +85,8 @@ class StepCtx(ctypes.Structure):
         *((name, _P) for name in _BUFFERS),
         *((name, ctypes.c_long) for name in _STRIDES),
         *((name, _P) for name in _BACKWARD),
+        ("dz_st", ctypes.c_long),
+        ("g_bias_ih", _P),
     ]
 
 

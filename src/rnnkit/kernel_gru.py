@@ -111,12 +111,16 @@ class KernelGRUSequence(torch.autograd.Function):
         g = GATES[mode] * hid
         if ln_ih is not None and gx is None:
             gx = _project(x, w_ih)  # rebuilt, not saved
-        dz = hs.new_empty(steps, n, g)
+        # with the input LN, dz is a scratch row (b_ih's gradient summed in C) and the gradient
+        # of gx overwrites the rebuilt gx in place; without, dz is the gradient of gx
+        ln_in = ln_ih is not None
+        dz = hs.new_empty(1 if ln_in else steps, n, g)
         da = hs.new_empty(steps, n, g)
-        dgx = hs.new_empty(steps, n, g) if ln_ih is not None else None
+        dgx = (gx if w_ih is not None else gx.clone()) if ln_in else None
         dhk = d_hn.contiguous().clone()
         dout = seq.outputs(d_out).contiguous()
         grads = {
+            "g_bias_ih": torch.zeros_like(b_ih) if need[6] and ln_in else None,
             "g_bias": torch.zeros_like(b_hh) if need[7] else None,
             "g_ln_ih": torch.zeros_like(ln_ih) if need[8] else None,
             "g_ln_w": torch.zeros_like(ln_hh) if need[9] else None,
@@ -130,7 +134,7 @@ class KernelGRUSequence(torch.autograd.Function):
             aux, h0, gx=gx, bias_ih=b_ih, bias=b_hh, ln_ih=ln_ih, ln_w=ln_hh, hs=hs,
             acts=sv["acts"], xhat=xhat,
             stats=sv["stats"], acts_st=n * width, xhat_st=0, stats_st=n * 6, dout=dout, dhk=dhk,
-            dz=dz, da=da, dgx=dgx, arec=arec, **grads,
+            dz=dz, dz_st=0 if ln_in else n * g, da=da, dgx=dgx, arec=arec, **grads,
         )  # fmt: skip
         ref = ctypes.byref(cctx)
         bwd = kernel(f"{mode.lower()}_bwd", hs.dtype)
@@ -148,7 +152,7 @@ class KernelGRUSequence(torch.autograd.Function):
                                        dh0.data_ptr())  # fmt: skip
         del alive
         dw = outer_sum(da, h_in) if need[5] else None
-        db_ih = sum_leading(dz) if need[6] else None
+        db_ih = grads["g_bias_ih"] if ln_in else (sum_leading(dz) if need[6] else None)
         d_gx = dz if dgx is None else dgx
         dx = dw_ih = None
         if w_ih is None:

@@ -183,10 +183,14 @@ static inline void FN(ln_backward)(REAL *restrict d, const REAL *restrict xhat,
 static inline void FN(finish_row)(const StepCtx *x, long t, long n, REAL *restrict dzn,
                                   REAL *restrict dan, const REAL *st, long G) {
     const long N = x->N;
-    REAL *g_bias = x->g_bias;
+    REAL *g_bias = x->g_bias, *g_bias_ih = x->g_bias_ih;
     if (g_bias) {
         #pragma omp simd
         for (long k = 0; k < G; k++) g_bias[k] += dan[k];
+    }
+    if (g_bias_ih) {
+        #pragma omp simd
+        for (long k = 0; k < G; k++) g_bias_ih[k] += dzn[k];
     }
     if (x->ln_w) {
         REAL *xhn = (REAL *)x->xhat + t * x->xhat_st + n * G;
@@ -200,7 +204,8 @@ static inline void FN(finish_row)(const StepCtx *x, long t, long n, REAL *restri
     }
     if (x->ln_ih) {
         const REAL *restrict gxn = (const REAL *)x->gx + (t * N + n) * G;
-        REAL *restrict xhat = (REAL *)x->dgx + (t * N + n) * G; /* scratch, then the result */
+        /* scratch, then the result; may be the gx row itself (read once, first) */
+        REAL *xhat = (REAL *)x->dgx + (t * N + n) * G;
         const REAL mu = st[4], rs = st[5];
         #pragma omp simd
         for (long k = 0; k < G; k++) xhat[k] = (gxn[k] - mu) * rs;
@@ -223,7 +228,8 @@ static inline void FN(finish_row)(const StepCtx *x, long t, long n, REAL *restri
 }
 
 /* GRU backward step t (rec: da_{t+1} W_hh, NULL first). Writes dz_t = d xi, da_t = d a and the
- * carried dhk; accumulates g_bias (b_hh), g_ln_w, g_ln_ih. */
+ * carried dhk; accumulates g_bias (b_hh), g_bias_ih (b_ih; with dz a scratch row, dz_st = 0),
+ * g_ln_w, g_ln_ih. */
 void FN(gru_bwd)(const StepCtx *x, long t, long prev, const REAL *restrict rec) {
     const long N = x->N, H = x->H, G = 3 * H;
     const REAL *hp = prev < 0 ? (const REAL *)x->h0 : (const REAL *)x->hs + prev * N * H;
@@ -233,7 +239,7 @@ void FN(gru_bwd)(const StepCtx *x, long t, long prev, const REAL *restrict rec) 
         const REAL *restrict an = acts + n * 4 * H, *restrict hpn = hp + n * H;
         const REAL *restrict r = an, *restrict zg = an + H, *restrict nn = an + 2 * H,
                              *restrict ghn = an + 3 * H;
-        REAL *restrict dzn = (REAL *)x->dz + (t * N + n) * G;
+        REAL *restrict dzn = (REAL *)x->dz + t * x->dz_st + n * G;
         REAL *restrict dan = (REAL *)x->da + (t * N + n) * G;
         REAL *restrict dhkn = (REAL *)x->dhk + n * H;
         FN(split_dh)(x, t, n, rec, dzn); /* dzn[0:H] = dh' */
@@ -259,7 +265,7 @@ void FN(rnn_bwd)(const StepCtx *x, long t, long prev, const REAL *restrict rec) 
     const REAL *st = x->stats ? (const REAL *)x->stats + t * x->stats_st : (const REAL *)0;
     for (long n = 0; n < N; n++) {
         const REAL *restrict hn = acts + n * H;
-        REAL *restrict dzn = (REAL *)x->dz + (t * N + n) * H;
+        REAL *restrict dzn = (REAL *)x->dz + t * x->dz_st + n * H;
         REAL *restrict dan = (REAL *)x->da + (t * N + n) * H;
         FN(split_dh)(x, t, n, rec, dzn);
         if (x->relu) {

@@ -38,6 +38,8 @@ typedef struct {
     /* GRU/RNN backward with the recurrent LN: the step's GEMM output recomputed (N, G*H), from
      * which the normalised pre-activations are rebuilt instead of saved (xhat is then a scratch) */
     const void *arec;
+    long dz_st;       /* per-step stride of dz (GRU/RNN; 0: a scratch row, its sums in g_bias_ih) */
+    void *g_bias_ih;
 } StepCtx;
 
 #endif
