@@ -102,3 +102,24 @@ def test_zoneout_and_dropout_masks_keep_their_rates():
     values = keep.unique().tolist()
     assert len(values) == 2 and values[0] == 0.0 and values[1] == pytest.approx(1 / 0.6)
     assert abs(keep.mean().item() - 1.0) < 0.02
+
+
+@needs_cc
+def test_drop_connect_redraws_its_mask_in_backward():
+    """The seeded DropConnect keeps no mask: its gradient is the same mask, drawn again."""
+    w = torch.randn(40, 30, dtype=torch.float64, requires_grad=True)
+    torch.manual_seed(3)
+    dropped = rnnkit.regularization.drop_connect(w, 0.4)
+    kept = dropped != 0
+    assert 0.5 < kept.double().mean().item() < 0.7
+    torch.testing.assert_close(dropped[kept], w[kept] / 0.6)
+    (g,) = torch.autograd.grad((dropped * 2).sum(), [w])
+    torch.testing.assert_close(g, kept.double() * 2 / 0.6)
+    torch.manual_seed(3)
+    assert torch.equal(rnnkit.regularization.drop_connect(w, 0.4), dropped)
+
+    def seeded(v):
+        torch.manual_seed(5)  # the same mask at every evaluation of gradcheck
+        return rnnkit.regularization.drop_connect(v, 0.4)
+
+    assert torch.autograd.gradcheck(seeded, (w[:4, :3].detach().requires_grad_(),))

@@ -187,14 +187,22 @@ def available(like: torch.Tensor) -> bool:
     return like.device.type == "cpu" and like.dtype in SUFFIX and library(like.dtype) is not None
 
 
-def bernoulli(shape: tuple[int, ...], p: float, like: torch.Tensor) -> torch.Tensor | None:
+def draw_seed() -> int:
+    """A seed for :func:`bernoulli`, drawn from torch's global generator."""
+    return int(torch.randint(0, 2**62, ()).item())
+
+
+def bernoulli(
+    shape: tuple[int, ...], p: float, like: torch.Tensor, seed: int | None = None
+) -> torch.Tensor | None:
     """A ``shape`` tensor of Bernoulli(``p``) draws (1 with probability ``p``) in ``like``'s dtype,
-    from the C counter-based generator seeded from torch's global generator (so
-    ``torch.manual_seed`` reproduces it); None where the kernels do not serve ``like``."""
+    from the C counter-based generator: the same ``seed`` gives the same draws; by default the
+    seed comes from torch's global generator (so ``torch.manual_seed`` reproduces them). None
+    where the kernels do not serve ``like``."""
     if not (0.0 < p < 1.0) or not available(like):
         return None
     out = torch.empty(shape, dtype=like.dtype)
-    seed = int(torch.randint(0, 2**62, ()).item())
+    seed = draw_seed() if seed is None else seed
     kernel("bernoulli", like.dtype)(out.data_ptr(), out.numel(), p, seed)
     return out
 

@@ -29,8 +29,33 @@ def dropout_mask(shape: tuple[int, ...], p: float, like: Tensor) -> Tensor:
 
 
 def drop_connect(weight: Tensor, p: float) -> Tensor:
-    """DropConnect: ``weight * mask`` with an inverted Bernoulli mask of the weight's shape."""
+    """DropConnect (Wan et al. 2013; AWD-LSTM's WeightDrop): ``weight * mask`` with an inverted
+    Bernoulli(1-p) mask of the weight's shape.
+
+    On CPU the mask is drawn by :func:`rnnkit.cpu_kernels.bernoulli` from a seed and drawn again
+    from it in backward, so nothing of the weight's size is kept for the backward pass."""
+    if 0.0 < p < 1.0 and cpu_kernels.available(weight):
+        return _SeededDropConnect.apply(weight, p, cpu_kernels.draw_seed())
     return weight * dropout_mask(tuple(weight.shape), p, weight)
+
+
+def _seeded_keep(like: Tensor, p: float, seed: int) -> Tensor:
+    keep = cpu_kernels.bernoulli(tuple(like.shape), 1.0 - p, like, seed=seed)
+    assert keep is not None  # drop_connect checked availability
+    return keep.div_(1.0 - p)
+
+
+class _SeededDropConnect(torch.autograd.Function):
+    """``weight * mask(seed)``; backward ``grad * mask(seed)`` with the mask drawn again."""
+
+    @staticmethod
+    def forward(ctx, weight: Tensor, p: float, seed: int) -> Tensor:  # noqa: D102
+        ctx.p, ctx.seed = p, seed
+        return weight * _seeded_keep(weight, p, seed)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # noqa: D102
+        return grad * _seeded_keep(grad, ctx.p, ctx.seed), None, None
 
 
 def zoneout_masks(steps: int, shape: tuple[int, ...], rate: float, like: Tensor) -> Tensor:
