@@ -79,7 +79,7 @@ def scan(
     w = p.w_hh if opts.w_hh is None else opts.w_hh
     if _kernel_serves(mode, gx, p):
         if mode == "LSTM":
-            return _lstm_kernel(aux, gx, state, p, w, p.b_hh, None)
+            return _lstm_kernel(aux, gx, None, state, p, w, p.b_hh, None)
         return _gru_kernel(mode, aux, gx, state, p, w, None, None)
     if mode == "LSTM":
         inputs = (gx, state[0], state[1], w, p.b_hh, p.w_hr, p.ln_hh, p.ln_c_weight,
@@ -127,9 +127,8 @@ def layer_direction(
     w = p.w_hh if opts.w_hh is None else opts.w_hh
     if mode != "LSTM":
         return _gru_kernel(mode, aux, x, state, p, w, p.w_ih, p.ln_ih)
-    gx = linear(x, p.w_ih)
     bias = p.b_hh if p.b_ih is None else (p.b_ih if p.b_hh is None else p.b_ih + p.b_hh)
-    return _lstm_kernel(aux, gx, state, p, w, bias, p.ln_ih)
+    return _lstm_kernel(aux, x, p.w_ih, state, p, w, bias, p.ln_ih)
 
 
 def _aux(
@@ -166,13 +165,13 @@ def _gru_kernel(mode, aux, x, state, p, w, w_ih, ln_ih):
         out, h = KernelGRUSequence.apply(mode, aux, *inputs)
         return out, (h,)
     with torch.no_grad():
-        gx = x if w_ih is None else linear(x, w_ih)
-        hs, _ = gru_kernel_forward(mode, aux, gx, *inputs[2:], save=False)
+        hs, _ = gru_kernel_forward(mode, aux, *inputs, save=False)
     return aux.seq.outputs(hs), (aux.seq.last(hs),)
 
 
-def _lstm_kernel(aux, gx, state, p, w, bias, ln_ih):
-    inputs = (gx, state[0], state[1], w, bias, ln_ih, p.ln_hh, p.ln_c_weight, p.ln_c_bias,
+def _lstm_kernel(aux, x, w_ih, state, p, w, bias, ln_ih):
+    """``x`` is the layer input with ``w_ih`` (projected inside), or the projections with None."""
+    inputs = (x, w_ih, state[0], state[1], w, bias, ln_ih, p.ln_hh, p.ln_c_weight, p.ln_c_bias,
               p.peephole)  # fmt: skip
     if _needs_grad(inputs):
         out, h, c = KernelLSTMSequence.apply(aux, *inputs)

@@ -191,6 +191,14 @@ class Gemm:
             except RuntimeError:  # pragma: no cover - an ISA or build oneDNN cannot serve
                 self.packed = None
 
+    def step_fn(self):
+        """``f(x, out)``: ``out = x W^T`` with the least Python per call (the recurrences' hot
+        loops call it once per step)."""
+        if self.packed is None:
+            mm, wt = torch.mm, self.wt
+            return lambda x, out: mm(x, wt, out=out)
+        return lambda x, out: self(x, out=out)
+
     def __call__(
         self,
         x: Tensor,

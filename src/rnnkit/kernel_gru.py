@@ -24,10 +24,10 @@ from torch.autograd.function import once_differentiable
 
 from .cpu_kernels import kernel, make_context, visiting_steps
 from .fused_support import Aux, Gemm, outer_sum, recurrent_input, sum_leading
+from .kernel_lstm import input_grads, point_gx, projected_chunks
 
 GATES = {"GRU": 3, "RNN": 1}
 ACTS = {"GRU": 4, "RNN": 1}  # saved activations per hidden unit: (r, z, n, gh_n) or h'
-_SAVED = ("hs", "acts", "xhat", "stats")
 
 
 def _with_mask(aux: Aux, like: Tensor) -> Aux:
@@ -43,38 +43,41 @@ def _project(x: Tensor, w_ih: Tensor) -> Tensor:
     return Gemm(w_ih, x2.shape[0])(x2).view(*x.shape[:-1], w_ih.shape[0])
 
 
-def gru_kernel_forward(mode, aux, gx, h0, w, b_ih, b_hh, ln_ih, ln_hh, save):
-    """Run the sequence (``mode`` "GRU" or "RNN"); returns ``(hs (T, N, H), saved dict)``."""
-    steps, n, g = gx.shape
+def gru_kernel_forward(mode, aux, x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh, save):
+    """Run the sequence (``mode`` "GRU" or "RNN") from ``x (T, N, D)`` and ``w_ih``, or from the
+    projections ``x (T, N, G*H)`` with ``w_ih=None``; returns ``(hs (T, N, H), saved dict)``."""
+    steps, n = x.shape[:2]
     hid = h0.shape[-1]
-    gx, h0 = gx.contiguous(), h0.contiguous()
+    g = GATES[mode] * hid
+    h0 = h0.contiguous()
     params = (b_ih, b_hh, ln_ih, ln_hh)
     b_ih, b_hh, ln_ih, ln_hh = (None if t is None else t.contiguous() for t in params)
-    aux = _with_mask(aux, gx)
+    aux = _with_mask(aux, x)
     rows = steps if save else 1
     width = ACTS[mode] * hid
     any_ln = ln_ih is not None or ln_hh is not None
-    hs = gx.new_empty(steps, n, hid)
-    acts = gx.new_empty(rows, n, width)
-    xhat = gx.new_empty(1, n, g) if ln_hh is not None else None  # a scratch row: not saved
-    stats = gx.new_empty(rows, n, 6) if any_ln else None
-    hm = gx.new_empty(n, hid) if aux.mask is not None else None
+    hs = x.new_empty(steps, n, hid)
+    acts = x.new_empty(rows, n, width)
+    xhat = x.new_empty(1, n, g) if ln_hh is not None else None  # a scratch row: not saved
+    stats = x.new_empty(rows, n, 6) if any_ln else None
+    hm = x.new_empty(n, hid) if aux.mask is not None else None
     ctx, alive = make_context(
-        aux, h0, gx=gx, bias_ih=b_ih, bias=b_hh, ln_ih=ln_ih, ln_w=ln_hh, hs=hs, acts=acts,
-        xhat=xhat, stats=stats, hm=hm, acts_st=n * width if save else 0, xhat_st=0,
+        aux, h0, bias_ih=b_ih, bias=b_hh, ln_ih=ln_ih, ln_w=ln_hh, hs=hs, acts=acts, xhat=xhat,
+        stats=stats, hm=hm, acts_st=n * width if save else 0, xhat_st=0,
         stats_st=n * 6 if save else 0,
     )  # fmt: skip
-    fwd = kernel(f"{mode.lower()}_fwd", gx.dtype)
+    fwd = kernel(f"{mode.lower()}_fwd", x.dtype)
     ref = ctypes.byref(ctx)
-    gemm = Gemm(w, n)
-    order, prevs = visiting_steps(aux.seq)
+    step_gemm = Gemm(w, n).step_fn()
     hss = hs.unbind(0)
-    x = h0 if aux.mask is None else h0 * aux.mask
-    a = gx.new_empty(n, g)  # the recurrent GEMM's output, reused at every step
-    for t, prev in zip(order, prevs):
-        a = gemm(x, out=a)
-        fwd(ref, t, prev, a.data_ptr())
-        x = hss[t] if hm is None else hm
+    h = h0 if aux.mask is None else h0 * aux.mask
+    a = x.new_empty(n, g)  # the recurrent GEMM's output, reused at every step
+    for buf, first, chunk in projected_chunks(aux, x, w_ih, False, GATES[mode]):
+        point_gx(ctx, buf, first)
+        for t, prev in chunk:
+            a = step_gemm(h, a)
+            fwd(ref, t, prev, a.data_ptr())
+            h = hss[t] if hm is None else hm
     del alive
     saved = dict(hs=hs, acts=acts, stats=stats) if save else {}
     return hs, saved
@@ -89,10 +92,9 @@ class KernelGRUSequence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, mode: str, aux: Aux, x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh):  # noqa: D102
-        gx = x.contiguous() if w_ih is None else _project(x, w_ih)
-        hs, saved = gru_kernel_forward(mode, aux, gx, h0, w, b_ih, b_hh, ln_ih, ln_hh, save=True)
+        hs, saved = gru_kernel_forward(mode, aux, x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh, True)
         ctx.mode, ctx.aux = mode, aux
-        keep_gx = gx if ln_ih is not None and w_ih is None else None
+        keep_gx = x.contiguous() if ln_ih is not None and w_ih is None else None
         ctx.save_for_backward(x if w_ih is not None else None, w_ih, keep_gx, h0.contiguous(), w,
                               b_ih, b_hh, ln_ih, ln_hh, *(saved[k] for k in _SAVED))  # fmt: skip
         return aux.seq.outputs(hs), aux.seq.last(hs)
@@ -138,7 +140,7 @@ class KernelGRUSequence(torch.autograd.Function):
         )  # fmt: skip
         ref = ctypes.byref(cctx)
         bwd = kernel(f"{mode.lower()}_bwd", hs.dtype)
-        gemm_t = Gemm(w.t(), n)
+        step_gemm_t = Gemm(w.t(), n).step_fn()
         gemm = Gemm(w, n) if recompute else None
         order, prevs = visiting_steps(seq)
         rec, buf = None, hs.new_empty(n, hid)
@@ -146,21 +148,13 @@ class KernelGRUSequence(torch.autograd.Function):
             if gemm is not None:
                 gemm(h_in[t], out=arec)
             bwd(ref, t, prev, None if rec is None else rec.data_ptr())
-            rec = gemm_t(da[t], out=buf)
+            rec = step_gemm_t(da[t], buf)
         dh0 = torch.empty_like(h0)
         kernel("bwd_finish", hs.dtype)(ref, None if rec is None else rec.data_ptr(),
                                        dh0.data_ptr())  # fmt: skip
         del alive
         dw = outer_sum(da, h_in) if need[5] else None
         db_ih = grads["g_bias_ih"] if ln_in else (sum_leading(dz) if need[6] else None)
-        d_gx = dz if dgx is None else dgx
-        dx = dw_ih = None
-        if w_ih is None:
-            dx = d_gx if need[2] else None
-        else:
-            if need[2]:
-                d2 = d_gx.reshape(-1, g)
-                dx = Gemm(w_ih.t(), d2.shape[0])(d2).view(*x.shape)
-            dw_ih = outer_sum(d_gx, x) if need[3] else None
+        dx, dw_ih = input_grads(need[2], need[3], dz if dgx is None else dgx, x, w_ih)
         return (None, None, dx, dw_ih, dh0 if need[4] else None, dw, db_ih, grads["g_bias"],
                 grads["g_ln_ih"], grads["g_ln_w"])  # fmt: skip

@@ -19,85 +19,145 @@ from __future__ import annotations
 import ctypes
 
 import torch
+from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from .cpu_kernels import kernel, make_context, visiting_steps
 from .fused_support import Aux, Gemm, outer_sum, recurrent_input, sum_leading
 
+CHUNK_BYTES = 256 * 1024  # input projections computed ahead of the recurrence: about L2-sized
 
-def lstm_kernel_forward(aux, gx, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep, save):
-    """Run the sequence; returns ``(hs (T, N, H), c_n (N, H), saved dict)``."""
-    steps, n, g4 = gx.shape
-    hid = g4 // 4
-    gx = gx.contiguous()
+
+def projected_chunks(aux: Aux, x: Tensor, w_ih: Tensor | None, keep_all: bool, gates: int):
+    """The input projections ``x W_ih^T`` of one direction, a few steps at a time.
+
+    Yields ``(buffer, first step, [(t, prev), ...])`` in visiting order: the steps of a chunk, and
+    the ``(T', N, G*H)`` buffer holding their projections at ``buffer[t - first]``. Computing a
+    chunk just before the steps that read it keeps it in cache (one ``(T, N, G*H)`` GEMM output is
+    several MB, and the step kernels would stall reading it back from memory). ``keep_all``
+    writes every chunk into one ``(T, N, G*H)`` buffer (its ``first`` is 0), for a backward that
+    needs it; ``w_ih=None`` takes ``x`` as the projections, in one chunk.
+    """
+    order, prevs = visiting_steps(aux.seq)
+    pairs = list(zip(order, prevs))
+    if w_ih is None:
+        yield x.contiguous(), 0, pairs
+        return
+    steps, n = x.shape[:2]
+    g = w_ih.shape[0]
+    per_step = n * g * x.element_size()
+    k = max(1, min(steps, CHUNK_BYTES // max(per_step, 1)))
+    full = x.new_empty(steps, n, g) if keep_all else None
+    buf = full if keep_all else x.new_empty(min(k, steps), n, g)
+    gemm = Gemm(w_ih, k * n)
+    for i in range(0, steps, k):
+        chunk = pairs[i : i + k]
+        lo = min(t for t, _ in chunk)
+        hi = max(t for t, _ in chunk) + 1
+        first = 0 if keep_all else lo
+        out = buf[lo - first : hi - first]
+        gemm(x[lo:hi].reshape(-1, x.shape[-1]), out=out.view(-1, g))
+        yield buf, first, chunk
+
+
+def point_gx(ctx, buf: Tensor, first: int) -> None:
+    """Point ``ctx.gx`` so that the kernels' ``gx + t N G`` lands on ``buf[t - first]``."""
+    ctx.gx = buf.data_ptr() - first * buf[0].numel() * buf.element_size()
+
+
+def lstm_kernel_forward(aux, x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep, save):
+    """Run the sequence from ``x (T, N, D)`` and ``w_ih``, or from the projections ``x (T, N, 4H)``
+    with ``w_ih=None``; returns ``(hs (T, N, H), c_n (N, H), saved dict)`` (with the projections
+    as ``gx`` when the input layer norm needs them in backward)."""
+    steps, n = x.shape[:2]
+    hid = h0.shape[-1]
+    g4 = 4 * hid
     h0, c0 = h0.contiguous(), c0.contiguous()
     params = (bias, ln_ih, ln_hh, ln_cw, ln_cb, peep)
     bias, ln_ih, ln_hh, ln_cw, ln_cb, peep = (None if t is None else t.contiguous() for t in params)
-    mask = None if aux.mask is None else aux.mask.contiguous().to(gx.dtype)
+    mask = None if aux.mask is None else aux.mask.contiguous().to(x.dtype)
     if mask is not None:
         aux = Aux(aux.seq, mask, aux.keep_h, aux.keep_c, aux.nonlinearity)
     blend_c = aux.keep_c is not None
     ln_c = ln_cw is not None or ln_cb is not None
     rows = steps if save else 1
-    hs = gx.new_empty(steps, n, hid)
-    cs = gx.new_empty(steps, n, hid)
-    cn = gx.new_empty(rows, n, hid) if blend_c else cs
-    acts = gx.new_empty(rows, n, g4)
-    xhat = gx.new_empty(rows, n, g4) if ln_hh is not None else None
+    hs = x.new_empty(steps, n, hid)
+    cs = x.new_empty(steps, n, hid)
+    cn = x.new_empty(rows, n, hid) if blend_c else cs
+    acts = x.new_empty(rows, n, g4)
+    xhat = x.new_empty(rows, n, g4) if ln_hh is not None else None
     any_ln = ln_ih is not None or ln_hh is not None or ln_c
-    stats = gx.new_empty(rows, n, 6) if any_ln else None
-    hm = gx.new_empty(n, hid) if mask is not None else None
+    stats = x.new_empty(rows, n, 6) if any_ln else None
+    hm = x.new_empty(n, hid) if mask is not None else None
     per = n * hid if (save or not blend_c) else 0
     bufs = dict(hs=hs, cs=cs, cn=cn, acts=acts, xhat=xhat, stats=stats, hm=hm, cn_st=per,
                 acts_st=n * g4 if save else 0, xhat_st=n * g4 if save else 0,
                 stats_st=n * 6 if save else 0)  # fmt: skip
-    ctx, alive = make_context(aux, h0, gx=gx, c0=c0, bias=bias, ln_ih=ln_ih, ln_w=ln_hh,
-                              lnc_w=ln_cw, lnc_b=ln_cb, peep=peep, **bufs)  # fmt: skip
-    fwd = kernel("lstm_fwd", gx.dtype)
+    ctx, alive = make_context(aux, h0, c0=c0, bias=bias, ln_ih=ln_ih, ln_w=ln_hh, lnc_w=ln_cw,
+                              lnc_b=ln_cb, peep=peep, **bufs)  # fmt: skip
+    fwd = kernel("lstm_fwd", x.dtype)
     ref = ctypes.byref(ctx)
-    gemm = Gemm(w, n)
-    order, prevs = visiting_steps(aux.seq)
+    step_gemm = Gemm(w, n).step_fn()
     hss = hs.unbind(0)
-    x = h0 if mask is None else h0 * mask
-    a = gx.new_empty(n, g4)  # the recurrent GEMM's output, reused at every step
-    for t, prev in zip(order, prevs):
-        a = gemm(x, out=a)
-        fwd(ref, t, prev, a.data_ptr())
-        x = hss[t] if mask is None else hm
+    h = h0 if mask is None else h0 * mask
+    a = x.new_empty(n, g4)  # the recurrent GEMM's output, reused at every step
+    keep_gx = save and ln_ih is not None
+    gx = None
+    for buf, first, chunk in projected_chunks(aux, x, w_ih, keep_gx, 4):
+        point_gx(ctx, buf, first)
+        gx = buf
+        for t, prev in chunk:
+            a = step_gemm(h, a)
+            fwd(ref, t, prev, a.data_ptr())
+            h = hss[t] if mask is None else hm
     del alive
-    c_n = cs[order[-1]].clone() if steps else c0.clone()
+    c_n = cs[0 if aux.seq.reverse else -1].clone() if steps else c0.clone()
     saved = {}
     if save:
-        saved = dict(hs=hs, cs=cs, cn=cn if blend_c else None, acts=acts, xhat=xhat, stats=stats)
+        saved = dict(hs=hs, cs=cs, cn=cn if blend_c else None, acts=acts, xhat=xhat, stats=stats,
+                     gx=gx if keep_gx else None)  # fmt: skip
     return hs, c_n, saved
 
 
-_SAVED = ("hs", "cs", "cn", "acts", "xhat", "stats")
+_SAVED = ("hs", "cs", "cn", "acts", "xhat", "stats", "gx")
+
+
+def input_grads(need_x: bool, need_w: bool, d_gx: Tensor, x: Tensor, w_ih: Tensor | None):
+    """``(dx, dW_ih)`` from the gradient of the projections ``d_gx (T, N, G*H)``; with
+    ``w_ih=None`` ``x`` was the projections themselves."""
+    if w_ih is None:
+        return (d_gx if need_x else None), None
+    dx = None
+    if need_x:
+        d2 = d_gx.reshape(-1, d_gx.shape[-1])
+        dx = Gemm(w_ih.t(), d2.shape[0])(d2).view(*x.shape)
+    return dx, (outer_sum(d_gx, x) if need_w else None)
 
 
 class KernelLSTMSequence(torch.autograd.Function):
-    """``(gx, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep) -> (outputs, h_n, c_n)``."""
+    """``(aux, x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep) -> (outputs, h_n, c_n)``;
+    ``x`` is the layer input with ``w_ih``, or the projections ``x W_ih^T`` with None."""
 
     @staticmethod
-    def forward(ctx, aux: Aux, gx, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep):  # noqa: D102
-        gx = gx.contiguous()
+    def forward(ctx, aux: Aux, x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep):  # noqa: D102
         hs, c_n, saved = lstm_kernel_forward(
-            aux, gx, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep, save=True
+            aux, x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep, save=True
         )
         ctx.aux = aux
-        ctx.save_for_backward(gx if ln_ih is not None else None, h0.contiguous(), c0.contiguous(),
-                              w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep,
+        ctx.save_for_backward(x if w_ih is not None else None, w_ih, h0.contiguous(),
+                              c0.contiguous(), w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep,
                               *(saved[k] for k in _SAVED))  # fmt: skip
         return aux.seq.outputs(hs), aux.seq.last(hs), c_n
 
     @staticmethod
     @once_differentiable
     def backward(ctx, d_out, d_hn, d_cn):  # noqa: D102
-        gx, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep, *rest = ctx.saved_tensors
+        x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep, *rest = ctx.saved_tensors
         sv = dict(zip(_SAVED, rest))
         aux = ctx.aux
         seq = aux.seq
-        need = ctx.needs_input_grad  # (aux, gx, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep)
+        # (aux, x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep)
+        need = ctx.needs_input_grad
         hs, acts = sv["hs"], sv["acts"]
         steps, n, g4 = acts.shape
         mask = None if aux.mask is None else aux.mask.contiguous().to(hs.dtype)
@@ -108,35 +168,36 @@ class KernelLSTMSequence(torch.autograd.Function):
         dc = d_cn.contiguous().clone()
         dout = seq.outputs(d_out).contiguous()
         grads = {
-            "g_peep": torch.zeros_like(peep) if need[10] else None,
-            "g_lnc_w": torch.zeros_like(ln_cw) if need[8] else None,
-            "g_lnc_b": torch.zeros_like(ln_cb) if need[9] else None,
-            "g_ln_w": torch.zeros_like(ln_hh) if need[7] else None,
-            "g_ln_ih": torch.zeros_like(ln_ih) if need[6] else None,
+            "g_peep": torch.zeros_like(peep) if need[11] else None,
+            "g_lnc_w": torch.zeros_like(ln_cw) if need[9] else None,
+            "g_lnc_b": torch.zeros_like(ln_cb) if need[10] else None,
+            "g_ln_w": torch.zeros_like(ln_hh) if need[8] else None,
+            "g_ln_ih": torch.zeros_like(ln_ih) if need[7] else None,
         }
         cn = sv["cn"] if sv["cn"] is not None else sv["cs"]
         bufs = dict(hs=hs, cs=sv["cs"], cn=cn, acts=acts, xhat=sv["xhat"], stats=sv["stats"],
                     cn_st=n * (g4 // 4), acts_st=n * g4, xhat_st=n * g4, stats_st=n * 6,
                     dout=dout, dhk=dhk, dc=dc, dz=dz, da=da, dgx=dgx, **grads)  # fmt: skip
         aux_c = Aux(seq, mask, aux.keep_h, aux.keep_c, aux.nonlinearity)
-        cctx, alive = make_context(aux_c, h0, gx=gx, c0=c0, bias=bias, ln_ih=ln_ih, ln_w=ln_hh,
-                                   lnc_w=ln_cw, lnc_b=ln_cb, peep=peep, **bufs)  # fmt: skip
+        cctx, alive = make_context(aux_c, h0, gx=sv["gx"], c0=c0, bias=bias, ln_ih=ln_ih,
+                                   ln_w=ln_hh, lnc_w=ln_cw, lnc_b=ln_cb, peep=peep,
+                                   **bufs)  # fmt: skip
         ref = ctypes.byref(cctx)
         bwd = kernel("lstm_bwd", hs.dtype)
-        gemm_t = Gemm(w.t(), n)
+        step_gemm_t = Gemm(w.t(), n).step_fn()
         order, prevs = visiting_steps(aux.seq)
         d_pre = da if da is not None else dz
         rec, buf = None, hs.new_empty(n, hs.shape[-1])
         for t, prev in zip(reversed(order), reversed(prevs)):
             bwd(ref, t, prev, None if rec is None else rec.data_ptr())
-            rec = gemm_t(d_pre[t], out=buf)
+            rec = step_gemm_t(d_pre[t], buf)
         dh0 = torch.empty_like(h0)
         kernel("bwd_finish", hs.dtype)(ref, None if rec is None else rec.data_ptr(),
-                                                 dh0.data_ptr())  # fmt: skip
+                                       dh0.data_ptr())  # fmt: skip
         del alive
-        dw = outer_sum(d_pre, recurrent_input(seq.before(hs, h0), mask)) if need[4] else None
-        db = sum_leading(dz) if need[5] else None
-        d_gx = (dz if dgx is None else dgx) if need[1] else None
-        return (None, d_gx, dh0 if need[2] else None, dc if need[3] else None, dw, db,
+        dw = outer_sum(d_pre, recurrent_input(seq.before(hs, h0), mask)) if need[5] else None
+        db = sum_leading(dz) if need[6] else None
+        dx, dw_ih = input_grads(need[1], need[2], dz if dgx is None else dgx, x, w_ih)
+        return (None, dx, dw_ih, dh0 if need[3] else None, dc if need[4] else None, dw, db,
                 grads["g_ln_ih"], grads["g_ln_w"], grads["g_lnc_w"], grads["g_lnc_b"],
                 grads["g_peep"])  # fmt: skip

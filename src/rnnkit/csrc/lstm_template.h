@@ -39,24 +39,17 @@ static inline void FN(split_keep)(REAL *restrict d, REAL *restrict kept, const R
 
 /* mean and 1/sqrt(var + eps) of x[0:n] (biased variance, two passes) */
 static inline void FN(moments)(const REAL *restrict x, long n, REAL *mu, REAL *rs) {
-    /* 64 partial sums: a single running sum would be bound by the add latency */
-    REAL s[64] = {0}, v[64] = {0}, sum = 0, var = 0;
-    long k = 0;
-    for (; k + 64 <= n; k += 64) {
-        #pragma omp simd
-        for (int l = 0; l < 64; l++) s[l] += x[k + l];
+    /* one pass over d = x - x[0]: the shift keeps E[d^2] - E[d]^2 free of cancellation */
+    REAL s = 0, q = 0;
+    const REAL shift = x[0];
+    #pragma omp simd reduction(+ : s, q)
+    for (long k = 0; k < n; k++) {
+        const REAL d = x[k] - shift;
+        s += d, q += d * d;
     }
-    for (int l = 0; l < 64; l++) sum += s[l];
-    for (long r = k; r < n; r++) sum += x[r];
-    const REAL m = sum / (REAL)n;
-    for (k = 0; k + 64 <= n; k += 64) {
-        #pragma omp simd
-        for (int l = 0; l < 64; l++) v[l] += (x[k + l] - m) * (x[k + l] - m);
-    }
-    for (int l = 0; l < 64; l++) var += v[l];
-    for (long r = k; r < n; r++) var += (x[r] - m) * (x[r] - m);
-    *mu = m;
-    *rs = (REAL)1 / SQRT(var / (REAL)n + (REAL)LN_EPS);
+    const REAL m = s / (REAL)n, var = q / (REAL)n - m * m;
+    *mu = shift + m;
+    *rs = (REAL)1 / SQRT((var > 0 ? var : 0) + (REAL)LN_EPS);
 }
 
 /* Forward step t (prev: the step before, -1 for the initial state). a (N, 4H) = hm_prev W_hh^T.
