@@ -182,9 +182,10 @@ class Gemm:
 
     def __init__(self, w: Tensor, rows: int) -> None:
         self.packed: Tensor | None = None
-        # MKL runs the skinny per-step GEMMs ~30% faster on a row-major W^T than on W transposed
-        # (measured at H = 200..650, docs/benchmarks.md): one copy per sequence pays for itself
-        self.wt = w.t().contiguous() if w.device.type == "cpu" else w.t()
+        # MKL runs skinny GEMMs (a few dozen rows: one time step) ~30% faster on a row-major W^T
+        # than on W transposed; for big ones the layout does not matter (docs/benchmarks.md)
+        skinny = w.device.type == "cpu" and rows < 256 and not w.t().is_contiguous()
+        self.wt = w.t().contiguous() if skinny else w.t()
         if dnn_serves(w):
             try:
                 self.packed = _reorder(w.contiguous(), rows)

@@ -25,7 +25,10 @@ from torch.autograd.function import once_differentiable
 from .cpu_kernels import kernel, make_context, visiting_steps
 from .fused_support import Aux, Gemm, outer_sum, recurrent_input, sum_leading
 
-CHUNK_BYTES = 256 * 1024  # input projections computed ahead of the recurrence: about L2-sized
+# input projections are computed a chunk of steps ahead of the recurrence: about L2-sized, but at
+# least MIN_CHUNK_ROWS rows per GEMM (a GEMM of one step's few rows runs far below peak)
+CHUNK_BYTES = 256 * 1024
+MIN_CHUNK_ROWS = 256
 
 
 def projected_chunks(aux: Aux, x: Tensor, w_ih: Tensor | None, keep_all: bool, gates: int):
@@ -46,7 +49,8 @@ def projected_chunks(aux: Aux, x: Tensor, w_ih: Tensor | None, keep_all: bool, g
     steps, n = x.shape[:2]
     g = w_ih.shape[0]
     per_step = n * g * x.element_size()
-    k = max(1, min(steps, CHUNK_BYTES // max(per_step, 1)))
+    k = max(1, -(-MIN_CHUNK_ROWS // n), CHUNK_BYTES // max(per_step, 1))
+    k = min(k, steps)
     full = x.new_empty(steps, n, g) if keep_all else None
     buf = full if keep_all else x.new_empty(min(k, steps), n, g)
     gemm = Gemm(w_ih, k * n)
