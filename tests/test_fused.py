@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import rnnkit
-from rnnkit import cpu_kernels, functional, fused
+from rnnkit import cpu_kernels, functional, fused, kernel_lstm
 from rnnkit.functional import CellParams, StepOptions
 
 T, N, H, R = 5, 3, 4, 3
@@ -231,11 +231,17 @@ LAYER_KW = {
 }  # fmt: skip
 
 
+@pytest.mark.parametrize("chunks", ["one chunk", "2-step chunks"])
 @pytest.mark.parametrize("mode,training", list(itertools.product(LAYER_KW, (True, False))))
-def test_fused_layer_equals_reference_layer(mode, training, monkeypatch):
-    """2-layer bidirectional layer, every variant: backend 'fused' == 'reference' (same masks)."""
+def test_fused_layer_equals_reference_layer(mode, training, chunks, monkeypatch):
+    """2-layer bidirectional layer, every variant: backend 'fused' == 'reference' (same masks),
+    with the input projections in one GEMM or in chunks of 2 steps (rnnkit.kernel_lstm), with and
+    without gradients."""
     if mode == "GRU_torch_ops":
         monkeypatch.setattr(fused, "USE_CPU_KERNELS", False)
+    if chunks == "2-step chunks":
+        monkeypatch.setattr(kernel_lstm, "CHUNK_BYTES", 1)
+        monkeypatch.setattr(kernel_lstm, "MIN_CHUNK_ROWS", 2 * N)
     cls = getattr(rnnkit, mode.split("_")[0])
     layers = []
     for backend in ("fused", "reference"):
@@ -256,6 +262,12 @@ def test_fused_layer_equals_reference_layer(mode, training, monkeypatch):
     torch.testing.assert_close(o1, o2, atol=1e-9, rtol=0)
     for a, b in zip((*s1, *g1), (*s2, *g2)):
         torch.testing.assert_close(a, b, atol=1e-9, rtol=0)
+    with torch.no_grad():  # the paths that save nothing for backward
+        outs = []
+        for layer in layers:
+            torch.manual_seed(1)
+            outs.append(layer(x, lengths=LENGTHS))
+    torch.testing.assert_close(outs[0][0], outs[1][0], atol=1e-9, rtol=0)
 
 
 @pytest.fixture(params=["auto", "onednn", "mkl"])
