@@ -42,15 +42,7 @@ static inline const REAL *FN(recurrent_src)(const StepCtx *x, const REAL *restri
 static inline void FN(blend_out)(const StepCtx *x, long t, long n, REAL *restrict hn,
                                  const REAL *restrict hpn, long H) {
     const REAL *mask = x->mask;
-    REAL khw;
-    const REAL *kh = FN(keep_row)(&x->kh, t, n, &khw);
-    if (kh) {
-        #pragma omp simd
-        for (long j = 0; j < H; j++) hn[j] = FN(lerp)(hn[j], hpn[j], kh[j]);
-    } else if (khw != 0) {
-        #pragma omp simd
-        for (long j = 0; j < H; j++) hn[j] = FN(lerp)(hn[j], hpn[j], khw);
-    }
+    FN(blend)(&x->kh, t, n, hn, hpn, hn, H);
     if (mask) {
         REAL *restrict hm = (REAL *)x->hm + n * H;
         #pragma omp simd
@@ -140,49 +132,10 @@ void FN(rnn_fwd)(const StepCtx *x, long t, long prev, const REAL *restrict a) {
     }
 }
 
-/* dh of h_t (dout + kept part + rec * mask) split into dh' (returned in d) and the kept part */
-static inline void FN(split_dh)(const StepCtx *x, long t, long n, const REAL *restrict rec,
-                                REAL *restrict d) {
-    const long N = x->N, H = x->H;
-    const REAL *doutn = (const REAL *)x->dout + (t * N + n) * H, *mask = x->mask;
-    REAL *restrict dhkn = (REAL *)x->dhk + n * H;
-    REAL khw;
-    const REAL *kh = FN(keep_row)(&x->kh, t, n, &khw);
-    #pragma omp simd
-    for (long j = 0; j < H; j++) d[j] = doutn[j] + dhkn[j];
-    if (rec && mask) {
-        #pragma omp simd
-        for (long j = 0; j < H; j++) d[j] += rec[n * H + j] * mask[n * H + j];
-    } else if (rec) {
-        #pragma omp simd
-        for (long j = 0; j < H; j++) d[j] += rec[n * H + j];
-    }
-    FN(split_keep)(d, dhkn, kh, khw, H);
-}
-
-/* LN backward in place: d <- rstd (d w - mean(d w) - xhat mean(d w xhat)); g_w += d xhat */
-static inline void FN(ln_backward)(REAL *restrict d, const REAL *restrict xhat,
-                                   const REAL *restrict w, REAL rs, REAL *restrict g_w, long G) {
-    REAL m1 = 0, m2 = 0;
-    #pragma omp simd reduction(+ : m1, m2)
-    for (long k = 0; k < G; k++) {
-        REAL dw = d[k] * w[k];
-        m1 += dw, m2 += dw * xhat[k];
-    }
-    if (g_w) {
-        #pragma omp simd
-        for (long k = 0; k < G; k++) g_w[k] += d[k] * xhat[k];
-    }
-    m1 /= (REAL)G, m2 /= (REAL)G;
-    #pragma omp simd
-    for (long k = 0; k < G; k++) d[k] = rs * (d[k] * w[k] - m1 - xhat[k] * m2);
-}
-
 /* the gradients of the input part (dz_t, and dgx_t through the input LN) and of the recurrent
  * pre-activations (da_t holds dgh on entry; through the recurrent LN on exit), the bias sums */
 static inline void FN(finish_row)(const StepCtx *x, long t, long n, REAL *restrict dzn,
                                   REAL *restrict dan, const REAL *st, long G) {
-    const long N = x->N;
     REAL *g_bias = x->g_bias, *g_bias_ih = x->g_bias_ih;
     if (g_bias) {
         #pragma omp simd
@@ -200,31 +153,9 @@ static inline void FN(finish_row)(const StepCtx *x, long t, long n, REAL *restri
             #pragma omp simd
             for (long k = 0; k < G; k++) xhn[k] = (an[k] - mu) * rs;
         }
-        FN(ln_backward)(dan, xhn, x->ln_w, st[1], x->g_ln_w, G);
+        FN(ln_backward)(dan, xhn, x->ln_w, st[1], x->g_ln_w, dan, G);
     }
-    if (x->ln_ih) {
-        const REAL *restrict gxn = (const REAL *)x->gx + (t * N + n) * G;
-        /* scratch, then the result; may be the gx row itself (read once, first) */
-        REAL *xhat = (REAL *)x->dgx + (t * N + n) * G;
-        const REAL mu = st[4], rs = st[5];
-        #pragma omp simd
-        for (long k = 0; k < G; k++) xhat[k] = (gxn[k] - mu) * rs;
-        REAL m1 = 0, m2 = 0;
-        const REAL *w = x->ln_ih;
-        #pragma omp simd reduction(+ : m1, m2)
-        for (long k = 0; k < G; k++) {
-            REAL dw = dzn[k] * w[k];
-            m1 += dw, m2 += dw * xhat[k];
-        }
-        if (x->g_ln_ih) {
-            REAL *g = x->g_ln_ih;
-            #pragma omp simd
-            for (long k = 0; k < G; k++) g[k] += dzn[k] * xhat[k];
-        }
-        m1 /= (REAL)G, m2 /= (REAL)G;
-        #pragma omp simd
-        for (long k = 0; k < G; k++) xhat[k] = rs * (dzn[k] * w[k] - m1 - xhat[k] * m2);
-    }
+    if (x->ln_ih) FN(input_ln_backward)(x, t, n, dzn, st, G);
 }
 
 /* GRU backward step t (rec: da_{t+1} W_hh, NULL first). Writes dz_t = d xi, da_t = d a and the

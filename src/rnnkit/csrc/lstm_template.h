@@ -22,6 +22,23 @@ static inline REAL FN(lerp)(REAL nw, REAL prev, REAL w) {
     return w < (REAL)0.5 ? nw + w * (prev - nw) : prev - (prev - nw) * ((REAL)1 - w);
 }
 
+/* out = lerp(new, prev, k_t) for row n (zoneout and lengths); out may be new itself */
+static inline void FN(blend)(const Keep *k, long t, long n, const REAL *nw,
+                             const REAL *restrict prev, REAL *out, long H) {
+    REAL w;
+    const REAL *row = FN(keep_row)(k, t, n, &w);
+    if (row) {
+        #pragma omp simd
+        for (long j = 0; j < H; j++) out[j] = FN(lerp)(nw[j], prev[j], row[j]);
+    } else if (w != 0) {
+        #pragma omp simd
+        for (long j = 0; j < H; j++) out[j] = FN(lerp)(nw[j], prev[j], w);
+    } else if (out != nw) {
+        #pragma omp simd
+        for (long j = 0; j < H; j++) out[j] = nw[j];
+    }
+}
+
 /* the gradient d of a blended state split by its lerp weights: kept = d w, d <- d (1 - w) */
 static inline void FN(split_keep)(REAL *restrict d, REAL *restrict kept, const REAL *restrict w,
                                   REAL wv, long H) {
@@ -37,7 +54,75 @@ static inline void FN(split_keep)(REAL *restrict d, REAL *restrict kept, const R
     }
 }
 
-/* mean and 1/sqrt(var + eps) of x[0:n] (biased variance, two passes) */
+/* out = (x - mu) * rs [* w] [+ b] over x[0:n]: a layer norm with known statistics */
+static inline void FN(ln_apply)(const REAL *restrict x, REAL mu, REAL rs, const REAL *restrict w,
+                                const REAL *restrict b, REAL *restrict out, long n) {
+    #pragma omp simd
+    for (long j = 0; j < n; j++) out[j] = (x[j] - mu) * rs;
+    if (w) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) out[j] *= w[j];
+    }
+    if (b) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) out[j] += b[j];
+    }
+}
+
+/* dh of h_t in backward (dout_t + the kept part dhk + rec * mask), split into dh' (in d) and the
+ * part kept into h_prev (the new dhk) */
+static inline void FN(split_dh)(const StepCtx *x, long t, long n, const REAL *restrict rec,
+                                REAL *restrict d) {
+    const long N = x->N, H = x->H;
+    const REAL *doutn = (const REAL *)x->dout + (t * N + n) * H, *mask = x->mask;
+    REAL *restrict dhkn = (REAL *)x->dhk + n * H;
+    REAL khw;
+    const REAL *kh = FN(keep_row)(&x->kh, t, n, &khw);
+    #pragma omp simd
+    for (long j = 0; j < H; j++) d[j] = doutn[j] + dhkn[j];
+    if (rec && mask) {
+        #pragma omp simd
+        for (long j = 0; j < H; j++) d[j] += rec[n * H + j] * mask[n * H + j];
+    } else if (rec) {
+        #pragma omp simd
+        for (long j = 0; j < H; j++) d[j] += rec[n * H + j];
+    }
+    FN(split_keep)(d, dhkn, kh, khw, H);
+}
+
+/* Layer-norm backward: out = rstd (d w - mean(d w) - xhat mean(d w xhat)); g_w += d xhat.
+ * out may be d itself (each element is read before it is written). */
+static inline void FN(ln_backward)(const REAL *d, const REAL *xhat,
+                                   const REAL *restrict w, REAL rs, REAL *restrict g_w,
+                                   REAL *out, long G) {
+    REAL m1 = 0, m2 = 0;
+    #pragma omp simd reduction(+ : m1, m2)
+    for (long k = 0; k < G; k++) {
+        const REAL dw = d[k] * w[k];
+        m1 += dw, m2 += dw * xhat[k];
+    }
+    if (g_w) {
+        #pragma omp simd
+        for (long k = 0; k < G; k++) g_w[k] += d[k] * xhat[k];
+    }
+    m1 /= (REAL)G, m2 /= (REAL)G;
+    #pragma omp simd
+    for (long k = 0; k < G; k++) out[k] = rs * (d[k] * w[k] - m1 - xhat[k] * m2);
+}
+
+/* The input layer norm's backward for row n of step t: dgx_t = LN_ih'(dz) from gx_t and its
+ * statistics (st[4], st[5]); dgx may be the gx buffer itself (each row read before written). */
+static inline void FN(input_ln_backward)(const StepCtx *x, long t, long n, const REAL *dzn,
+                                         const REAL *st, long G) {
+    const long row = (t * x->N + n) * G;
+    const REAL *gxn = (const REAL *)x->gx + row;
+    REAL *xhat = (REAL *)x->dgx + row; /* x-hat first, then the gradient in place */
+    #pragma omp simd
+    for (long k = 0; k < G; k++) xhat[k] = (gxn[k] - st[4]) * st[5];
+    FN(ln_backward)(dzn, xhat, x->ln_ih, st[5], x->g_ln_ih, xhat, G);
+}
+
+/* mean and 1/sqrt(var + eps) of x[0:n] (biased variance) */
 static inline void FN(moments)(const REAL *restrict x, long n, REAL *mu, REAL *rs) {
     /* one pass over d = x - x[0]: the shift keeps E[d^2] - E[d]^2 free of cancellation */
     REAL s = 0, q = 0;
@@ -128,42 +213,15 @@ void FN(lstm_fwd)(const StepCtx *x, long t, long prev, const REAL *restrict a) {
             REAL mu, rs;
             FN(moments)(cnn, H, &mu, &rs);
             st[n * 6 + 2] = mu, st[n * 6 + 3] = rs;
-            #pragma omp simd
-            for (long j = 0; j < H; j++) hn[j] = (cnn[j] - mu) * rs;
-            if (lncw) {
-                #pragma omp simd
-                for (long j = 0; j < H; j++) hn[j] *= lncw[j];
-            }
-            if (lncb) {
-                #pragma omp simd
-                for (long j = 0; j < H; j++) hn[j] += lncb[j];
-            }
+            FN(ln_apply)(cnn, mu, rs, lncw, lncb, hn, H);
         } else {
             #pragma omp simd
             for (long j = 0; j < H; j++) hn[j] = cnn[j];
         }
         #pragma omp simd
         for (long j = 0; j < H; j++) hn[j] = zo[j] * TANH(hn[j]);
-        REAL khw, kcw;
-        const REAL *kh = FN(keep_row)(&x->kh, t, n, &khw);
-        if (kh) {
-            #pragma omp simd
-            for (long j = 0; j < H; j++) hn[j] = FN(lerp)(hn[j], hpn[j], kh[j]);
-        } else if (khw != 0) {
-            #pragma omp simd
-            for (long j = 0; j < H; j++) hn[j] = FN(lerp)(hn[j], hpn[j], khw);
-        }
-        if (blend_c) {
-            const REAL *kc = FN(keep_row)(&x->kc, t, n, &kcw);
-            REAL *restrict csn = cs + n * H;
-            if (kc) {
-                #pragma omp simd
-                for (long j = 0; j < H; j++) csn[j] = FN(lerp)(cnn[j], cpn[j], kc[j]);
-            } else {
-                #pragma omp simd
-                for (long j = 0; j < H; j++) csn[j] = FN(lerp)(cnn[j], cpn[j], kcw);
-            }
-        }
+        FN(blend)(&x->kh, t, n, hn, hpn, hn, H);
+        if (blend_c) FN(blend)(&x->kc, t, n, cnn, cpn, cs + n * H, H);
         if (mask) {
             #pragma omp simd
             for (long j = 0; j < H; j++) hm[n * H + j] = hn[j] * mask[n * H + j];
@@ -177,36 +235,24 @@ void FN(lstm_fwd)(const StepCtx *x, long t, long prev, const REAL *restrict a) {
  * c_prev), and accumulates the peephole and layer-norm gain gradients. */
 void FN(lstm_bwd)(const StepCtx *x, long t, long prev, const REAL *restrict rec) {
     const long N = x->N, H = x->H, G = 4 * H;
-    const REAL *lnw = x->ln_w, *peep = x->peep, *lncw = x->lnc_w, *mask = x->mask;
+    const REAL *lnw = x->ln_w, *peep = x->peep, *lncw = x->lnc_w;
     const REAL *cp = prev < 0 ? (const REAL *)x->c0 : (const REAL *)x->cs + prev * N * H;
     const REAL *cn = (const REAL *)x->cn + t * x->cn_st, *acts = (const REAL *)x->acts + t * x->acts_st;
     const REAL *xh = lnw ? (const REAL *)x->xhat + t * x->xhat_st : (const REAL *)0;
     const REAL *st = x->stats ? (const REAL *)x->stats + t * x->stats_st : (const REAL *)0;
-    const REAL *dout = (const REAL *)x->dout + t * N * H;
     const REAL *lncb = x->lnc_b;
-    REAL *dhk = x->dhk, *dc = x->dc, *dz = (REAL *)x->dz + t * N * G;
+    REAL *dc = x->dc, *dz = (REAL *)x->dz + t * N * G;
     REAL *da = lnw ? (REAL *)x->da + t * N * G : (REAL *)0;
     REAL *g_peep = x->g_peep, *g_lncw = x->g_lnc_w, *g_lncb = x->g_lnc_b, *g_lnw = x->g_ln_w;
     const long has_lnc = x->has_lnc;
     for (long n = 0; n < N; n++) {
         const REAL *restrict an = acts + n * G, *restrict cpn = cp + n * H, *restrict cnn = cn + n * H;
         const REAL *restrict ai = an, *restrict af = an + H, *restrict ag = an + 2 * H, *restrict ao = an + 3 * H;
-        REAL *restrict dzn = dz + n * G, *restrict dhkn = dhk + n * H, *restrict dcn = dc + n * H;
+        REAL *restrict dzn = dz + n * G, *restrict dcn = dc + n * H;
         REAL *restrict dzi = dzn, *restrict dzf = dzn + H, *restrict dzg = dzn + 2 * H, *restrict dzo = dzn + 3 * H;
-        const REAL *doutn = dout + n * H;
-        REAL khw, kcw;
-        const REAL *kh = FN(keep_row)(&x->kh, t, n, &khw), *kc = FN(keep_row)(&x->kc, t, n, &kcw);
-        /* dh of h_t; split into the new-state part (dzi as scratch: dh') and the kept part */
-        #pragma omp simd
-        for (long j = 0; j < H; j++) dzi[j] = doutn[j] + dhkn[j];
-        if (rec && mask) {
-            #pragma omp simd
-            for (long j = 0; j < H; j++) dzi[j] += rec[n * H + j] * mask[n * H + j];
-        } else if (rec) {
-            #pragma omp simd
-            for (long j = 0; j < H; j++) dzi[j] += rec[n * H + j];
-        }
-        FN(split_keep)(dzi, dhkn, kh, khw, H);
+        REAL kcw;
+        const REAL *kc = FN(keep_row)(&x->kc, t, n, &kcw);
+        FN(split_dh)(x, t, n, rec, dzi); /* dzi as scratch: dh' */
         /* dzf as scratch: the gradient reaching c' from c_t; dc keeps the part kept into c_prev */
         #pragma omp simd
         for (long j = 0; j < H; j++) dzf[j] = dcn[j];
@@ -215,16 +261,7 @@ void FN(lstm_bwd)(const StepCtx *x, long t, long prev, const REAL *restrict rec)
         REAL cmu = 0, crs = 0;
         if (has_lnc) {
             cmu = st[n * 6 + 2], crs = st[n * 6 + 3];
-            #pragma omp simd
-            for (long j = 0; j < H; j++) dzg[j] = (cnn[j] - cmu) * crs;
-            if (lncw) {
-                #pragma omp simd
-                for (long j = 0; j < H; j++) dzg[j] *= lncw[j];
-            }
-            if (lncb) {
-                #pragma omp simd
-                for (long j = 0; j < H; j++) dzg[j] += lncb[j];
-            }
+            FN(ln_apply)(cnn, cmu, crs, lncw, lncb, dzg, H);
         } else {
             #pragma omp simd
             for (long j = 0; j < H; j++) dzg[j] = cnn[j];
@@ -275,37 +312,8 @@ void FN(lstm_bwd)(const StepCtx *x, long t, long prev, const REAL *restrict rec)
                 g_peep[2 * H + j] += dzo[j] * cnn[j];
             }
         }
-        if (lnw) {
-            const REAL *restrict xhn = xh + n * G;
-            REAL *restrict dan = da + n * G;
-            REAL rs = st[n * 6 + 1], m1 = 0, m2 = 0;
-            #pragma omp simd reduction(+ : m1, m2)
-            for (long k = 0; k < G; k++) {
-                REAL d = dzn[k] * lnw[k];
-                if (g_lnw) g_lnw[k] += dzn[k] * xhn[k];
-                m1 += d, m2 += d * xhn[k];
-            }
-            m1 /= (REAL)G, m2 /= (REAL)G;
-            #pragma omp simd
-            for (long k = 0; k < G; k++) dan[k] = rs * (dzn[k] * lnw[k] - m1 - xhn[k] * m2);
-        }
-        if (x->ln_ih) {
-            const REAL *restrict lniw = x->ln_ih, *restrict gxn = (const REAL *)x->gx + (t * N + n) * G;
-            REAL *restrict dgxn = (REAL *)x->dgx + (t * N + n) * G, *restrict g_lni = x->g_ln_ih;
-            REAL mu = st[n * 6 + 4], rs = st[n * 6 + 5], m1 = 0, m2 = 0;
-            #pragma omp simd reduction(+ : m1, m2)
-            for (long k = 0; k < G; k++) {
-                REAL xhat = (gxn[k] - mu) * rs, d = dzn[k] * lniw[k];
-                m1 += d, m2 += d * xhat;
-            }
-            if (g_lni) {
-                #pragma omp simd
-                for (long k = 0; k < G; k++) g_lni[k] += dzn[k] * (gxn[k] - mu) * rs;
-            }
-            m1 /= (REAL)G, m2 /= (REAL)G;
-            #pragma omp simd
-            for (long k = 0; k < G; k++) dgxn[k] = rs * (dzn[k] * lniw[k] - m1 - (gxn[k] - mu) * rs * m2);
-        }
+        if (lnw) FN(ln_backward)(dzn, xh + n * G, lnw, st[n * 6 + 1], g_lnw, da + n * G, G);
+        if (x->ln_ih) FN(input_ln_backward)(x, t, n, dzn, st + n * 6, G);
     }
 }
 
