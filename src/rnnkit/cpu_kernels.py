@@ -42,7 +42,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-ABI_VERSION = 6
+ABI_VERSION = 7
 SOURCE_DIR = Path(__file__).parent / "csrc"
 SOURCES = ("rnnkit_cpu.c", "rnnkit_cpu.h", "lstm_template.h", "gru_template.h")
 FLAGS = ("-O2", "-ftree-vectorize", "-march=native", "-ffast-math", "-fopenmp-simd", "-fPIC",
@@ -87,6 +87,7 @@ class StepCtx(ctypes.Structure):
         *((name, _P) for name in _BACKWARD),
         ("dz_st", ctypes.c_long),
         ("g_bias_ih", _P),
+        ("da_st", ctypes.c_long),
     ]
 
 

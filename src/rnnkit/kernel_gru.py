@@ -117,7 +117,12 @@ class KernelGRUSequence(torch.autograd.Function):
         # of gx overwrites the rebuilt gx in place; without, dz is the gradient of gx
         ln_in = ln_ih is not None
         dz = hs.new_empty(1 if ln_in else steps, n, g)
-        da = hs.new_empty(steps, n, g)
+        # da (the gradient of h W_hh^T) lives in a scratch row, 3H less per step: without layer
+        # norms and with the projection inside it is rebuilt from dz in place at the end, as
+        # (dz_r, dz_z, dz_n r), for one dW_hh GEMM; otherwise dW_hh gathers a GEMM per step
+        compact = w_ih is not None and not ln_in and ln_hh is None
+        da = hs.new_empty(1, n, g)
+        dw = None if compact or not need[5] else w.new_zeros(w.shape)
         dgx = (gx if w_ih is not None else gx.clone()) if ln_in else None
         dhk = d_hn.contiguous().clone()
         dout = seq.outputs(d_out).contiguous()
@@ -136,7 +141,7 @@ class KernelGRUSequence(torch.autograd.Function):
             aux, h0, gx=gx, bias_ih=b_ih, bias=b_hh, ln_ih=ln_ih, ln_w=ln_hh, hs=hs,
             acts=sv["acts"], xhat=xhat,
             stats=sv["stats"], acts_st=n * width, xhat_st=0, stats_st=n * 6, dout=dout, dhk=dhk,
-            dz=dz, dz_st=0 if ln_in else n * g, da=da, dgx=dgx, arec=arec, **grads,
+            dz=dz, dz_st=0 if ln_in else n * g, da=da, da_st=0, dgx=dgx, arec=arec, **grads,
         )  # fmt: skip
         ref = ctypes.byref(cctx)
         bwd = kernel(f"{mode.lower()}_bwd", hs.dtype)
@@ -148,13 +153,19 @@ class KernelGRUSequence(torch.autograd.Function):
             if gemm is not None:
                 gemm(h_in[t], out=arec)
             bwd(ref, t, prev, None if rec is None else rec.data_ptr())
-            rec = step_gemm_t(da[t], buf)
+            rec = step_gemm_t(da[0], buf)
+            if dw is not None:
+                dw.addmm_(da[0].t(), h_in[t])
         dh0 = torch.empty_like(h0)
         kernel("bwd_finish", hs.dtype)(ref, None if rec is None else rec.data_ptr(),
                                        dh0.data_ptr())  # fmt: skip
         del alive
-        dw = outer_sum(da, h_in) if need[5] else None
         db_ih = grads["g_bias_ih"] if ln_in else (sum_leading(dz) if need[6] else None)
         dx, dw_ih = input_grads(need[2], need[3], dz if dgx is None else dgx, x, w_ih)
+        if compact and need[5]:
+            da = dz  # dz is spent: turn it into da in place
+            if mode == "GRU":
+                da[..., 2 * hid :].mul_(sv["acts"][..., :hid])  # dz_n * r
+            dw = outer_sum(da, h_in)
         return (None, None, dx, dw_ih, dh0 if need[4] else None, dw, db_ih, grads["g_bias"],
                 grads["g_ln_ih"], grads["g_ln_w"])  # fmt: skip

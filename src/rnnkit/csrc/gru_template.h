@@ -171,7 +171,7 @@ void FN(gru_bwd)(const StepCtx *x, long t, long prev, const REAL *restrict rec) 
         const REAL *restrict r = an, *restrict zg = an + H, *restrict nn = an + 2 * H,
                              *restrict ghn = an + 3 * H;
         REAL *restrict dzn = (REAL *)x->dz + t * x->dz_st + n * G;
-        REAL *restrict dan = (REAL *)x->da + (t * N + n) * G;
+        REAL *restrict dan = (REAL *)x->da + t * x->da_st + n * G;
         REAL *restrict dhkn = (REAL *)x->dhk + n * H;
         FN(split_dh)(x, t, n, rec, dzn); /* dzn[0:H] = dh' */
         #pragma omp simd
@@ -197,7 +197,7 @@ void FN(rnn_bwd)(const StepCtx *x, long t, long prev, const REAL *restrict rec) 
     for (long n = 0; n < N; n++) {
         const REAL *restrict hn = acts + n * H;
         REAL *restrict dzn = (REAL *)x->dz + t * x->dz_st + n * H;
-        REAL *restrict dan = (REAL *)x->da + (t * N + n) * H;
+        REAL *restrict dan = (REAL *)x->da + t * x->da_st + n * H;
         FN(split_dh)(x, t, n, rec, dzn);
         if (x->relu) {
             #pragma omp simd

@@ -55,4 +55,4 @@ void BERNOULLI_CAT(bernoulli, SFX)(REAL *out, long n, double p, unsigned long lo
 }
 
 /* the version the Python side checks before binding the structs */
-long rnnkit_abi_version(void) { return 6; }
+long rnnkit_abi_version(void) { return 7; }

@@ -40,6 +40,7 @@ typedef struct {
     const void *arec;
     long dz_st;       /* per-step stride of dz (GRU/RNN; 0: a scratch row, its sums in g_bias_ih) */
     void *g_bias_ih;
+    long da_st;       /* per-step stride of da (GRU/RNN; 0: a scratch row rebuilt from dz later) */
 } StepCtx;
 
 #endif
