@@ -123,3 +123,13 @@ def test_drop_connect_redraws_its_mask_in_backward():
         return rnnkit.regularization.drop_connect(v, 0.4)
 
     assert torch.autograd.gradcheck(seeded, (w[:4, :3].detach().requires_grad_(),))
+
+
+@needs_cc
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", [(800, 200), (33, 70), (1, 5)])
+def test_transposed_is_the_row_major_transpose(dtype, shape):
+    w = torch.randn(*shape, dtype=dtype)
+    wt = cpu_kernels.transposed(w)
+    assert wt.is_contiguous() and torch.equal(wt, w.t())
+    assert torch.equal(cpu_kernels.transposed(w.t()), w)  # a non-contiguous input: torch's copy

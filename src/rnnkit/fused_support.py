@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from . import cpu_kernels
 from .functional import LN_EPS
 
 # per-step lerp weights: a (T, N, C) or (T, N, 1) tensor, a float, or none
@@ -185,7 +186,7 @@ class Gemm:
         # MKL runs skinny GEMMs (a few dozen rows: one time step) ~30% faster on a row-major W^T
         # than on W transposed; for big ones the layout does not matter (docs/benchmarks.md)
         skinny = w.device.type == "cpu" and rows < 256 and not w.t().is_contiguous()
-        self.wt = w.t().contiguous() if skinny else w.t()
+        self.wt = cpu_kernels.transposed(w.detach()) if skinny else w.t()
         if dnn_serves(w):
             try:
                 self.packed = _reorder(w.contiguous(), rows)

@@ -54,5 +54,21 @@ void BERNOULLI_CAT(bernoulli, SFX)(REAL *out, long n, double p, unsigned long lo
     for (long i = 0; i < n; i++) out[i] = splitmix64(seed + (unsigned long long)i) < cut ? (REAL)1 : (REAL)0;
 }
 
+/* dst (cols, rows) = src (rows, cols) transposed, both row-major, in 32 x 32 tiles (the per-step
+ * GEMMs read W^T row-major; torch's strided copy of a transposed view is several times slower) */
+void BERNOULLI_CAT(transpose, SFX)(const REAL *restrict src, REAL *restrict dst, long rows,
+                                   long cols) {
+    for (long i0 = 0; i0 < rows; i0 += 32) {
+        const long i1 = i0 + 32 < rows ? i0 + 32 : rows;
+        for (long j0 = 0; j0 < cols; j0 += 32) {
+            const long j1 = j0 + 32 < cols ? j0 + 32 : cols;
+            for (long j = j0; j < j1; j++) {
+                #pragma omp simd
+                for (long i = i0; i < i1; i++) dst[j * rows + i] = src[i * cols + j];
+            }
+        }
+    }
+}
+
 /* the version the Python side checks before binding the structs */
 long rnnkit_abi_version(void) { return 7; }
