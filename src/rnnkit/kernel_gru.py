@@ -8,7 +8,8 @@ GEMMs. Saved for backward: ``(r, z, n, gh_n)`` per step for the GRU (``h'`` for 
 states and the row statistics of the layer norms. torch.nn's GRU keeps little for its backward, so
 to stay close to its memory the normalised pre-activations are not saved but rebuilt: the input
 projection ``x W_ih^T`` with one GEMM at the start of the backward, the recurrent ``h W_hh^T``
-with one more GEMM per backward step (the GRU's backward has time to spare against torch.nn's).
+with one more GEMM per backward step (the GRU's backward has time to spare against torch.nn's),
+and the gradient of ``h W_hh^T`` lives in one scratch row (see the backward).
 Shapes: ``x (T, N, D)`` with ``w_ih (G*H, D)``, or ``gx (T, N, G*H)`` (``x W_ih^T``, no bias)
 with ``w_ih=None``; ``h0 (N, H)``, ``w (G*H, H)``, ``b_ih``, ``b_hh``, ``ln_ih``,
 ``ln_hh (G*H,)``; ``G`` = 3 (GRU) or 1 (RNN).
@@ -72,7 +73,7 @@ def gru_kernel_forward(mode, aux, x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh, save
     hss = hs.unbind(0)
     h = h0 if aux.mask is None else h0 * aux.mask
     a = x.new_empty(n, g)  # the recurrent GEMM's output, reused at every step
-    for buf, first, chunk in projected_chunks(aux, x, w_ih, False, GATES[mode]):
+    for buf, first, chunk in projected_chunks(aux, x, w_ih, False):
         point_gx(ctx, buf, first)
         for t, prev in chunk:
             a = step_gemm(h, a)

@@ -3,15 +3,17 @@
 Per step forward: one GEMM ``a = hm W_hh^T`` and one C call that does the rest of
 :func:`rnnkit.functional.input_projection`'s layer norm, :func:`rnnkit.functional.lstm_step`,
 zoneout and ``lengths`` (``lstm_fwd`` in ``csrc/lstm_template.h``). The input enters as the bare
-GEMM ``gx = x W_ih^T`` (one GEMM for all steps, outside); its layer norm and both biases
-(``bias = b_ih + b_hh``) are applied row by row inside the step kernel, which saves two passes
-over the ``(T, N, 4H)`` projections. Backward, per step: one C call (``lstm_bwd``: the gate gradients ``dz``,
-the layer-norm backward, the carried ``dh``/``dc``, the peephole and gain gradients) and one GEMM
-``da W_hh``; the weight gradients are single GEMMs over all steps. Saved for backward: the gate
-activations ``(T, N, 4H)``, the states ``(T, N, H)`` and, with layer norm, the normalised recurrent
-pre-activations and the row statistics.
-Shapes: ``gx (T, N, 4H)``, ``h0``, ``c0 (N, H)``, ``w (4H, H)``, ``bias``, ``ln_ih``,
-``ln_hh (4H,)``. No projection (``proj_size``): :mod:`rnnkit.fused_lstm` serves that.
+GEMM ``gx = x W_ih^T``, computed a chunk of steps ahead of the recurrence
+(:func:`projected_chunks`); its layer norm and both biases (``bias = b_ih + b_hh``) are applied
+row by row inside the step kernel, which saves two passes over the ``(T, N, 4H)`` projections.
+Backward, per step: one C call (``lstm_bwd``: the gate gradients ``dz``, the layer-norm
+backward, the carried ``dh``/``dc``, the peephole and gain gradients) and one GEMM ``da W_hh``;
+the weight gradients are single GEMMs over all steps. Saved for backward: the gate activations
+``(T, N, 4H)``, the states ``(T, N, H)`` and, with layer norm, the normalised recurrent
+pre-activations, the projections (input layer norm) and the row statistics.
+Shapes: ``x (T, N, D)`` with ``w_ih (4H, D)``, or ``gx (T, N, 4H)`` with ``w_ih=None``; ``h0``,
+``c0 (N, H)``, ``w (4H, H)``, ``bias``, ``ln_ih``, ``ln_hh (4H,)``. No projection
+(``proj_size``): :mod:`rnnkit.fused_lstm` serves that.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ CHUNK_BYTES = 256 * 1024
 MIN_CHUNK_ROWS = 256
 
 
-def projected_chunks(aux: Aux, x: Tensor, w_ih: Tensor | None, keep_all: bool, gates: int):
+def projected_chunks(aux: Aux, x: Tensor, w_ih: Tensor | None, keep_all: bool):
     """The input projections ``x W_ih^T`` of one direction, a few steps at a time.
 
     Yields ``(buffer, first step, [(t, prev), ...])`` in visiting order: the steps of a chunk, and
@@ -107,7 +109,7 @@ def lstm_kernel_forward(aux, x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_c
     a = x.new_empty(n, g4)  # the recurrent GEMM's output, reused at every step
     keep_gx = save and ln_ih is not None
     gx = None
-    for buf, first, chunk in projected_chunks(aux, x, w_ih, keep_gx, 4):
+    for buf, first, chunk in projected_chunks(aux, x, w_ih, keep_gx):
         point_gx(ctx, buf, first)
         gx = buf
         for t, prev in chunk:
