@@ -121,8 +121,6 @@ def layer_direction(
     kw = dict(lengths=lengths, reverse=reverse, options=opts, nonlinearity=nonlinearity)
     if x.shape[0] == 0 or not _fusable(opts) or not _kernel_serves(mode, x, p):
         return scan(mode, input_projection(x, p), state, p, **kw)
-    if mode not in MODES:  # pragma: no cover - _kernel_serves checked it
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     aux = _aux(mode, x, opts, lengths, reverse, nonlinearity)
     w = p.w_hh if opts.w_hh is None else opts.w_hh
     if mode != "LSTM":

@@ -25,17 +25,10 @@ from torch.autograd.function import once_differentiable
 
 from .cpu_kernels import kernel, make_context, visiting_steps
 from .fused_support import Aux, Gemm, outer_sum, recurrent_input, sum_leading
-from .kernel_lstm import input_grads, point_gx, projected_chunks
+from .kernel_lstm import input_grads, point_gx, projected_chunks, with_mask_like
 
 GATES = {"GRU": 3, "RNN": 1}
 ACTS = {"GRU": 4, "RNN": 1}  # saved activations per hidden unit: (r, z, n, gh_n) or h'
-
-
-def _with_mask(aux: Aux, like: Tensor) -> Aux:
-    if aux.mask is None:
-        return aux
-    return Aux(aux.seq, aux.mask.contiguous().to(like.dtype), aux.keep_h, aux.keep_c,
-               aux.nonlinearity)  # fmt: skip
 
 
 def _project(x: Tensor, w_ih: Tensor) -> Tensor:
@@ -53,7 +46,7 @@ def gru_kernel_forward(mode, aux, x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh, save
     h0 = h0.contiguous()
     params = (b_ih, b_hh, ln_ih, ln_hh)
     b_ih, b_hh, ln_ih, ln_hh = (None if t is None else t.contiguous() for t in params)
-    aux = _with_mask(aux, x)
+    aux = with_mask_like(aux, x)
     rows = steps if save else 1
     width = ACTS[mode] * hid
     any_ln = ln_ih is not None or ln_hh is not None
@@ -106,7 +99,7 @@ class KernelGRUSequence(torch.autograd.Function):
         x, w_ih, gx, h0, w, b_ih, b_hh, ln_ih, ln_hh, *rest = ctx.saved_tensors
         sv = dict(zip(_SAVED, rest))
         mode, hs = ctx.mode, sv["hs"]
-        aux = _with_mask(ctx.aux, hs)
+        aux = with_mask_like(ctx.aux, hs)
         seq = aux.seq
         # (mode, aux, x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh)
         need = ctx.needs_input_grad
@@ -147,12 +140,12 @@ class KernelGRUSequence(torch.autograd.Function):
         ref = ctypes.byref(cctx)
         bwd = kernel(f"{mode.lower()}_bwd", hs.dtype)
         step_gemm_t = Gemm(w.t(), n).step_fn()
-        gemm = Gemm(w, n) if recompute else None
+        step_gemm = Gemm(w, n).step_fn() if recompute else None
         order, prevs = visiting_steps(seq)
         rec, buf = None, hs.new_empty(n, hid)
         for t, prev in zip(reversed(order), reversed(prevs)):
-            if gemm is not None:
-                gemm(h_in[t], out=arec)
+            if step_gemm is not None:
+                step_gemm(h_in[t], arec)
             bwd(ref, t, prev, None if rec is None else rec.data_ptr())
             rec = step_gemm_t(da[0], buf)
             if dw is not None:

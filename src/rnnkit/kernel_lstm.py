@@ -66,6 +66,15 @@ def projected_chunks(aux: Aux, x: Tensor, w_ih: Tensor | None, keep_all: bool):
         yield buf, first, chunk
 
 
+def with_mask_like(aux: Aux, like: Tensor) -> Aux:
+    """``aux`` with its recurrent-dropout mask contiguous in ``like``'s dtype (as the C kernels
+    read it)."""
+    if aux.mask is None:
+        return aux
+    return Aux(aux.seq, aux.mask.contiguous().to(like.dtype), aux.keep_h, aux.keep_c,
+               aux.nonlinearity)  # fmt: skip
+
+
 def point_gx(ctx, buf: Tensor, first: int) -> None:
     """Point ``ctx.gx`` so that the kernels' ``gx + t N G`` lands on ``buf[t - first]``."""
     ctx.gx = buf.data_ptr() - first * buf[0].numel() * buf.element_size()
@@ -81,9 +90,8 @@ def lstm_kernel_forward(aux, x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_c
     h0, c0 = h0.contiguous(), c0.contiguous()
     params = (bias, ln_ih, ln_hh, ln_cw, ln_cb, peep)
     bias, ln_ih, ln_hh, ln_cw, ln_cb, peep = (None if t is None else t.contiguous() for t in params)
-    mask = None if aux.mask is None else aux.mask.contiguous().to(x.dtype)
-    if mask is not None:
-        aux = Aux(aux.seq, mask, aux.keep_h, aux.keep_c, aux.nonlinearity)
+    aux = with_mask_like(aux, x)
+    mask = aux.mask
     blend_c = aux.keep_c is not None
     ln_c = ln_cw is not None or ln_cb is not None
     rows = steps if save else 1
@@ -160,13 +168,12 @@ class KernelLSTMSequence(torch.autograd.Function):
     def backward(ctx, d_out, d_hn, d_cn):  # noqa: D102
         x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep, *rest = ctx.saved_tensors
         sv = dict(zip(_SAVED, rest))
-        aux = ctx.aux
-        seq = aux.seq
+        aux = with_mask_like(ctx.aux, sv["hs"])
+        seq, mask = aux.seq, aux.mask
         # (aux, x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep)
         need = ctx.needs_input_grad
         hs, acts = sv["hs"], sv["acts"]
         steps, n, g4 = acts.shape
-        mask = None if aux.mask is None else aux.mask.contiguous().to(hs.dtype)
         dz = torch.empty_like(acts)
         da = torch.empty_like(acts) if ln_hh is not None else None
         dgx = torch.empty_like(acts) if ln_ih is not None else None
@@ -184,8 +191,7 @@ class KernelLSTMSequence(torch.autograd.Function):
         bufs = dict(hs=hs, cs=sv["cs"], cn=cn, acts=acts, xhat=sv["xhat"], stats=sv["stats"],
                     cn_st=n * (g4 // 4), acts_st=n * g4, xhat_st=n * g4, stats_st=n * 6,
                     dout=dout, dhk=dhk, dc=dc, dz=dz, da=da, dgx=dgx, **grads)  # fmt: skip
-        aux_c = Aux(seq, mask, aux.keep_h, aux.keep_c, aux.nonlinearity)
-        cctx, alive = make_context(aux_c, h0, gx=sv["gx"], c0=c0, bias=bias, ln_ih=ln_ih,
+        cctx, alive = make_context(aux, h0, gx=sv["gx"], c0=c0, bias=bias, ln_ih=ln_ih,
                                    ln_w=ln_hh, lnc_w=ln_cw, lnc_b=ln_cb, peep=peep,
                                    **bufs)  # fmt: skip
         ref = ctypes.byref(cctx)

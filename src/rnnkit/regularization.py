@@ -17,12 +17,13 @@ from torch import Tensor, nn
 from . import cpu_kernels
 
 
-def dropout_mask(shape: tuple[int, ...], p: float, like: Tensor) -> Tensor:
+def dropout_mask(shape: tuple[int, ...], p: float, like: Tensor, seed: int | None = None) -> Tensor:
     """A Bernoulli(1-p) mask scaled by ``1/(1-p)``, with ``like``'s dtype and device (drawn by
-    :func:`rnnkit.cpu_kernels.bernoulli` on CPU, as :func:`zoneout_masks`)."""
+    :func:`rnnkit.cpu_kernels.bernoulli` on CPU, as :func:`zoneout_masks`; ``seed`` draws the
+    same mask again there)."""
     if not 0.0 <= p < 1.0:
         raise ValueError(f"dropout probability must be in [0, 1), got {p}")
-    keep = cpu_kernels.bernoulli(shape, 1.0 - p, like) if p > 0 else None
+    keep = cpu_kernels.bernoulli(shape, 1.0 - p, like, seed=seed) if p > 0 else None
     if keep is None:
         keep = torch.empty(shape, dtype=like.dtype, device=like.device).bernoulli_(1.0 - p)
     return keep.div_(1.0 - p)
@@ -39,23 +40,17 @@ def drop_connect(weight: Tensor, p: float) -> Tensor:
     return weight * dropout_mask(tuple(weight.shape), p, weight)
 
 
-def _seeded_keep(like: Tensor, p: float, seed: int) -> Tensor:
-    keep = cpu_kernels.bernoulli(tuple(like.shape), 1.0 - p, like, seed=seed)
-    assert keep is not None  # drop_connect checked availability
-    return keep.div_(1.0 - p)
-
-
 class _SeededDropConnect(torch.autograd.Function):
     """``weight * mask(seed)``; backward ``grad * mask(seed)`` with the mask drawn again."""
 
     @staticmethod
     def forward(ctx, weight: Tensor, p: float, seed: int) -> Tensor:  # noqa: D102
         ctx.p, ctx.seed = p, seed
-        return weight * _seeded_keep(weight, p, seed)
+        return weight * dropout_mask(tuple(weight.shape), p, weight, seed)
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # noqa: D102
-        return grad * _seeded_keep(grad, ctx.p, ctx.seed), None, None
+        return grad * dropout_mask(tuple(grad.shape), ctx.p, grad, ctx.seed), None, None
 
 
 def zoneout_masks(steps: int, shape: tuple[int, ...], rate: float, like: Tensor) -> Tensor:

@@ -1,42 +1,10 @@
 /* GRU and Elman RNN step kernels for one REAL type; included by rnnkit_cpu.c after
- * lstm_template.h (whose helpers sig, keep, lerp, moments they use). Formulas:
+ * lstm_template.h (whose helpers they use: sig, lerp, blend, the layer-norm parts). Formulas:
  * rnnkit.functional.gru_step / rnn_step, zoneout and layer_norm. */
 
 #define CAT2(a, b) a##_##b
 #define CAT(a, b) CAT2(a, b)
 #define FN(name) CAT(name, SFX)
-
-/* xi = [LN(gx_t; ln_ih)] + b_ih into out[0:G]; returns nothing, writes the input LN stats */
-static inline void FN(input_part)(const StepCtx *x, const REAL *restrict gxn, REAL *restrict out,
-                                  REAL *st, long G) {
-    const REAL *lniw = x->ln_ih, *bih = x->bias_ih;
-    if (lniw) {
-        REAL mu, rs;
-        FN(moments)(gxn, G, &mu, &rs);
-        st[4] = mu, st[5] = rs;
-        #pragma omp simd
-        for (long k = 0; k < G; k++) out[k] = (gxn[k] - mu) * rs * lniw[k];
-    } else {
-        #pragma omp simd
-        for (long k = 0; k < G; k++) out[k] = gxn[k];
-    }
-    if (bih) {
-        #pragma omp simd
-        for (long k = 0; k < G; k++) out[k] += bih[k];
-    }
-}
-
-/* the recurrent pre-activation source: xhat = (a - mean) rstd (saved) with LN, else a */
-static inline const REAL *FN(recurrent_src)(const StepCtx *x, const REAL *restrict an,
-                                            REAL *restrict xhn, REAL *st, long G) {
-    if (!x->ln_w) return an;
-    REAL mu, rs;
-    FN(moments)(an, G, &mu, &rs);
-    st[0] = mu, st[1] = rs;
-    #pragma omp simd
-    for (long k = 0; k < G; k++) xhn[k] = (an[k] - mu) * rs;
-    return xhn;
-}
 
 /* the state blend h_t = lerp(h', h_prev, kh_t) and the next GEMM input hm = h_t * mask */
 static inline void FN(blend_out)(const StepCtx *x, long t, long n, REAL *restrict hn,
@@ -66,23 +34,9 @@ void FN(gru_fwd)(const StepCtx *x, long t, long prev, const REAL *restrict a) {
         REAL *stn = st ? st + n * 6 : (REAL *)0;
         FN(input_part)(x, (const REAL *)x->gx + (t * N + n) * G, z, stn, G);
         const REAL *src = FN(recurrent_src)(x, a + n * G, xh ? xh + n * G : (REAL *)0, stn, G);
-        if (lnw) {
-            #pragma omp simd
-            for (long k = 0; k < 2 * H; k++) z[k] += src[k] * lnw[k];
-            #pragma omp simd
-            for (long j = 0; j < H; j++) ghn[j] = src[2 * H + j] * lnw[2 * H + j];
-        } else {
-            #pragma omp simd
-            for (long k = 0; k < 2 * H; k++) z[k] += src[k];
-            #pragma omp simd
-            for (long j = 0; j < H; j++) ghn[j] = src[2 * H + j];
-        }
-        if (bias) {
-            #pragma omp simd
-            for (long k = 0; k < 2 * H; k++) z[k] += bias[k];
-            #pragma omp simd
-            for (long j = 0; j < H; j++) ghn[j] += bias[2 * H + j];
-        }
+        FN(add_recurrent)(z, src, lnw, bias, 2 * H, 0);
+        FN(add_recurrent)(ghn, src + 2 * H, lnw ? lnw + 2 * H : (const REAL *)0,
+                          bias ? bias + 2 * H : (const REAL *)0, H, 1);
         #pragma omp simd
         for (long k = 0; k < 2 * H; k++) z[k] = FN(sig)(z[k]);
         #pragma omp simd
@@ -108,17 +62,7 @@ void FN(rnn_fwd)(const StepCtx *x, long t, long prev, const REAL *restrict a) {
         REAL *stn = st ? st + n * 6 : (REAL *)0;
         FN(input_part)(x, (const REAL *)x->gx + (t * N + n) * H, pre, stn, H);
         const REAL *src = FN(recurrent_src)(x, a + n * H, xh ? xh + n * H : (REAL *)0, stn, H);
-        if (lnw) {
-            #pragma omp simd
-            for (long j = 0; j < H; j++) pre[j] += src[j] * lnw[j];
-        } else {
-            #pragma omp simd
-            for (long j = 0; j < H; j++) pre[j] += src[j];
-        }
-        if (bias) {
-            #pragma omp simd
-            for (long j = 0; j < H; j++) pre[j] += bias[j];
-        }
+        FN(add_recurrent)(pre, src, lnw, bias, H, 0);
         if (x->relu) {
             #pragma omp simd
             for (long j = 0; j < H; j++) pre[j] = pre[j] > 0 ? pre[j] : 0;

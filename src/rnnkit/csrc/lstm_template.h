@@ -137,6 +137,62 @@ static inline void FN(moments)(const REAL *restrict x, long n, REAL *mu, REAL *r
     *rs = (REAL)1 / SQRT((var > 0 ? var : 0) + (REAL)LN_EPS);
 }
 
+/* xi = [LN(gx_t; ln_ih)] + b_ih into out[0:G], and the input LN's statistics into st[4:6] */
+static inline void FN(input_part)(const StepCtx *x, const REAL *restrict gxn, REAL *restrict out,
+                                  REAL *st, long G) {
+    const REAL *lniw = x->ln_ih, *bih = x->bias_ih;
+    if (lniw) {
+        REAL mu, rs;
+        FN(moments)(gxn, G, &mu, &rs);
+        st[4] = mu, st[5] = rs;
+        #pragma omp simd
+        for (long k = 0; k < G; k++) out[k] = (gxn[k] - mu) * rs * lniw[k];
+    } else {
+        #pragma omp simd
+        for (long k = 0; k < G; k++) out[k] = gxn[k];
+    }
+    if (bih) {
+        #pragma omp simd
+        for (long k = 0; k < G; k++) out[k] += bih[k];
+    }
+}
+
+/* the recurrent pre-activation source: xhat = (a - mean) rstd (saved) with LN, else a */
+static inline const REAL *FN(recurrent_src)(const StepCtx *x, const REAL *restrict an,
+                                            REAL *restrict xhn, REAL *st, long G) {
+    if (!x->ln_w) return an;
+    REAL mu, rs;
+    FN(moments)(an, G, &mu, &rs);
+    st[0] = mu, st[1] = rs;
+    #pragma omp simd
+    for (long k = 0; k < G; k++) xhn[k] = (an[k] - mu) * rs;
+    return xhn;
+}
+
+/* out (+)= src [* w] [+ b] over [0, len): the recurrent pre-activation's share of the gates
+ * (assign: out is written, not added to) */
+static inline void FN(add_recurrent)(REAL *restrict out, const REAL *restrict src,
+                                     const REAL *restrict w, const REAL *restrict b, long len,
+                                     int assign) {
+    if (w && assign) {
+        #pragma omp simd
+        for (long k = 0; k < len; k++) out[k] = src[k] * w[k];
+    } else if (w) {
+        #pragma omp simd
+        for (long k = 0; k < len; k++) out[k] += src[k] * w[k];
+    } else if (assign) {
+        #pragma omp simd
+        for (long k = 0; k < len; k++) out[k] = src[k];
+    } else {
+        #pragma omp simd
+        for (long k = 0; k < len; k++) out[k] += src[k];
+    }
+    if (b) {
+        #pragma omp simd
+        for (long k = 0; k < len; k++) out[k] += b[k];
+    }
+}
+
 /* Forward step t (prev: the step before, -1 for the initial state). a (N, 4H) = hm_prev W_hh^T.
  *   z = [LN(a; ln_w)] + gx_t + b_hh;  i, f = sig(z_i,f + P_i,f c);  g = tanh(z_g)
  *   c' = f c + i g;  o = sig(z_o + P_o c');  h' = o tanh([LN(c'; lnc)])
@@ -159,35 +215,10 @@ void FN(lstm_fwd)(const StepCtx *x, long t, long prev, const REAL *restrict a) {
         const REAL *restrict an = a + n * G, *restrict gxn = gx + n * G;
         const REAL *restrict cpn = cp + n * H, *restrict hpn = hp + n * H;
         REAL *restrict z = acts + n * G, *restrict cnn = cn + n * H;
-        const REAL *lniw = x->ln_ih;
-        if (lniw) {
-            REAL mu, rs;
-            FN(moments)(gxn, G, &mu, &rs);
-            st[n * 6 + 4] = mu, st[n * 6 + 5] = rs;
-            #pragma omp simd
-            for (long k = 0; k < G; k++) z[k] = (gxn[k] - mu) * rs * lniw[k];
-        } else {
-            #pragma omp simd
-            for (long k = 0; k < G; k++) z[k] = gxn[k];
-        }
-        if (lnw) {
-            REAL mu, rs;
-            FN(moments)(an, G, &mu, &rs);
-            REAL *restrict xhn = xh + n * G;
-            #pragma omp simd
-            for (long k = 0; k < G; k++) {
-                xhn[k] = (an[k] - mu) * rs;
-                z[k] += xhn[k] * lnw[k];
-            }
-            st[n * 6] = mu, st[n * 6 + 1] = rs;
-        } else {
-            #pragma omp simd
-            for (long k = 0; k < G; k++) z[k] += an[k];
-        }
-        if (bias) {
-            #pragma omp simd
-            for (long k = 0; k < G; k++) z[k] += bias[k];
-        }
+        REAL *stn = st ? st + n * 6 : (REAL *)0;
+        FN(input_part)(x, gxn, z, stn, G);
+        FN(add_recurrent)(z, FN(recurrent_src)(x, an, xh ? xh + n * G : (REAL *)0, stn, G), lnw,
+                          bias, G, 0);
         REAL *restrict zi = z, *restrict zf = z + H, *restrict zg = z + 2 * H, *restrict zo = z + 3 * H;
         if (peep) {
             #pragma omp simd
