@@ -40,8 +40,8 @@ from dataclasses import asdict, dataclass
 import torch
 
 import rnnkit
-from rnnkit import cpu_kernels
-from rnnkit.fused_support import Gemm, prefer_onednn
+from rnnkit.backends import cpu_kernels
+from rnnkit.backends.gemm import Gemm, prefer_onednn
 
 SIZES = ((35, 20, 200, 2), (35, 20, 650, 2), (100, 32, 256, 1), (64, 32, 512, 2))
 QUICK_SIZES = ((35, 20, 200, 2),)
@@ -240,7 +240,7 @@ print(time.perf_counter() - t)
 
 def cold_first_call_ms() -> float:
     """The first forward+backward of a variant LSTM in a new process with an empty kernel cache:
-    the one-time C compile (rnnkit.cpu_kernels) plus the first call."""
+    the one-time C compile (rnnkit.backends.cpu_kernels) plus the first call."""
     run = subprocess.run([sys.executable, "-c", COLD_START], capture_output=True, text=True,
                          check=True, timeout=300)  # fmt: skip
     return float(run.stdout.strip().splitlines()[-1]) * 1e3

@@ -18,22 +18,25 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .functional import CellParams, gru_step, input_projection, lstm_step, rnn_step, zoneout
-from .options import Variants, init_forget_bias, init_variant_parameter, variant_parameter_shapes
+from .functional import CellParams, input_projection, zoneout
+from .options import Variants, init_forget_bias, init_variant_parameter
+from .registry import CellSpec, get_cell, rnn_cell
 from .regularization import dropout_mask, zoneout_masks
-from .state import check_state_tensor
+from .state import check_state
 
 
 class _RecurrentCell:
-    """Shared machinery of the three cells (a mixin over ``torch.nn.RNNCellBase``)."""
+    """Shared machinery of the step-wise cells (a mixin over ``torch.nn.RNNCellBase``), for any
+    registered cell (:attr:`spec`)."""
 
-    mode: str
+    spec: CellSpec
     variants: Variants
 
-    def _setup_variants(self, variants: Variants) -> None:
+    def _setup_variants(self, spec: CellSpec, variants: Variants) -> None:
+        self.spec = spec
         self.variants = variants
         factory = {"device": self.weight_ih.device, "dtype": self.weight_ih.dtype}
-        for name, shape in variant_parameter_shapes(self.mode, self.hidden_size, variants).items():
+        for name, shape in spec.parameters(self.hidden_size, variants).items():
             param = nn.Parameter(torch.empty(shape, **factory))
             init_variant_parameter(name, param, self.hidden_size)
             self.register_parameter(name, param)
@@ -46,20 +49,7 @@ class _RecurrentCell:
         self._masks = {}
 
     def cell_params(self) -> CellParams:
-        def get(name: str) -> Tensor | None:
-            return getattr(self, name, None)
-
-        return CellParams(
-            w_ih=self.weight_ih,
-            w_hh=self.weight_hh,
-            b_ih=self.bias_ih if self.bias else None,
-            b_hh=self.bias_hh if self.bias else None,
-            ln_ih=get("layer_norm_ih"),
-            ln_hh=get("layer_norm_hh"),
-            ln_c_weight=get("layer_norm_c_weight"),
-            ln_c_bias=get("layer_norm_c_bias"),
-            peephole=get("peephole"),
-        )
+        return CellParams.of(self)
 
     def load_from_layer(self, layer: nn.Module, index: int = 0, reverse: bool = False) -> None:
         """Copy layer ``index`` (and direction) of a sequence layer's parameters into this cell."""
@@ -90,12 +80,25 @@ class _RecurrentCell:
         unbatched = input.dim() == 1
         return (input.unsqueeze(0) if unbatched else input), unbatched
 
-    def _check_state(self, name: str, t: Any, x: Tensor, unbatched: bool) -> Tensor:
-        if t is None:
-            return x.new_zeros(x.shape[0], self.hidden_size)
-        shape = (self.hidden_size,) if unbatched else (x.shape[0], self.hidden_size)
-        check_state_tensor(name, t, shape, x)
-        return t.unsqueeze(0) if unbatched else t
+    def _run(self, input: Tensor, hx: Any, names: tuple[str, ...]) -> Any:
+        """Validate, step (torch.nn's own kernel when no option changes the recurrence) and return
+        the new state as the cell's torch.nn twin does: a tensor, or a tuple for several states."""
+        x, unbatched = self._check_input(input)
+        sizes = self.spec.state_sizes(self.hidden_size, self.hidden_size)
+        if hx is None:
+            state = tuple(x.new_zeros(x.shape[0], size) for size in sizes)
+        else:
+            lead = () if unbatched else (x.shape[0],)
+            state = check_state(self.spec, hx, sizes, lead, x, names=names)
+            state = tuple(t.unsqueeze(0) for t in state) if unbatched else state
+        if self.variants.changes_recurrence:
+            new = self._step(x, state)
+        else:
+            new = super().forward(x, state if len(state) > 1 else state[0])
+            new = tuple(new) if isinstance(new, tuple) else (new,)
+        if unbatched:
+            new = tuple(t.squeeze(0) for t in new)
+        return new if len(new) > 1 else new[0]
 
     def _step(self, x: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
         p, v = self.cell_params(), self.variants
@@ -105,16 +108,11 @@ class _RecurrentCell:
             mask = self._sequence_mask("h", (n, self.hidden_size), v.recurrent_dropout, x)
         if self.training and v.weight_drop:
             w_hh = p.w_hh * self._sequence_mask("w", tuple(p.w_hh.shape), v.weight_drop, x)
-        gx = input_projection(x, p)
-        if self.mode == "LSTM":
-            new = lstm_step(gx, state[0], state[1], p, w_hh, mask)
-        elif self.mode == "GRU":
-            new = (gru_step(gx, state[0], p, w_hh, mask),)
-        else:
-            new = (rnn_step(gx, state[0], p, self.nonlinearity, w_hh, mask),)
-        rates = (v.zoneout_h, v.zoneout_c)
+        new = self.spec.step(input_projection(x, p), state, p, w_hh, mask)
+        rates = {"h": v.zoneout_h, "c": v.zoneout_c}
         out = []
-        for prev, nxt, rate in zip(state, new, rates):
+        for prev, nxt, s in zip(state, new, self.spec.states):
+            rate = rates.get(s.zoneout, 0.0)
             if rate and self.training:
                 nxt = zoneout(prev, nxt, zoneout_masks(1, tuple(nxt.shape), rate, x)[0])
             elif rate:
@@ -129,9 +127,7 @@ class _RecurrentCell:
 class LSTMCell(_RecurrentCell, nn.LSTMCell):
     """One LSTM step, drop-in for :class:`torch.nn.LSTMCell`: ``(N, D), ((N, H), (N, H)) -> (h', c')``.
 
-    Math: :func:`rnnkit.functional.lstm_step`; options as :class:`rnnkit.LSTM` (no projection)."""
-
-    mode = "LSTM"
+    Math: :func:`rnnkit.registry.lstm.lstm_step`; options as :class:`rnnkit.LSTM` (no projection)."""
 
     def __init__(
         self,
@@ -148,8 +144,9 @@ class LSTMCell(_RecurrentCell, nn.LSTMCell):
         peephole: bool = False,
         forget_bias: float | None = None,
     ) -> None:
+        spec = get_cell("lstm")
         variants = Variants.build(
-            "LSTM",
+            spec,
             layer_norm=layer_norm,
             recurrent_dropout=recurrent_dropout,
             weight_drop=weight_drop,
@@ -158,29 +155,18 @@ class LSTMCell(_RecurrentCell, nn.LSTMCell):
             forget_bias=forget_bias,
         )
         super().__init__(input_size, hidden_size, bias=bias, device=device, dtype=dtype)
-        self._setup_variants(variants)
+        self._setup_variants(spec, variants)
 
     def forward(
         self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None
     ) -> tuple[Tensor, Tensor]:
-        x, unbatched = self._check_input(input)
-        if hx is not None and (not isinstance(hx, (tuple, list)) or len(hx) != 2):
-            raise TypeError(f"LSTMCell hx must be a tuple (h, c), got {type(hx).__name__}")
-        h = self._check_state("h", None if hx is None else hx[0], x, unbatched)
-        c = self._check_state("c", None if hx is None else hx[1], x, unbatched)
-        if self.variants.changes_recurrence:
-            h, c = self._step(x, (h, c))
-        else:
-            h, c = super().forward(x, (h, c))
-        return (h.squeeze(0), c.squeeze(0)) if unbatched else (h, c)
+        return self._run(input, hx, ("h", "c"))
 
 
 class GRUCell(_RecurrentCell, nn.GRUCell):
     """One GRU step, drop-in for :class:`torch.nn.GRUCell`: ``(N, D), (N, H) -> (N, H)``.
 
-    Math: :func:`rnnkit.functional.gru_step`."""
-
-    mode = "GRU"
+    Math: :func:`rnnkit.registry.gru.gru_step`."""
 
     def __init__(
         self,
@@ -195,32 +181,25 @@ class GRUCell(_RecurrentCell, nn.GRUCell):
         weight_drop: float = 0.0,
         zoneout: float = 0.0,
     ) -> None:
+        spec = get_cell("gru")
         variants = Variants.build(
-            "GRU",
+            spec,
             layer_norm=layer_norm,
             recurrent_dropout=recurrent_dropout,
             weight_drop=weight_drop,
             zoneout=zoneout,
         )
         super().__init__(input_size, hidden_size, bias=bias, device=device, dtype=dtype)
-        self._setup_variants(variants)
+        self._setup_variants(spec, variants)
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
-        x, unbatched = self._check_input(input)
-        h = self._check_state("hx", hx, x, unbatched)
-        if self.variants.changes_recurrence:
-            (h,) = self._step(x, (h,))
-        else:
-            h = super().forward(x, h)
-        return h.squeeze(0) if unbatched else h
+        return self._run(input, hx, ("hx",))
 
 
 class RNNCell(_RecurrentCell, nn.RNNCell):
     """One Elman RNN step, drop-in for :class:`torch.nn.RNNCell` (``nonlinearity`` tanh or relu).
 
-    Math: :func:`rnnkit.functional.rnn_step`."""
-
-    mode = "RNN"
+    Math: :func:`rnnkit.registry.rnn.rnn_step`."""
 
     def __init__(
         self,
@@ -236,10 +215,9 @@ class RNNCell(_RecurrentCell, nn.RNNCell):
         weight_drop: float = 0.0,
         zoneout: float = 0.0,
     ) -> None:
-        if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        spec = rnn_cell(nonlinearity)
         variants = Variants.build(
-            "RNN",
+            spec,
             layer_norm=layer_norm,
             recurrent_dropout=recurrent_dropout,
             weight_drop=weight_drop,
@@ -249,13 +227,7 @@ class RNNCell(_RecurrentCell, nn.RNNCell):
             input_size, hidden_size, bias=bias, nonlinearity=nonlinearity, device=device,
             dtype=dtype,
         )  # fmt: skip
-        self._setup_variants(variants)
+        self._setup_variants(spec, variants)
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
-        x, unbatched = self._check_input(input)
-        h = self._check_state("hx", hx, x, unbatched)
-        if self.variants.changes_recurrence:
-            (h,) = self._step(x, (h,))
-        else:
-            h = super().forward(x, h)
-        return h.squeeze(0) if unbatched else h
+        return self._run(input, hx, ("hx",))

@@ -14,21 +14,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .functional import CellParams, gru_step, input_projection, lstm_step, rnn_step, zoneout
+from .functional import CellParams, input_projection, zoneout
+from .registry import cell_of
 
 
 def layer_params(layer: nn.RNNBase, index: int) -> CellParams:
     """The forward-direction :class:`CellParams` of layer ``index`` of a torch.nn/rnnkit layer."""
-    if hasattr(layer, "cell_params"):
-        return layer.cell_params(index, 0)
-    sfx = f"_l{index}"
-    return CellParams(
-        w_ih=getattr(layer, "weight_ih" + sfx),
-        w_hh=getattr(layer, "weight_hh" + sfx),
-        b_ih=getattr(layer, "bias_ih" + sfx, None) if layer.bias else None,
-        b_hh=getattr(layer, "bias_hh" + sfx, None) if layer.bias else None,
-        w_hr=getattr(layer, "weight_hr" + sfx, None) if getattr(layer, "proj_size", 0) else None,
-    )
+    return CellParams.of(layer, f"_l{index}")
 
 
 class LayerStepper:
@@ -36,7 +28,8 @@ class LayerStepper:
 
     ``step(x (N, C), state) -> (y (N, R), state)`` with ``state`` in torch.nn's layout
     (``(L, N, R)`` or a tuple with ``c (L, N, H)``), so it can continue from the layer's ``h_n``.
-    Zoneout uses its expectation and dropout is off, as in ``layer.eval()``.
+    Zoneout uses its expectation and dropout is off, as in ``layer.eval()``. Any registered cell
+    (:mod:`rnnkit.registry`) steps with its own step function.
     """
 
     def __init__(self, layer: nn.RNNBase) -> None:
@@ -45,36 +38,24 @@ class LayerStepper:
                 "step-wise decoding needs a unidirectional layer, got bidirectional=True"
             )
         self.layer = layer
-        self.mode = "RNN" if layer.mode.startswith("RNN") else layer.mode
-        self.nonlinearity = "relu" if layer.mode == "RNN_RELU" else "tanh"
+        self.spec = cell_of(layer)
         variants = getattr(layer, "variants", None)
-        self.zoneout_h = variants.zoneout_h if variants else 0.0
-        self.zoneout_c = variants.zoneout_c if variants else 0.0
+        rates = {"h": variants.zoneout_h, "c": variants.zoneout_c} if variants else {}
+        self.zoneouts = tuple(rates.get(s.zoneout, 0.0) for s in self.spec.states)
         self.params = [layer_params(layer, k) for k in range(layer.num_layers)]
 
     @torch.no_grad()
-    def step(self, x: Tensor, state: Tensor | tuple[Tensor, Tensor]) -> tuple[Tensor, object]:
-        hs = state[0] if self.mode == "LSTM" else state
-        cs = state[1] if self.mode == "LSTM" else None
-        new_h, new_c = [], []
+    def step(self, x: Tensor, state: Tensor | tuple[Tensor, ...]) -> tuple[Tensor, object]:
+        states = state if isinstance(state, tuple) else (state,)
+        new_states: list[list[Tensor]] = [[] for _ in states]
         for k, p in enumerate(self.params):
-            gx = input_projection(x, p)
-            h = hs[k]
-            if self.mode == "LSTM":
-                h_new, c_new = lstm_step(gx, h, cs[k], p)
-                if self.zoneout_c:
-                    c_new = zoneout(cs[k], c_new, self.zoneout_c)
-                new_c.append(c_new)
-            elif self.mode == "GRU":
-                h_new = gru_step(gx, h, p)
-            else:
-                h_new = rnn_step(gx, h, p, self.nonlinearity)
-            if self.zoneout_h:
-                h_new = zoneout(h, h_new, self.zoneout_h)
-            new_h.append(h_new)
-            x = h_new
-        h_out = torch.stack(new_h)
-        return x, ((h_out, torch.stack(new_c)) if self.mode == "LSTM" else h_out)
+            old = tuple(s[k] for s in states)
+            new = self.spec.step(input_projection(x, p), old, p)
+            for i, (prev, nxt, rate) in enumerate(zip(old, new, self.zoneouts)):
+                new_states[i].append(zoneout(prev, nxt, rate) if rate else nxt)
+            x = new_states[0][-1]
+        out = tuple(torch.stack(s) for s in new_states)
+        return x, (out if len(out) > 1 else out[0])
 
 
 def sample_logits(

@@ -1,13 +1,12 @@
-"""The math of rnnkit's recurrent cells, as pure functions on tensors.
+"""The math every recurrent cell shares, as pure functions on tensors.
 
 Gate order is torch's everywhere in rnnkit: LSTM ``(i, f, g, o)``, GRU ``(r, z, n)``, so that weights
-interoperate with ``torch.nn``. Every layer, cell, fused path and decoder computes with these functions
-or is tested against them.
+interoperate with ``torch.nn``. A step is split in two so that the input half can be computed for
+all time steps with one GEMM:
 
-A step is split in two so that the input half can be computed for all time steps with one GEMM:
-
-* ``input_projection(x, params)``: ``LN(x W_ih^T; gamma_ih) + b_ih`` for ``x`` of shape ``(..., D)``;
-* ``lstm_step`` / ``gru_step`` / ``rnn_step``: the recurrence given that projection for one step.
+* :func:`input_projection`: ``LN(x W_ih^T; gamma_ih) + b_ih`` for ``x`` of shape ``(..., D)``;
+* a cell's step function (:mod:`rnnkit.registry`, e.g. ``lstm_step``): the recurrence given that
+  projection for one step, built from :func:`recurrent_projection` and the gate math.
 
 Layer normalisation follows Ba, Kiros & Hinton 2016, "Layer Normalization", eq. (20)-(22): the input and
 the recurrent pre-activations are normalised separately over the whole gate vector (``G*H`` features)
@@ -18,8 +17,8 @@ cell state is normalised (gain and shift) before the output ``tanh``; the carrie
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -47,6 +46,27 @@ class CellParams:
     ln_c_weight: Tensor | None = None
     ln_c_bias: Tensor | None = None
     peephole: Tensor | None = None
+
+    @classmethod
+    def of(cls, module: Any, suffix: str = "") -> CellParams:
+        """The parameters of a torch.nn or rnnkit layer or cell named ``weight_ih{suffix}`` etc.
+        (``suffix`` ``"_l0"``, ``"_l1_reverse"``; ``""`` for a cell)."""
+
+        def get(name: str) -> Tensor | None:
+            return getattr(module, name + suffix, None)
+
+        return cls(
+            w_ih=get("weight_ih"),
+            w_hh=get("weight_hh"),
+            b_ih=get("bias_ih") if module.bias else None,
+            b_hh=get("bias_hh") if module.bias else None,
+            w_hr=get("weight_hr") if getattr(module, "proj_size", 0) else None,
+            ln_ih=get("layer_norm_ih"),
+            ln_hh=get("layer_norm_hh"),
+            ln_c_weight=get("layer_norm_c_weight"),
+            ln_c_bias=get("layer_norm_c_bias"),
+            peephole=get("peephole"),
+        )
 
 
 def layer_norm(x: Tensor, weight: Tensor | None, bias: Tensor | None = None) -> Tensor:
@@ -79,75 +99,6 @@ def recurrent_projection(
     return out if p.b_hh is None else out + p.b_hh
 
 
-def lstm_step(
-    gx: Tensor,
-    h: Tensor,
-    c: Tensor,
-    p: CellParams,
-    w_hh: Tensor | None = None,
-    dropout_mask: Tensor | None = None,
-) -> tuple[Tensor, Tensor]:
-    """One LSTM step (Hochreiter & Schmidhuber 1997, with the forget gate of Gers et al. 2000).
-
-    ``gx (N, 4H)`` is ``input_projection(x_t)``; ``h (N, R)``, ``c (N, H)``. Returns ``(h', c')``::
-
-        i, f, g, o = split(gx + LN(h W_hh^T) + b_hh)
-        i = sigmoid(i + P_i * c), f = sigmoid(f + P_f * c)      # peepholes (Gers & Schmidhuber 2000)
-        c' = f * c + i * tanh(g)
-        o = sigmoid(o + P_o * c')
-        h' = o * tanh(LN(c'; ln_c)) [W_hr^T]                    # projection (Sak et al. 2014)
-    """
-    gates = gx + recurrent_projection(h, p, w_hh, dropout_mask)
-    i, f, g, o = gates.chunk(4, dim=-1)
-    if p.peephole is not None:
-        i = i + p.peephole[0] * c
-        f = f + p.peephole[1] * c
-    c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-    if p.peephole is not None:
-        o = o + p.peephole[2] * c_new
-    c_out = c_new if p.ln_c_weight is None else layer_norm(c_new, p.ln_c_weight, p.ln_c_bias)
-    h_new = torch.sigmoid(o) * torch.tanh(c_out)
-    if p.w_hr is not None:
-        h_new = F.linear(h_new, p.w_hr)
-    return h_new, c_new
-
-
-def gru_step(
-    gx: Tensor,
-    h: Tensor,
-    p: CellParams,
-    w_hh: Tensor | None = None,
-    dropout_mask: Tensor | None = None,
-) -> Tensor:
-    """One GRU step (Cho et al. 2014) in torch's form (reset applied after the recurrent GEMM)::
-
-        r = sigmoid(gx_r + gh_r), z = sigmoid(gx_z + gh_z)
-        n = tanh(gx_n + r * gh_n),  h' = (1 - z) * n + z * h
-
-    with ``gh = LN(h W_hh^T; ln_hh) + b_hh``; ``gx (N, 3H)``, ``h (N, H)``.
-    """
-    gh = recurrent_projection(h, p, w_hh, dropout_mask)
-    xr, xz, xn = gx.chunk(3, dim=-1)
-    hr, hz, hn = gh.chunk(3, dim=-1)
-    r = torch.sigmoid(xr + hr)
-    z = torch.sigmoid(xz + hz)
-    n = torch.tanh(xn + r * hn)
-    return n + z * (h - n)
-
-
-def rnn_step(
-    gx: Tensor,
-    h: Tensor,
-    p: CellParams,
-    nonlinearity: str = "tanh",
-    w_hh: Tensor | None = None,
-    dropout_mask: Tensor | None = None,
-) -> Tensor:
-    """One Elman RNN step: ``h' = act(gx + LN(h W_hh^T; ln_hh) + b_hh)``, act ``tanh`` or ``relu``."""
-    pre = gx + recurrent_projection(h, p, w_hh, dropout_mask)
-    return torch.tanh(pre) if nonlinearity == "tanh" else torch.relu(pre)
-
-
 def zoneout(prev: Tensor, new: Tensor, keep: Tensor | float) -> Tensor:
     """Zoneout (Krueger et al. 2017): ``keep * prev + (1 - keep) * new``.
 
@@ -155,10 +106,6 @@ def zoneout(prev: Tensor, new: Tensor, keep: Tensor | float) -> Tensor:
     rate itself, the mask's expectation.
     """
     return new + keep * (prev - new)
-
-
-# --------------------------------------------------------------------------------------------------
-# Sequence loop over one direction of one layer.
 
 
 @dataclass(frozen=True)
@@ -175,57 +122,8 @@ class StepOptions:
     zoneout_h: Tensor | float = 0.0
     zoneout_c: Tensor | float = 0.0
 
-
-def _zoneout_at(z: Tensor | float, t: int) -> Tensor | float:
-    return z[t] if isinstance(z, Tensor) else z
-
-
-def scan(
-    mode: str,
-    gx: Tensor,
-    state: tuple[Tensor, ...],
-    p: CellParams,
-    *,
-    lengths: Tensor | None = None,
-    reverse: bool = False,
-    options: StepOptions | None = None,
-    nonlinearity: str = "tanh",
-) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """Run one direction of one layer over time.
-
-    ``mode`` is ``"LSTM"``, ``"GRU"`` or ``"RNN"``; ``gx (T, N, G*H)`` the input projections;
-    ``state`` ``(h0,)`` or ``(h0, c0)`` with ``h0 (N, R)``, ``c0 (N, H)``. With ``lengths (N,)`` a sequence's
-    steps ``t >= lengths[n]`` leave its state unchanged and output zeros, and ``reverse=True`` starts each
-    sequence at its own last valid step. Returns ``(outputs (T, N, R), final state)``.
-    """
-    opts = options or StepOptions()
-    steps = range(gx.shape[0] - 1, -1, -1) if reverse else range(gx.shape[0])
-    valid = (
-        None if lengths is None else torch.arange(gx.shape[0], device=gx.device)[:, None] < lengths
-    )
-    outputs: list[Tensor] = [gx.new_empty(0)] * gx.shape[0]
-    h = state[0]
-    c = state[1] if mode == "LSTM" else None
-    for t in steps:
-        mask = opts.dropout_mask
-        if mode == "LSTM":
-            h_new, c_new = lstm_step(gx[t], h, c, p, opts.w_hh, mask)
-        elif mode == "GRU":
-            h_new = gru_step(gx[t], h, p, opts.w_hh, mask)
-        else:
-            h_new = rnn_step(gx[t], h, p, nonlinearity, opts.w_hh, mask)
-        h_new = zoneout(h, h_new, _zoneout_at(opts.zoneout_h, t))
-        if c is not None:
-            c_new = zoneout(c, c_new, _zoneout_at(opts.zoneout_c, t))
-        if valid is None:
-            h, outputs[t] = h_new, h_new
-            if c is not None:
-                c = c_new
-        else:
-            m = valid[t].unsqueeze(1)
-            h = torch.where(m, h_new, h)
-            outputs[t] = torch.where(m, h_new, torch.zeros_like(h_new))
-            if c is not None:
-                c = torch.where(m, c_new, c)
-    final = (h,) if c is None else (h, c)
-    return torch.stack(outputs), final
+    def zoneout_for(self, state: str | None) -> Tensor | float:
+        """The zoneout weights of a state whose ``StateSpec.zoneout`` is ``state``."""
+        if state == "h":
+            return self.zoneout_h
+        return self.zoneout_c if state == "c" else 0.0

@@ -10,10 +10,12 @@ initialisation and outputs; ``isinstance(rnnkit.LSTM(...), torch.nn.LSTM)`` hold
 * the options of :mod:`rnnkit.options` (layer norm, recurrent dropout, DropConnect, zoneout,
   peepholes, forget-gate bias).
 
-Dispatch (``backend=``): ``"auto"`` runs torch's native kernels (oneDNN/cuDNN) when no option changes
-the recurrence, otherwise the fused path; ``"native"`` insists on the native kernels and raises when an
-option rules them out; ``"fused"`` the fused path; ``"reference"`` the plain functional time loop of
-:mod:`rnnkit.functional` (the oracle of the tests).
+Dispatch (``backend=``, decided in :mod:`rnnkit.backends.dispatch`): ``"auto"`` runs torch's native
+kernels (oneDNN/cuDNN) when no option changes the recurrence, otherwise the fused path; ``"native"``
+insists on the native kernels and raises when an option rules them out; ``"fused"`` the fused path
+(the C kernels on CPU, else torch ops); ``"cpu_kernels"`` or ``"torch_ops"`` one fused backend, raising
+when it cannot serve the call; ``"reference"`` the plain time loop (:mod:`rnnkit.backends.reference`,
+the oracle of the tests).
 
 Extra parameters (named like torch's, per layer ``k`` and direction suffix ``""``/``"_reverse"``):
 ``layer_norm_ih_l{k}``, ``layer_norm_hh_l{k}`` ``(G*H,)``, ``layer_norm_c_weight_l{k}``,
@@ -30,37 +32,30 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from . import fused
-from .functional import CellParams, StepOptions, input_projection, scan
-from .options import (
-    Variants,
-    check_backend,
-    init_forget_bias,
-    init_variant_parameter,
-    variant_parameter_shapes,
-)
+from .backends import dispatch, native
+from .functional import CellParams, StepOptions
+from .options import Variants, init_forget_bias, init_variant_parameter
+from .registry import CellSpec, get_cell, rnn_cell
 from .regularization import drop_connect, dropout_mask, zoneout_masks
-from .state import check_lengths, check_state_tensor, zero_state
+from .state import check_lengths, check_state, zero_state
 
 
 class _RecurrentLayer:
-    """Shared machinery of the three layers (a mixin over ``torch.nn.RNNBase``)."""
+    """Shared machinery of the sequence layers (a mixin over ``torch.nn.RNNBase``), for any
+    registered cell (:attr:`spec`)."""
 
-    mode: str
+    spec: CellSpec
     variants: Variants
     backend: str
 
     # ---------------------------------------------------------------- construction
-    def _setup_variants(self, variants: Variants, backend: str) -> None:
+    def _setup_variants(self, spec: CellSpec, variants: Variants, backend: str) -> None:
+        self.spec = spec
         self.variants = variants
-        self.backend = check_backend(backend)
-        if backend == "native" and variants.changes_recurrence and not self._weight_drop_only():
-            raise ValueError(
-                f"backend='native' cannot run {variants.describe()}: torch's kernels have no such "
-                "option; use backend='auto' or 'fused'"
-            )
+        self.backend = dispatch.check_backend(backend)
+        dispatch.check_native(spec, variants, backend)
         factory = {"device": self.weight_ih_l0.device, "dtype": self.weight_ih_l0.dtype}
-        shapes = variant_parameter_shapes(self._step_mode, self.hidden_size, variants)
+        shapes = spec.parameters(self.hidden_size, variants)
         for k in range(self.num_layers):
             for sfx in self._suffixes():
                 for name, shape in shapes.items():
@@ -95,35 +90,11 @@ class _RecurrentLayer:
 
     def cell_params(self, layer: int, direction: int) -> CellParams:
         """The :class:`CellParams` of one layer and direction (0 forward, 1 reverse)."""
-        sfx = f"_l{layer}" + ("_reverse" if direction else "")
-
-        def get(name: str) -> Tensor | None:
-            return getattr(self, name + sfx, None)
-
-        return CellParams(
-            w_ih=get("weight_ih"),
-            w_hh=get("weight_hh"),
-            b_ih=get("bias_ih") if self.bias else None,
-            b_hh=get("bias_hh") if self.bias else None,
-            w_hr=get("weight_hr") if getattr(self, "proj_size", 0) else None,
-            ln_ih=get("layer_norm_ih"),
-            ln_hh=get("layer_norm_hh"),
-            ln_c_weight=get("layer_norm_c_weight"),
-            ln_c_bias=get("layer_norm_c_bias"),
-            peephole=get("peephole"),
-        )
+        return CellParams.of(self, f"_l{layer}" + ("_reverse" if direction else ""))
 
     @property
     def _out_size(self) -> int:
         return getattr(self, "proj_size", 0) or self.hidden_size
-
-    @property
-    def _step_mode(self) -> str:
-        return "RNN" if self.mode.startswith("RNN") else self.mode
-
-    @property
-    def _nonlinearity(self) -> str:
-        return "relu" if self.mode == "RNN_RELU" else "tanh"
 
     # ---------------------------------------------------------------- forward
     def forward(self, input: Any, hx: Any = None, lengths: Any = None) -> tuple[Any, Any]:
@@ -140,39 +111,21 @@ class _RecurrentLayer:
             ``(output, h_n)`` or, for LSTM, ``(output, (h_n, c_n))``; ``output`` is ``(T, N, D*R)``
             (``(N, T, D*R)`` with ``batch_first``), zero at padded steps.
         """
-        native = self._use_native()
+        natively = dispatch.runs_natively(self.spec, self.variants, self.backend)
         if isinstance(input, PackedSequence):
             if lengths is not None:
                 raise ValueError("lengths must be None for a PackedSequence input (it has its own)")
-            if native and not self.variants.weight_drop:
+            if natively and not self.variants.weight_drop:
                 return super().forward(input, hx)
             return self._forward_packed(input, hx)
-        if not isinstance(input, Tensor):
-            raise TypeError(f"input must be a Tensor or PackedSequence, got {type(input).__name__}")
-        if input.dim() not in (2, 3):
-            raise ValueError(
-                f"{type(self).__name__} expects input of rank 3 ((T, N, C), or (N, T, C) with "
-                f"batch_first) or 2 (unbatched (T, C)), got shape {tuple(input.shape)}"
-            )
-        if input.shape[-1] != self.input_size:
-            raise ValueError(
-                f"{type(self).__name__} expects input_size {self.input_size} features in the last "
-                f"dimension, got {input.shape[-1]} (input shape {tuple(input.shape)})"
-            )
-        if not input.is_floating_point():
-            raise TypeError(f"input must be a floating-point tensor, got {input.dtype}")
-        unbatched = input.dim() == 2
-        x = (
-            input.unsqueeze(1)
-            if unbatched
-            else (input.transpose(0, 1) if self.batch_first else input)
-        )
+        x, unbatched = self._check_input(input, natively)
         steps, batch = x.shape[0], x.shape[1]
         state = self._check_hx(hx, x, batch, unbatched)
         if lengths is not None:
             lengths = check_lengths(lengths, batch, steps)
-        if native:
-            out, state = self._forward_native(x, state, lengths)
+        if natively:
+            drop = self.variants.weight_drop if self.training else 0.0
+            out, state = native.forward(self, x, state, lengths, drop)
         else:
             out, state = self._forward_variants(x, state, lengths)
         if unbatched:
@@ -180,73 +133,43 @@ class _RecurrentLayer:
             state = tuple(s.squeeze(1) for s in state)
         elif self.batch_first:
             out = out.transpose(0, 1)
-        return out, (state if self.mode == "LSTM" else state[0])
+        return out, (state if len(state) > 1 else state[0])
 
-    def _use_native(self) -> bool:
-        if self.backend == "native":
-            return True
-        if self.backend != "auto":
-            return False
-        return not self.variants.changes_recurrence or self._weight_drop_only()
+    def _check_input(self, input: Any, natively: bool) -> tuple[Tensor, bool]:
+        """Validate ``input``; return it time-major ``(T, N, C)`` and whether it was unbatched."""
+        name = type(self).__name__
+        if not isinstance(input, Tensor):
+            raise TypeError(f"input must be a Tensor or PackedSequence, got {type(input).__name__}")
+        if input.dim() not in (2, 3):
+            raise ValueError(
+                f"{name} expects input of rank 3 ((T, N, C), or (N, T, C) with "
+                f"batch_first) or 2 (unbatched (T, C)), got shape {tuple(input.shape)}"
+            )
+        if input.shape[-1] != self.input_size:
+            raise ValueError(
+                f"{name} expects input_size {self.input_size} features in the last "
+                f"dimension, got {input.shape[-1]} (input shape {tuple(input.shape)})"
+            )
+        if not input.is_floating_point():
+            raise TypeError(f"input must be a floating-point tensor, got {input.dtype}")
+        if not natively and input.dtype != self.weight_ih_l0.dtype:  # torch.nn's kernels say it too
+            raise TypeError(
+                f"{name} has {self.weight_ih_l0.dtype} parameters, got {input.dtype} input: "
+                f"convert one to the other (e.g. layer.to({input.dtype}) or input.to("
+                f"{self.weight_ih_l0.dtype}))"
+            )
+        if input.dim() == 2:
+            return input.unsqueeze(1), True
+        return (input.transpose(0, 1) if self.batch_first else input), False
 
     def _check_hx(self, hx: Any, x: Tensor, batch: int, unbatched: bool) -> tuple[Tensor, ...]:
         ld = self.num_layers * (2 if self.bidirectional else 1)
+        sizes = self.spec.state_sizes(self.hidden_size, self._out_size)
         if hx is None:
-            s = zero_state(self.mode, ld, batch, self.hidden_size, x, getattr(self, "proj_size", 0))
-            return s if isinstance(s, tuple) else (s,)
-        if self.mode == "LSTM":
-            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
-                raise TypeError(f"LSTM hx must be a tuple (h_0, c_0), got {type(hx).__name__}")
-            parts = tuple(hx)
-            names, sizes = ("h_0", "c_0"), (self._out_size, self.hidden_size)
-        else:
-            parts, names, sizes = (hx,), ("h_0",), (self._out_size,)
-        checked = []
-        for t, name, size in zip(parts, names, sizes):
-            shape = (ld, size) if unbatched else (ld, batch, size)
-            check_state_tensor(name, t, shape, x)
-            checked.append(t.unsqueeze(1) if unbatched else t)
-        return tuple(checked)
-
-    def _weight_drop_only(self) -> bool:
-        """True when DropConnect is the only option changing the recurrence: the native kernels then
-        run it on the dropped matrices (AWD-LSTM's WeightDrop, without patching the module)."""
-        v = self.variants
-        return v.weight_drop > 0 and v == Variants(
-            weight_drop=v.weight_drop, forget_bias=v.forget_bias
-        )
-
-    def _forward_native(
-        self, x: Tensor, state: tuple[Tensor, ...], lengths: Tensor | None
-    ) -> tuple[Tensor, tuple[Tensor, ...]]:
-        hx = state if self.mode == "LSTM" else state[0]
-        batch_first, self.batch_first = self.batch_first, False  # x is time-major here
-        drop = self.training and self._weight_drop_only()
-        if drop and hasattr(self, "_update_flat_weights"):
-            # torch's forward rebuilds its weight list when the parameters changed since the last
-            # call (e.g. under torch.func.functional_call); bring it up to date first so the dropped
-            # list handed over below is the one it runs with
-            self._update_flat_weights()
-        flat = self._flat_weights
-        if drop:
-            # torch's forward reads this list of tensors; hand it the DropConnected W_hh for this call
-            self._flat_weights = [
-                drop_connect(getattr(self, n), self.variants.weight_drop)
-                if n.startswith("weight_hh")
-                else getattr(self, n)
-                for n in self._flat_weights_names
-            ]
-        try:
-            if lengths is None:
-                out, hn = super().forward(x, hx)
-            else:
-                packed = pack_padded_sequence(x, lengths, enforce_sorted=False)
-                out, hn = super().forward(packed, hx)
-                out, _ = pad_packed_sequence(out, total_length=x.shape[0])
-        finally:
-            self.batch_first = batch_first
-            self._flat_weights = flat
-        return out, (tuple(hn) if self.mode == "LSTM" else (hn,))
+            return zero_state(sizes, (ld, batch), x)
+        lead = (ld,) if unbatched else (ld, batch)
+        state = check_state(self.spec, hx, sizes, lead, x, suffix="_0")
+        return tuple(t.unsqueeze(1) for t in state) if unbatched else state
 
     def _forward_packed(self, packed: PackedSequence, hx: Any) -> tuple[PackedSequence, Any]:
         batch_first, self.batch_first = self.batch_first, False
@@ -283,23 +206,22 @@ class _RecurrentLayer:
         steps, batch = x.shape[0], x.shape[1]
         dirs = 2 if self.bidirectional else 1
         lengths_dev = None if lengths is None else lengths.to(x.device)
-        run = _reference_direction if self.backend == "reference" else fused.layer_direction
+        backend = "fused" if self.backend == "auto" else self.backend
         layer_input = x
         finals: list[list[Tensor]] = [[] for _ in state]
         for k in range(self.num_layers):
             outputs = []
             for d in range(dirs):
                 p = self.cell_params(k, d)
-                s0 = tuple(s[k * dirs + d] for s in state)
-                out, sn = run(
-                    self._step_mode,
+                out, sn = dispatch.run_direction(
+                    self.spec,
                     layer_input,
-                    s0,
+                    tuple(s[k * dirs + d] for s in state),
                     p,
                     lengths=lengths_dev,
                     reverse=d == 1,
                     options=self._step_options(p, steps, batch, x),
-                    nonlinearity=self._nonlinearity,
+                    backend=backend,
                 )
                 outputs.append(out)
                 for i, s in enumerate(sn):
@@ -317,16 +239,12 @@ class _RecurrentLayer:
         return ", ".join(filter(None, [base, extra]))
 
 
-def _reference_direction(mode, x, state, p, **kw):
-    """:func:`rnnkit.functional.scan` of :func:`rnnkit.functional.input_projection` (the loop)."""
-    return scan(mode, input_projection(x, p), state, p, **kw)
-
-
 class LSTM(_RecurrentLayer, nn.LSTM):
     """Multi-layer LSTM, drop-in for :class:`torch.nn.LSTM` (gate order i, f, g, o), with rnnkit's options.
 
     Shapes: input ``(T, N, C)`` (``(N, T, C)`` with ``batch_first``); ``h_0``/``h_n`` ``(L*D, N, R)``,
-    ``c_0``/``c_n`` ``(L*D, N, H)``; ``R = proj_size or H``. Step math: :func:`rnnkit.functional.lstm_step`.
+    ``c_0``/``c_n`` ``(L*D, N, H)``; ``R = proj_size or H``. Step math:
+    :func:`rnnkit.registry.lstm.lstm_step`.
 
     Example::
 
@@ -357,8 +275,9 @@ class LSTM(_RecurrentLayer, nn.LSTM):
         forget_bias: float | None = None,
         backend: str = "auto",
     ) -> None:
+        spec = get_cell("lstm")
         variants = Variants.build(
-            "LSTM",
+            spec,
             layer_norm=layer_norm,
             recurrent_dropout=recurrent_dropout,
             weight_drop=weight_drop,
@@ -371,13 +290,13 @@ class LSTM(_RecurrentLayer, nn.LSTM):
             dropout=dropout, bidirectional=bidirectional, proj_size=proj_size, device=device,
             dtype=dtype,
         )  # fmt: skip
-        self._setup_variants(variants, backend)
+        self._setup_variants(spec, variants, backend)
 
 
 class GRU(_RecurrentLayer, nn.GRU):
     """Multi-layer GRU, drop-in for :class:`torch.nn.GRU` (gate order r, z, n), with rnnkit's options
     (no peephole/forget_bias). Shapes as :class:`LSTM` without ``c``; step math:
-    :func:`rnnkit.functional.gru_step`."""
+    :func:`rnnkit.registry.gru.gru_step`."""
 
     def __init__(
         self,
@@ -397,8 +316,9 @@ class GRU(_RecurrentLayer, nn.GRU):
         zoneout: float = 0.0,
         backend: str = "auto",
     ) -> None:
+        spec = get_cell("gru")
         variants = Variants.build(
-            "GRU",
+            spec,
             layer_norm=layer_norm,
             recurrent_dropout=recurrent_dropout,
             weight_drop=weight_drop,
@@ -408,12 +328,12 @@ class GRU(_RecurrentLayer, nn.GRU):
             input_size, hidden_size, num_layers=num_layers, bias=bias, batch_first=batch_first,
             dropout=dropout, bidirectional=bidirectional, device=device, dtype=dtype,
         )  # fmt: skip
-        self._setup_variants(variants, backend)
+        self._setup_variants(spec, variants, backend)
 
 
 class RNN(_RecurrentLayer, nn.RNN):
     """Multi-layer Elman RNN, drop-in for :class:`torch.nn.RNN` (``nonlinearity`` 'tanh' or 'relu'),
-    with rnnkit's options (no peephole/forget_bias). Step math: :func:`rnnkit.functional.rnn_step`."""
+    with rnnkit's options (no peephole/forget_bias). Step math: :func:`rnnkit.registry.rnn.rnn_step`."""
 
     def __init__(
         self,
@@ -434,10 +354,9 @@ class RNN(_RecurrentLayer, nn.RNN):
         zoneout: float = 0.0,
         backend: str = "auto",
     ) -> None:
-        if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        spec = rnn_cell(nonlinearity)
         variants = Variants.build(
-            "RNN",
+            spec,
             layer_norm=layer_norm,
             recurrent_dropout=recurrent_dropout,
             weight_drop=weight_drop,
@@ -448,4 +367,4 @@ class RNN(_RecurrentLayer, nn.RNN):
             batch_first=batch_first, dropout=dropout, bidirectional=bidirectional, device=device,
             dtype=dtype,
         )  # fmt: skip
-        self._setup_variants(variants, backend)
+        self._setup_variants(spec, variants, backend)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-MODES = ("LSTM", "GRU", "RNN")
+from .registry import CellSpec, cell_names, get_cell
 
 
 def _rate(name: str, value: float) -> float:
@@ -32,6 +32,19 @@ def _rate(name: str, value: float) -> float:
     if not 0.0 <= float(value) < 1.0:
         raise ValueError(f"{name} must be in [0, 1), got {value}")
     return float(value)
+
+
+def _flag(name: str, value: object) -> bool:
+    """A boolean option: ``True``/``False`` (or 0/1); a string such as ``'no'`` is an error, not True."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
+
+
+def _only_for(option: str) -> str:
+    return " and ".join(get_cell(n).title for n in cell_names(option=option)) or "no cell"
 
 
 @dataclass(frozen=True)
@@ -49,7 +62,7 @@ class Variants:
     @classmethod
     def build(
         cls,
-        mode: str,
+        cell: str | CellSpec,
         *,
         layer_norm: bool = False,
         recurrent_dropout: float = 0.0,
@@ -58,30 +71,41 @@ class Variants:
         peephole: bool = False,
         forget_bias: float | None = None,
     ) -> Variants:
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        """Validate the options for ``cell`` (a registered name, torch mode or spec)."""
+        spec = get_cell(cell)
+        zoned_c = any(s.zoneout == "c" for s in spec.states)
         if isinstance(zoneout, (tuple, list)):
             if len(zoneout) != 2:
                 raise ValueError(f"zoneout must be a rate or (rate_h, rate_c), got {zoneout!r}")
             zh, zc = _rate("zoneout rate_h", zoneout[0]), _rate("zoneout rate_c", zoneout[1])
-            if mode != "LSTM" and zc:
-                raise ValueError(f"{mode} has no cell state: zoneout rate_c must be 0, got {zc}")
+            if not zoned_c and zc:
+                raise ValueError(
+                    f"{spec.title} has no cell state: zoneout rate_c must be 0, got {zc}"
+                )
         else:
             zh = _rate("zoneout", zoneout)
-            zc = zh if mode == "LSTM" else 0.0
-        if mode != "LSTM" and peephole:
-            raise ValueError(f"peephole connections exist only for LSTM, not {mode}")
-        if mode != "LSTM" and forget_bias is not None:
-            raise ValueError(f"forget_bias exists only for LSTM, not {mode}")
-        if forget_bias is not None and not isinstance(forget_bias, (int, float)):
+            zc = zh if zoned_c else 0.0
+        if peephole and not spec.accepts("peephole"):
+            raise ValueError(
+                f"peephole connections exist only for {_only_for('peephole')}, not {spec.title}"
+            )
+        if forget_bias is not None and not spec.accepts("forget_bias"):
+            raise ValueError(
+                f"forget_bias exists only for {_only_for('forget_bias')}, not {spec.title}"
+            )
+        if forget_bias is not None and (
+            isinstance(forget_bias, bool) or not isinstance(forget_bias, (int, float))
+        ):
             raise TypeError(f"forget_bias must be a float or None, got {forget_bias!r}")
+        if forget_bias is not None and not math.isfinite(forget_bias):
+            raise ValueError(f"forget_bias must be a finite number, got {forget_bias}")
         return cls(
-            layer_norm=bool(layer_norm),
+            layer_norm=_flag("layer_norm", layer_norm),
             recurrent_dropout=_rate("recurrent_dropout", recurrent_dropout),
             weight_drop=_rate("weight_drop", weight_drop),
             zoneout_h=zh,
             zoneout_c=zc,
-            peephole=bool(peephole),
+            peephole=_flag("peephole", peephole),
             forget_bias=None if forget_bias is None else float(forget_bias),
         )
 
@@ -112,35 +136,6 @@ class Variants:
         if self.forget_bias is not None:
             parts.append(f"forget_bias={self.forget_bias}")
         return ", ".join(parts)
-
-
-BACKENDS = ("auto", "native", "fused", "reference")
-
-
-def check_backend(backend: str) -> str:
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    return backend
-
-
-GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
-
-
-def variant_parameter_shapes(
-    mode: str, hidden: int, variants: Variants
-) -> dict[str, tuple[int, ...]]:
-    """Names (without torch's ``_l{k}`` suffix) and shapes of the parameters the variants add:
-    ``layer_norm_ih``/``layer_norm_hh`` ``(G*H,)``, ``layer_norm_c_weight``/``layer_norm_c_bias``
-    ``(H,)`` (LSTM), ``peephole`` ``(3, H)`` (rows i, f, o). Layers and cells share these names, so a
-    cell loads layer ``k`` by dropping the suffix."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    if variants.layer_norm:
-        shapes["layer_norm_ih"] = shapes["layer_norm_hh"] = (GATES[mode] * hidden,)
-        if mode == "LSTM":
-            shapes["layer_norm_c_weight"] = shapes["layer_norm_c_bias"] = (hidden,)
-    if variants.peephole:
-        shapes["peephole"] = (3, hidden)
-    return shapes
 
 
 @torch.no_grad()

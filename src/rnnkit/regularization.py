@@ -14,12 +14,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from . import cpu_kernels
+from .backends import cpu_kernels
 
 
 def dropout_mask(shape: tuple[int, ...], p: float, like: Tensor, seed: int | None = None) -> Tensor:
     """A Bernoulli(1-p) mask scaled by ``1/(1-p)``, with ``like``'s dtype and device (drawn by
-    :func:`rnnkit.cpu_kernels.bernoulli` on CPU, as :func:`zoneout_masks`; ``seed`` draws the
+    :func:`rnnkit.backends.cpu_kernels.bernoulli` on CPU, as :func:`zoneout_masks`; ``seed`` draws the
     same mask again there)."""
     if not 0.0 <= p < 1.0:
         raise ValueError(f"dropout probability must be in [0, 1), got {p}")
@@ -33,7 +33,7 @@ def drop_connect(weight: Tensor, p: float) -> Tensor:
     """DropConnect (Wan et al. 2013; AWD-LSTM's WeightDrop): ``weight * mask`` with an inverted
     Bernoulli(1-p) mask of the weight's shape.
 
-    On CPU the mask is drawn by :func:`rnnkit.cpu_kernels.bernoulli` from a seed and drawn again
+    On CPU the mask is drawn by :func:`rnnkit.backends.cpu_kernels.bernoulli` from a seed and drawn again
     from it in backward, so nothing of the weight's size is kept for the backward pass."""
     if 0.0 < p < 1.0 and cpu_kernels.available(weight):
         return _SeededDropConnect.apply(weight, p, cpu_kernels.draw_seed())
@@ -56,7 +56,7 @@ class _SeededDropConnect(torch.autograd.Function):
 def zoneout_masks(steps: int, shape: tuple[int, ...], rate: float, like: Tensor) -> Tensor:
     """``(steps, *shape)`` Bernoulli(rate) masks; 1 keeps the previous state (Krueger et al. 2017).
 
-    On CPU (float32/64) they come from rnnkit's C generator (:func:`rnnkit.cpu_kernels.bernoulli`,
+    On CPU (float32/64) they come from rnnkit's C generator (:func:`rnnkit.backends.cpu_kernels.bernoulli`,
     seeded from torch's generator), ~10x faster than ``bernoulli_``, which costs as much as the
     recurrence it regularises."""
     fast = cpu_kernels.bernoulli((steps, *shape), rate, like)

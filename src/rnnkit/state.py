@@ -1,8 +1,9 @@
 """Recurrent state: create, validate, detach, reset by mask, and pick the last valid step.
 
-A layer's state is ``h`` of shape ``(L*D, N, R)`` (GRU, RNN) or ``(h, c)`` with ``c (L*D, N, H)``
-(LSTM), where ``L`` is the number of layers, ``D`` 2 if bidirectional else 1, ``R`` the output size
-(``proj_size`` or ``H``) -- torch.nn's layout. Device and dtype always come from the input.
+A layer's state is one tensor per state of its cell (:class:`rnnkit.registry.CellSpec`): ``h`` of
+shape ``(L*D, N, R)`` (GRU, RNN) or ``(h, c)`` with ``c (L*D, N, H)`` (LSTM), where ``L`` is the
+number of layers, ``D`` 2 if bidirectional else 1, ``R`` the output size (``proj_size`` or ``H``) --
+torch.nn's layout. Device and dtype always come from the input.
 """
 
 from __future__ import annotations
@@ -12,18 +13,40 @@ from typing import Any
 import torch
 from torch import Tensor
 
-State = Tensor | tuple[Tensor, Tensor]
+State = Tensor | tuple[Tensor, ...]
 
 
-def zero_state(
-    mode: str, layers_x_dirs: int, batch: int, hidden: int, like: Tensor, proj: int = 0
-) -> State:
-    """Zeros in torch.nn's layout, with ``like``'s dtype and device."""
-    out = proj if proj else hidden
-    h = like.new_zeros(layers_x_dirs, batch, out)
-    if mode == "LSTM":
-        return h, like.new_zeros(layers_x_dirs, batch, hidden)
-    return h
+def zero_state(sizes: tuple[int, ...], lead: tuple[int, ...], like: Tensor) -> tuple[Tensor, ...]:
+    """One zero tensor ``(*lead, size)`` per state size (e.g. ``lead = (L*D, N)``), with ``like``'s
+    dtype and device."""
+    return tuple(like.new_zeros(*lead, size) for size in sizes)
+
+
+def check_state(
+    spec: Any,
+    hx: Any,
+    sizes: tuple[int, ...],
+    lead: tuple[int, ...],
+    like: Tensor,
+    *,
+    suffix: str = "",
+    names: tuple[str, ...] | None = None,
+) -> tuple[Tensor, ...]:
+    """Validate a user's state for a cell of ``spec`` (a :class:`rnnkit.registry.CellSpec`): one
+    tensor ``(*lead, size)`` for a cell with one state, else a tuple with one per state, named
+    ``{state}{suffix}`` in errors (``h_0``, ``c_0``) unless ``names`` says otherwise."""
+    names = names or tuple(n + suffix for n in spec.state_names)
+    if len(sizes) == 1:
+        parts: tuple[Any, ...] = (hx,)
+    elif isinstance(hx, (tuple, list)) and len(hx) == len(sizes):
+        parts = tuple(hx)
+    else:
+        raise TypeError(
+            f"{spec.title} hx must be a tuple ({', '.join(names)}), got {type(hx).__name__}"
+        )
+    for t, name, size in zip(parts, names, sizes):
+        check_state_tensor(name, t, (*lead, size), like)
+    return parts
 
 
 def check_state_tensor(name: str, t: Any, shape: tuple[int, ...], like: Tensor) -> None:

@@ -1,4 +1,5 @@
-"""The fused fast paths equal the functional time loop, forward and gradients, 1e-9 in float64."""
+"""The fused backends (C kernels, torch ops) equal the reference loop, forward and gradients, 1e-9 in
+float64."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import pytest
 import torch
 
 import rnnkit
-from rnnkit import cpu_kernels, functional, fused, kernel_lstm
-from rnnkit.functional import CellParams, StepOptions
+from rnnkit.backends import cpu_kernels, dispatch, gemm, reference
+from rnnkit.backends.cpu_kernels import lstm as kernel_lstm
+from rnnkit.functional import CellParams, StepOptions, input_projection
+from rnnkit.registry import get_cell
 
 T, N, H, R = 5, 3, 4, 3
 DT = torch.float64
@@ -97,15 +100,14 @@ def leaves(gx, state, p, opts):
 
 
 def run(fn, mode, gx, state, p, opts, lengths, reverse):
-    nl = "relu" if mode == "RNN_RELU" else "tanh"
-    base = mode.split("_")[0]
-    return fn(base, gx, state, p, lengths=lengths, reverse=reverse, options=opts, nonlinearity=nl)
+    cell = get_cell("RNN_TANH" if mode == "RNN" else mode)
+    return fn(cell, gx, state, p, lengths=lengths, reverse=reverse, options=opts)
 
 
 def assert_same(mode, name, lengths, reverse, seed=0):
     _, gx, state, p, opts = make_problem(mode, name, seed)
-    out_f, st_f = run(fused.scan, mode, gx, state, p, opts, lengths, reverse)
-    out_r, st_r = run(functional.scan, mode, gx, state, p, opts, lengths, reverse)
+    out_f, st_f = run(dispatch.scan, mode, gx, state, p, opts, lengths, reverse)
+    out_r, st_r = run(reference.scan, mode, gx, state, p, opts, lengths, reverse)
     torch.testing.assert_close(out_f, out_r, atol=1e-9, rtol=0)
     assert len(st_f) == len(st_r)
     for a, b in zip(st_f, st_r):
@@ -131,7 +133,7 @@ def assert_same(mode, name, lengths, reverse, seed=0):
         torch.testing.assert_close(a, b, atol=1e-9, rtol=0)
     # forward-only path (no saving for backward) gives the same numbers
     with torch.no_grad():
-        out_n, st_n = run(fused.scan, mode, gx, state, p, opts, lengths, reverse)
+        out_n, st_n = run(dispatch.scan, mode, gx, state, p, opts, lengths, reverse)
     torch.testing.assert_close(out_n, out_r.detach(), atol=1e-9, rtol=0)
     for a, b in zip(st_n, st_r):
         torch.testing.assert_close(a, b.detach(), atol=1e-9, rtol=0)
@@ -139,9 +141,10 @@ def assert_same(mode, name, lengths, reverse, seed=0):
 
 @pytest.fixture(params=["c-kernels", "torch-ops"])
 def step_kernels(request, monkeypatch):
-    """Run a test on the C step kernels (rnnkit.kernel_lstm, kernel_gru) and on the torch-op
-    kernels (rnnkit.fused_lstm, fused_gru: what CUDA and machines without a C compiler run)."""
-    monkeypatch.setattr(fused, "USE_CPU_KERNELS", request.param == "c-kernels")
+    """Run a test on the C step kernels (rnnkit.backends.cpu_kernels) and on the torch-op kernels
+    (rnnkit.backends.torch_ops: what CUDA and machines without a C compiler run), switched as a
+    user would, by RNNKIT_CPU_KERNELS."""
+    monkeypatch.setenv("RNNKIT_CPU_KERNELS", "1" if request.param == "c-kernels" else "0")
     return request.param
 
 
@@ -157,14 +160,18 @@ def test_variants_run_on_the_c_kernels_where_they_build():
     if cpu_kernels.library() is None:
         pytest.skip("no C compiler: the torch-op kernels serve")
     _, gx, state, p, opts = make_problem("LSTM", "ln_peephole_zoneout")
-    out, _ = fused.scan("LSTM", gx, state, p, options=opts)
+    out, _ = dispatch.scan(get_cell("LSTM"), gx, state, p, options=opts)
     assert type(out.grad_fn).__name__ == "KernelLSTMSequenceBackward"
     _, gx, state, p, _ = make_problem("LSTM", "projection")
-    out, _ = fused.scan("LSTM", gx, state, p)  # projections run on the torch-op kernels
+    out, _ = dispatch.scan(
+        get_cell("LSTM"), gx, state, p
+    )  # projections run on the torch-op kernels
     assert type(out.grad_fn).__name__ == "LSTMSequenceBackward"
     for mode in ("GRU", "RNN"):
         _, gx, state, p, opts = make_problem(mode, "layer_norm")
-        out, _ = fused.scan(mode, gx, state, p, options=opts)
+        out, _ = dispatch.scan(
+            get_cell("RNN_TANH" if mode == "RNN" else mode), gx, state, p, options=opts
+        )
         assert type(out.grad_fn).__name__ == "KernelGRUSequenceBackward"
 
 
@@ -173,8 +180,8 @@ def test_partial_requires_grad_and_retain_graph():
     _, gx, state, p, opts = make_problem("LSTM", "everything")
     gx = gx.detach()
     state = (state[0].detach(), state[1])
-    out_f, st_f = fused.scan("LSTM", gx, state, p, options=opts, lengths=LENGTHS)
-    out_r, st_r = functional.scan("LSTM", gx, state, p, options=opts, lengths=LENGTHS)
+    out_f, st_f = dispatch.scan(get_cell("LSTM"), gx, state, p, options=opts, lengths=LENGTHS)
+    out_r, st_r = reference.scan(get_cell("LSTM"), gx, state, p, options=opts, lengths=LENGTHS)
     xs = [state[1], p.w_hr, p.peephole]
     loss_f = out_f.square().sum() + st_f[1].sum()
     g1 = torch.autograd.grad(loss_f, xs, retain_graph=True)
@@ -189,8 +196,8 @@ def test_mask_requiring_grad_falls_back_to_the_functional_loop():
     _, gx, state, p, opts = make_problem("GRU", "recurrent_dropout")
     mask = opts.dropout_mask.clone().requires_grad_()
     opts = replace(opts, dropout_mask=mask)
-    out_f, _ = fused.scan("GRU", gx, state, p, options=opts)
-    out_r, _ = functional.scan("GRU", gx, state, p, options=opts)
+    out_f, _ = dispatch.scan(get_cell("GRU"), gx, state, p, options=opts)
+    out_r, _ = reference.scan(get_cell("GRU"), gx, state, p, options=opts)
     (g_f,) = torch.autograd.grad(out_f.sum(), [mask])
     (g_r,) = torch.autograd.grad(out_r.sum(), [mask])
     torch.testing.assert_close(g_f, g_r, atol=1e-9, rtol=0)
@@ -199,23 +206,37 @@ def test_mask_requiring_grad_falls_back_to_the_functional_loop():
 def test_no_grad_forward_builds_no_graph_and_float32_runs():
     _, gx, state, p, opts = make_problem("LSTM", "ln_peephole_zoneout")
     with torch.no_grad():
-        out, (h, c) = fused.scan("LSTM", gx, state, p, options=opts)
+        out, (h, c) = dispatch.scan(get_cell("LSTM"), gx, state, p, options=opts)
     assert not out.requires_grad and out.grad_fn is None
     p32 = CellParams(**{k: None if v is None else v.detach().float()
                         for k, v in vars(p).items()})  # fmt: skip
     opts32 = replace(opts, zoneout_h=opts.zoneout_h.float(), zoneout_c=opts.zoneout_c.float())
     s32 = tuple(s.detach().float() for s in state)
-    out32, _ = fused.scan("LSTM", gx.detach().float(), s32, p32, options=opts32)
+    out32, _ = dispatch.scan(get_cell("LSTM"), gx.detach().float(), s32, p32, options=opts32)
     assert out32.dtype == torch.float32
     torch.testing.assert_close(out32.double(), out, atol=1e-5, rtol=1e-5)
 
 
-def test_bad_mode_is_a_value_error():
+def test_bad_cell_or_backend_is_a_value_error():
     _, gx, state, p, _ = make_problem("RNN_TANH", "plain")
-    with pytest.raises(ValueError, match="mode must be one of"):
-        fused.scan("LSTMX", gx, state, p)
-    with pytest.raises(ValueError, match="nonlinearity"):
-        fused.scan("RNN", gx, state, p, nonlinearity="gelu")
+    with pytest.raises(ValueError, match="cell must be one of"):
+        dispatch.scan("LSTMX", gx, state, p)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        dispatch.scan("rnn", gx, state, p, backend="gpu")
+
+
+def test_an_explicit_fused_backend_that_cannot_serve_raises(monkeypatch):
+    """Asked for by name, a backend that cannot run the call fails loudly (under 'fused' the
+    choice falls back quietly)."""
+    _, gx, state, p, _ = make_problem("LSTM", "projection")
+    with pytest.raises(ValueError, match="cpu_kernels.*projections"):
+        dispatch.scan("lstm", gx, state, p, backend="cpu_kernels")
+    monkeypatch.setenv("RNNKIT_CPU_KERNELS", "off")
+    _, gx, state, p, _ = make_problem("GRU", "plain")
+    with pytest.raises(ValueError, match="RNNKIT_CPU_KERNELS"):
+        dispatch.scan("gru", gx, state, p, backend="cpu_kernels")
+    out, _ = dispatch.scan("gru", gx, state, p, backend="fused")
+    assert type(out.grad_fn).__name__ == "GRUSequenceBackward"
 
 
 LAYER_KW = {
@@ -235,10 +256,10 @@ LAYER_KW = {
 @pytest.mark.parametrize("mode,training", list(itertools.product(LAYER_KW, (True, False))))
 def test_fused_layer_equals_reference_layer(mode, training, chunks, monkeypatch):
     """2-layer bidirectional layer, every variant: backend 'fused' == 'reference' (same masks),
-    with the input projections in one GEMM or in chunks of 2 steps (rnnkit.kernel_lstm), with and
-    without gradients."""
+    with the input projections in one GEMM or in chunks of 2 steps
+    (rnnkit.backends.cpu_kernels.lstm), with and without gradients."""
     if mode == "GRU_torch_ops":
-        monkeypatch.setattr(fused, "USE_CPU_KERNELS", False)
+        monkeypatch.setenv("RNNKIT_CPU_KERNELS", "0")
     if chunks == "2-step chunks":
         monkeypatch.setattr(kernel_lstm, "CHUNK_BYTES", 1)
         monkeypatch.setattr(kernel_lstm, "MIN_CHUNK_ROWS", 2 * N)
@@ -272,16 +293,16 @@ def test_fused_layer_equals_reference_layer(mode, training, chunks, monkeypatch)
 
 @pytest.fixture(params=["auto", "onednn", "mkl"])
 def cpu_gemm(request, monkeypatch):
-    """The CPU GEMM backend of rnnkit.fused_support.Gemm: the per-CPU choice, oneDNN's prepacked
-    GEMM (AMD CPUs) and torch.mm / MKL (Intel CPUs)."""
-    from rnnkit import fused_support
-
+    """The CPU GEMM backend of rnnkit.backends.gemm.Gemm: the per-CPU choice, oneDNN's prepacked
+    GEMM (AMD CPUs) and torch.mm / MKL (Intel CPUs), chosen as a user would, by RNNKIT_CPU_GEMM."""
     if request.param == "onednn":
-        if fused_support._linear is None or not torch.backends.mkldnn.is_available():
+        if gemm._linear is None or not torch.backends.mkldnn.is_available():
             pytest.skip("this torch build has no oneDNN linear")
-        monkeypatch.setattr(fused_support, "_DNN", True)
+        monkeypatch.setenv("RNNKIT_CPU_GEMM", "onednn")
+        assert gemm.onednn_gemms()
     elif request.param == "mkl":
-        monkeypatch.setattr(fused_support, "_DNN", False)
+        monkeypatch.setenv("RNNKIT_CPU_GEMM", "mkl")
+        assert not gemm.onednn_gemms()
     return request.param
 
 
@@ -303,8 +324,8 @@ def test_float32_cpu_path_matches_float64(mode, cpu_gemm, step_kernels):
         else f32(opts.zoneout_c),
     )  # fmt: skip
     xs32 = leaves(gx32, st32, p32, o32)
-    out64, _ = run(functional.scan, mode, gx, state, p, opts, LENGTHS, False)
-    out32, _ = run(fused.scan, mode, gx32, st32, p32, o32, LENGTHS, False)
+    out64, _ = run(reference.scan, mode, gx, state, p, opts, LENGTHS, False)
+    out32, _ = run(dispatch.scan, mode, gx32, st32, p32, o32, LENGTHS, False)
     torch.testing.assert_close(out32.double(), out64, atol=1e-4, rtol=1e-4)
     g64 = torch.autograd.grad(out64.square().sum(), xs, allow_unused=True)
     g32 = torch.autograd.grad(out32.square().sum(), xs32, allow_unused=True)
@@ -325,7 +346,7 @@ def test_input_projection_equals_functional(dtype, ln, cpu_gemm):
         b_ih=torch.randn(8, generator=gen, dtype=dtype).requires_grad_(),
         ln_ih=torch.rand(8, generator=gen, dtype=dtype).add(0.5).requires_grad_() if ln else None,
     )
-    ours, ref = fused.input_projection(x, p), functional.input_projection(x, p)
+    ours, ref = gemm.input_projection(x, p), input_projection(x, p)
     tol = 1e-9 if dtype == torch.float64 else 1e-4
     torch.testing.assert_close(ours, ref, atol=tol, rtol=tol)
     xs = [x, p.w_ih, p.b_ih] + ([p.ln_ih] if ln else [])

@@ -1,5 +1,5 @@
-"""Fused GRU and Elman RNN sequences: :func:`rnnkit.functional.gru_step` / ``rnn_step`` over time
-with a hand-written backward (the design of :mod:`rnnkit.fused_lstm`).
+"""Fused GRU and Elman RNN sequences: :func:`rnnkit.registry.gru.gru_step` / ``rnn_step`` over time
+with a hand-written backward (the design of :mod:`rnnkit.backends.torch_ops.lstm`).
 
 GRU, per step forward: ``gh = h W_hh^T + b_hh`` [or LN], then in place on the ``(T, N, 3H)`` buffer
 ``r, z = sigmoid(gx + gh)``, ``n = tanh(gx_n + r * gh_n)``, ``h' = lerp(n, h, z)``. The backward
@@ -14,9 +14,9 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from .fused_support import (
-    Aux,
-    Gemm,
+from ..gemm import Gemm
+from ..sequence import Aux, recurrent_input, stack_visited
+from .common import (
     at,
     blend_,
     carry_back,
@@ -25,10 +25,8 @@ from .fused_support import (
     ln_backward,
     ln_forward,
     load_named,
-    recurrent_input,
     recurrent_param_grads,
     save_named,
-    stack_visited,
 )
 
 _sig_bwd = torch.ops.aten.sigmoid_backward

@@ -1,8 +1,8 @@
-"""GRU and Elman RNN sequences on rnnkit's C step kernels (:mod:`rnnkit.cpu_kernels`), CPU.
+"""GRU and Elman RNN sequences on rnnkit's C step kernels (:mod:`rnnkit.backends.cpu_kernels`), CPU.
 
-The design of :mod:`rnnkit.kernel_lstm`: per step one GEMM ``a = hm W_hh^T`` and one C call
+The design of :mod:`rnnkit.backends.cpu_kernels.lstm`: per step one GEMM ``a = hm W_hh^T`` and one C call
 (``gru_fwd``/``rnn_fwd`` in ``csrc/gru_template.h``) for the rest of
-:func:`rnnkit.functional.gru_step` / ``rnn_step``, the input layer norm and ``b_ih``, zoneout and
+:func:`rnnkit.registry.gru.gru_step` / ``rnn_step``, the input layer norm and ``b_ih``, zoneout and
 ``lengths``; backward one C call and one GEMM ``da W_hh`` per step, weight gradients as single
 GEMMs. Saved for backward: ``(r, z, n, gh_n)`` per step for the GRU (``h'`` for the RNN), the
 states and the row statistics of the layer norms. torch.nn's GRU keeps little for its backward, so
@@ -23,9 +23,10 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from .cpu_kernels import kernel, make_context, visiting_steps
-from .fused_support import Aux, Gemm, outer_sum, recurrent_input, sum_leading
-from .kernel_lstm import input_grads, point_gx, projected_chunks, with_mask_like
+from ..gemm import Gemm, outer_sum
+from ..sequence import Aux, recurrent_input, sum_leading, visiting_steps
+from .library import kernel, make_context
+from .lstm import input_grads, point_gx, projected_chunks, with_mask_like
 
 GATES = {"GRU": 3, "RNN": 1}
 ACTS = {"GRU": 4, "RNN": 1}  # saved activations per hidden unit: (r, z, n, gh_n) or h'

@@ -1,7 +1,7 @@
-"""LSTM sequence on rnnkit's C step kernels (:mod:`rnnkit.cpu_kernels`), CPU float32/float64.
+"""LSTM sequence on rnnkit's C step kernels (:mod:`rnnkit.backends.cpu_kernels`), CPU float32/float64.
 
 Per step forward: one GEMM ``a = hm W_hh^T`` and one C call that does the rest of
-:func:`rnnkit.functional.input_projection`'s layer norm, :func:`rnnkit.functional.lstm_step`,
+:func:`rnnkit.functional.input_projection`'s layer norm, :func:`rnnkit.registry.lstm.lstm_step`,
 zoneout and ``lengths`` (``lstm_fwd`` in ``csrc/lstm_template.h``). The input enters as the bare
 GEMM ``gx = x W_ih^T``, computed a chunk of steps ahead of the recurrence
 (:func:`projected_chunks`); its layer norm and both biases (``bias = b_ih + b_hh``) are applied
@@ -13,7 +13,7 @@ the weight gradients are single GEMMs over all steps. Saved for backward: the ga
 pre-activations, the projections (input layer norm) and the row statistics.
 Shapes: ``x (T, N, D)`` with ``w_ih (4H, D)``, or ``gx (T, N, 4H)`` with ``w_ih=None``; ``h0``,
 ``c0 (N, H)``, ``w (4H, H)``, ``bias``, ``ln_ih``, ``ln_hh (4H,)``. No projection
-(``proj_size``): :mod:`rnnkit.fused_lstm` serves that.
+(``proj_size``): :mod:`rnnkit.backends.torch_ops.lstm` serves that.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from .cpu_kernels import kernel, make_context, visiting_steps
-from .fused_support import Aux, Gemm, outer_sum, recurrent_input, sum_leading
+from ..gemm import Gemm, outer_sum
+from ..sequence import Aux, recurrent_input, sum_leading, visiting_steps
+from .library import kernel, make_context
 
 # input projections are computed a chunk of steps ahead of the recurrence: about L2-sized, but at
 # least MIN_CHUNK_ROWS rows per GEMM (a GEMM of one step's few rows runs far below peak)

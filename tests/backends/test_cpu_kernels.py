@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import rnnkit
-from rnnkit import cpu_kernels
+from rnnkit.backends import cpu_kernels
 
 needs_cc = pytest.mark.skipif(
     shutil.which("cc") is None and shutil.which("gcc") is None, reason="no C compiler"
@@ -28,7 +28,10 @@ def test_library_builds_where_a_compiler_exists():
 
 
 def _probe(env: dict[str, str]) -> str:
-    code = "from rnnkit import cpu_kernels; print(cpu_kernels.library() is not None)"
+    code = (
+        "import torch; from rnnkit.backends import cpu_kernels;"
+        "print(cpu_kernels.available(torch.zeros(1)))"
+    )
     run = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env},
                          capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
     return run.stdout.strip()
@@ -42,7 +45,61 @@ def test_compiled_once_into_the_cache_then_reused(tmp_path):
     stamp = built.stat().st_mtime_ns
     assert _probe(env) == "True"
     assert built.stat().st_mtime_ns == stamp  # loaded, not rebuilt
-    assert [p.name for p in (tmp_path / "kernels").iterdir()] == [built.name]  # no temp files left
+    # no temp files left: the library and its build record
+    assert sorted(p.name for p in (tmp_path / "kernels").iterdir()) == sorted(
+        [built.name, built.with_suffix(".json").name]
+    )
+
+
+@needs_cc
+@pytest.mark.parametrize("damage", ["truncated", "replaced", "no record"])
+def test_a_damaged_cached_library_is_rebuilt_not_loaded(tmp_path, damage):
+    """A library truncated in the cache used to crash every later process (SIGBUS); one replaced
+    by another file gave an AttributeError. It is now checked against its build record (size,
+    SHA-256) and rebuilt, with one warning."""
+    env = {"RNNKIT_CACHE_DIR": str(tmp_path)}
+    assert _probe(env) == "True"
+    (built,) = (tmp_path / "kernels").glob("rnnkit_cpu_f32_*.so")
+    good = built.read_bytes()
+    if damage == "truncated":
+        built.write_bytes(good[:20_000])
+    elif damage == "replaced":
+        shutil.copy(shutil.which("true") or "/bin/true", built)
+    else:
+        built.with_suffix(".json").unlink()
+    code = (
+        "import torch; from rnnkit.backends import cpu_kernels;"
+        "print(cpu_kernels.available(torch.zeros(1)))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env},
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "True"
+    assert "rebuilding" in run.stderr
+    assert built.read_bytes() == good
+
+
+@pytest.mark.parametrize("value,on", [("0", False), ("false", False), ("Off", False), ("no", False),
+                                      ("1", True), ("true", True), ("", True)])  # fmt: skip
+def test_the_switch_reads_the_usual_spellings(monkeypatch, value, on):
+    monkeypatch.setenv("RNNKIT_CPU_KERNELS", value)
+    assert cpu_kernels.enabled() is on
+    if not on:
+        assert not cpu_kernels.available(torch.zeros(1))
+
+
+def test_a_misspelt_switch_is_an_error_naming_the_choices(monkeypatch):
+    monkeypatch.setenv("RNNKIT_CPU_KERNELS", "maybe")
+    with pytest.raises(ValueError, match="RNNKIT_CPU_KERNELS must be one of.*'maybe'"):
+        cpu_kernels.enabled()
+
+
+@needs_cc
+def test_cc_with_flags_is_split_like_a_shell_word_list(tmp_path):
+    """``CC="gcc -O0"`` is a compiler and a flag (it used to be taken as one path, and the
+    kernels silently fell back)."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    assert _probe({"CC": f"{cc} -O0", "RNNKIT_CACHE_DIR": str(tmp_path)}) == "True"
 
 
 def test_switched_off_or_without_a_compiler_the_layers_still_run(tmp_path):

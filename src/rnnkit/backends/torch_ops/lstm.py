@@ -1,4 +1,4 @@
-"""Fused LSTM sequence: :func:`rnnkit.functional.lstm_step` over time with a hand-written backward.
+"""Fused LSTM sequence: :func:`rnnkit.registry.lstm.lstm_step` over time with a hand-written backward.
 
 Forward, per step: one GEMM (``G_t = gx_t + h W_hh^T + b_hh``) and in-place gate math. When
 gradients are needed the gate activations are then turned, for all steps at once, into the
@@ -18,9 +18,9 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from .fused_support import (
-    Aux,
-    Gemm,
+from ..gemm import Gemm, outer_sum
+from ..sequence import Aux, stack_visited, sum_leading
+from .common import (
     at,
     blend_,
     carry_back,
@@ -30,12 +30,9 @@ from .fused_support import (
     ln_forward,
     ln_param_grads,
     load_named,
-    outer_sum,
     per_step,
     recurrent_param_grads,
     save_named,
-    stack_visited,
-    sum_leading,
 )
 
 _sig_bwd = torch.ops.aten.sigmoid_backward

@@ -10,7 +10,7 @@ The library is compiled on first use with the system C compiler (``$CC`` or ``cc
 (``-march=native``, vector math from glibc's libmvec), about half a second, and cached under
 ``$RNNKIT_CACHE_DIR`` (default ``~/.cache/rnnkit``) keyed by the sources, the flags and the CPU.
 Where no compiler works, or with ``RNNKIT_CPU_KERNELS=0``, :func:`library` returns None and the
-fused layers run their torch-op implementation instead (:mod:`rnnkit.fused_lstm`).
+fused layers run their torch-op implementation instead (:mod:`rnnkit.backends.torch_ops`).
 """
 
 from __future__ import annotations
@@ -18,9 +18,11 @@ from __future__ import annotations
 import ctypes
 import functools
 import hashlib
+import json
 import logging
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
@@ -37,7 +39,6 @@ __all__ = [
     "kernel",
     "library",
     "make_context",
-    "visiting_steps",
 ]
 
 logger = logging.getLogger(__name__)
@@ -114,30 +115,81 @@ def _flags(suffix: str) -> tuple[str, ...]:
     return (*FLAGS, "-DRNNKIT_F64") if suffix == "f64" else FLAGS
 
 
-def _library_path(compiler: str, suffix: str) -> Path:
+def _library_path(compiler: list[str], suffix: str) -> Path:
     digest = hashlib.sha256()
     for name in SOURCES:
         digest.update((SOURCE_DIR / name).read_bytes())
     digest.update(
-        " ".join((compiler, *_flags(suffix), _cpu_signature(), str(ABI_VERSION))).encode()
+        " ".join((*compiler, *_flags(suffix), _cpu_signature(), str(ABI_VERSION))).encode()
     )
     return cache_dir() / f"rnnkit_cpu_{suffix}_{digest.hexdigest()[:16]}.so"
 
 
-def _compile(compiler: str, target: Path, suffix: str) -> None:
-    """Compile into a temporary file next to ``target``, then rename: concurrent processes (DDP
-    ranks) may race, and each sees either no file or a whole one."""
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _record_path(target: Path) -> Path:
+    """The build record beside a library: its size and SHA-256, written after the build."""
+    return target.with_suffix(".json")
+
+
+def _compile(compiler: list[str], target: Path, suffix: str) -> None:
+    """Compile into a temporary file next to ``target``, then rename it and its build record into
+    place: concurrent processes (DDP ranks) may race, and each sees either no file or a whole one."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
     os.close(fd)
     source = str(SOURCE_DIR / "rnnkit_cpu.c")
-    cmd = [compiler, *_flags(suffix), f"-I{SOURCE_DIR}", source, "-o", tmp, "-lm"]
+    cmd = [*compiler, *_flags(suffix), f"-I{SOURCE_DIR}", source, "-o", tmp, "-lm"]
     try:
         subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=120)
+        record = {"size": os.path.getsize(tmp), "sha256": _file_digest(Path(tmp))}
+        fd, tmp_record = tempfile.mkstemp(suffix=".json", dir=target.parent)
+        with os.fdopen(fd, "w") as f:
+            json.dump(record, f)
         os.replace(tmp, target)
+        os.replace(tmp_record, _record_path(target))
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _intact(target: Path) -> bool:
+    """Whether ``target`` is the file its build record describes (size, then SHA-256). A library
+    truncated or replaced in the cache would crash the process (SIGBUS) or misbehave on load."""
+    try:
+        record = json.loads(_record_path(target).read_text())
+        return target.stat().st_size == record["size"] and _file_digest(target) == record["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def _compiler() -> list[str] | None:
+    """``$CC`` split like a shell word list (``CC="gcc -O0"`` is a compiler and a flag), or ``cc`` /
+    ``gcc`` from ``PATH``; None when there is none."""
+    cc = os.environ.get("CC", "").strip()
+    if cc:
+        return shlex.split(cc)
+    found = shutil.which("cc") or shutil.which("gcc")
+    return None if found is None else [found]
+
+
+_OFF = ("0", "false", "no", "off")
+_ON = ("", "1", "true", "yes", "on")
+
+
+def enabled() -> bool:
+    """``RNNKIT_CPU_KERNELS`` read now: ``0``/``false``/``no``/``off`` switch the kernels off,
+    ``1``/``true``/``yes``/``on`` (or unset) leave them on; anything else is an error."""
+    value = os.environ.get("RNNKIT_CPU_KERNELS", "").strip().lower()
+    if value in _OFF:
+        return False
+    if value in _ON:
+        return True
+    raise ValueError(
+        f"RNNKIT_CPU_KERNELS must be one of {_ON[1:] + _OFF}, got {os.environ['RNNKIT_CPU_KERNELS']!r}"
+    )
 
 
 _STEP_FUNCTIONS = ("lstm_fwd", "lstm_bwd", "gru_fwd", "gru_bwd", "rnn_fwd", "rnn_bwd")
@@ -146,30 +198,48 @@ _STEP_FUNCTIONS = ("lstm_fwd", "lstm_bwd", "gru_fwd", "gru_bwd", "rnn_fwd", "rnn
 @functools.cache
 def library(dtype: torch.dtype = torch.float32) -> ctypes.CDLL | None:
     """The compiled kernels for ``dtype`` (float32 or float64; one library each, so a float32 user
-    compiles half), built on the first call and cached on disk; None when unavailable."""
-    if os.environ.get("RNNKIT_CPU_KERNELS", "1") == "0":
-        return None
+    compiles half), built on the first call and cached on disk; None when unavailable.
+
+    A cached library is loaded only when it matches its build record (size and SHA-256); a damaged
+    or replaced one is rebuilt, with one warning."""
     if sys.platform == "win32" or dtype not in SUFFIX:
         return None
     suffix = SUFFIX[dtype]
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    compiler = _compiler()
     if compiler is None:
         logger.info("rnnkit CPU kernels: no C compiler found; fused layers use torch ops")
         return None
     target = _library_path(compiler, suffix)
     try:
+        if target.exists() and not _intact(target):
+            logger.warning(
+                "rnnkit CPU kernels: %s does not match its build record (damaged or replaced); "
+                "rebuilding it", target,
+            )  # fmt: skip
+            target.unlink()
         if not target.exists():
             logger.info("rnnkit CPU kernels: compiling %s", target)
             _compile(compiler, target, suffix)
         lib = ctypes.CDLL(str(target))
-    except (OSError, subprocess.SubprocessError) as err:
+        lib.rnnkit_abi_version.restype = ctypes.c_long
+        abi = lib.rnnkit_abi_version()
+    except (OSError, AttributeError, subprocess.SubprocessError) as err:
         detail = getattr(err, "stderr", "") or err
         logger.warning("rnnkit CPU kernels unavailable (%s); fused layers use torch ops", detail)
         return None
-    lib.rnnkit_abi_version.restype = ctypes.c_long
-    if lib.rnnkit_abi_version() != ABI_VERSION:  # pragma: no cover - a stale file under the name
+    if abi != ABI_VERSION:  # pragma: no cover - a stale file under the name
         logger.warning("rnnkit CPU kernels: ABI mismatch in %s; fused layers use torch ops", target)
         return None
+    try:
+        _declare(lib, suffix)
+    except AttributeError as err:
+        logger.warning("rnnkit CPU kernels: %s lacks %s; fused layers use torch ops", target, err)
+        return None
+    return lib
+
+
+def _declare(lib: ctypes.CDLL, suffix: str) -> None:
+    """Argument and return types of the library's functions (AttributeError when one is missing)."""
     for name in _STEP_FUNCTIONS:
         fn = getattr(lib, f"{name}_{suffix}")
         fn.argtypes = [ctypes.POINTER(StepCtx), ctypes.c_long, ctypes.c_long, _P]
@@ -183,12 +253,16 @@ def library(dtype: torch.dtype = torch.float32) -> ctypes.CDLL | None:
     bern = getattr(lib, f"bernoulli_{suffix}")
     bern.argtypes = [_P, ctypes.c_long, ctypes.c_double, ctypes.c_ulonglong]
     bern.restype = None
-    return lib
 
 
 def available(like: torch.Tensor) -> bool:
     """Whether the kernels serve tensors like ``like`` (CPU, float32 or float64)."""
-    return like.device.type == "cpu" and like.dtype in SUFFIX and library(like.dtype) is not None
+    return (
+        like.device.type == "cpu"
+        and like.dtype in SUFFIX
+        and enabled()
+        and library(like.dtype) is not None
+    )
 
 
 def transposed(w: torch.Tensor) -> torch.Tensor:
@@ -236,7 +310,7 @@ def _keep(k: torch.Tensor | float | None, like: torch.Tensor) -> tuple[Keep, tor
 
 def make_context(aux, h0: torch.Tensor, **fields) -> tuple[StepCtx, list]:
     """A :class:`StepCtx` for one direction: sizes from ``h0 (N, H)``, the mask and lerp weights
-    from ``aux`` (:class:`rnnkit.fused_support.Aux`), and ``fields`` by name (a tensor is passed
+    from ``aux`` (:class:`rnnkit.backends.sequence.Aux`), and ``fields`` by name (a tensor is passed
     as its data pointer, None as NULL, an int as is). Returns it and a list holding every tensor it
     points into: keep that list referenced for as long as the context is used."""
     n, hid = h0.shape
@@ -256,16 +330,10 @@ def make_context(aux, h0: torch.Tensor, **fields) -> tuple[StepCtx, list]:
     return ctx, alive
 
 
-def visiting_steps(seq) -> tuple[list[int], list[int]]:
-    """The steps in the order a direction visits them and, for each, the step before it (-1: the
-    initial state); ``seq`` is a :class:`rnnkit.fused_support.Seq`."""
-    order = list(seq.order())
-    return order, [-1, *order[:-1]]
-
-
 def kernel(name: str, dtype: torch.dtype):
     """The C function ``{name}_{f32|f64}``: ``{lstm,gru,rnn}_{fwd,bwd}``, ``bwd_finish``,
     ``bernoulli``."""
     lib = library(dtype)
-    assert lib is not None, "call available() first"
+    if lib is None:
+        raise RuntimeError("rnnkit CPU kernels are unavailable: call available() first")
     return getattr(lib, f"{name}_{SUFFIX[dtype]}")

@@ -1,0 +1,239 @@
+"""The one place that decides how a recurrent layer runs: torch's native kernels, the CPU C kernels,
+the torch-op kernels or the reference loop.
+
+* :func:`runs_natively` is the layer-level choice: torch.nn's fused kernels (oneDNN, cuDNN) run a
+  layer whenever no option changes the recurrence (DropConnect alone runs on them too, with the
+  dropped matrices); ``backend="native"`` insists and fails loudly otherwise.
+* :func:`run_direction` runs one direction of one layer of a variant layer. ``backend="fused"``
+  (what ``"auto"`` means for a variant layer) takes the CPU C kernels (:mod:`.cpu_kernels`) for
+  CPU float32/float64 tensors when they are built and enabled (``RNNKIT_CPU_KERNELS``), else the
+  torch-op kernels (:mod:`.torch_ops`: CUDA, no compiler, LSTM projections); ``"cpu_kernels"`` or
+  ``"torch_ops"`` asks for one and raises when it cannot serve the call; ``"reference"`` is the
+  plain loop (:mod:`.reference`). Inputs the fused kernels do not cover (a dropout or zoneout mask
+  that itself requires grad, zero time steps) quietly take the reference loop under ``"fused"``.
+
+Every choice is made here, at call time, from the configuration, the tensors' device and dtype and
+the environment; nothing is fixed at import.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import Tensor
+
+from ..functional import CellParams, StepOptions
+from ..registry import CellSpec, get_cell
+from . import cpu_kernels, reference
+from .cpu_kernels.gru import KernelGRUSequence, gru_kernel_forward
+from .cpu_kernels.library import SUFFIX as KERNEL_DTYPES
+from .cpu_kernels.lstm import KernelLSTMSequence, lstm_kernel_forward
+from .gemm import input_projection
+from .sequence import Aux, Seq, keep_weights
+from .torch_ops.gru import GRUSequence, RNNSequence, gru_forward, rnn_forward
+from .torch_ops.lstm import LSTMSequence, lstm_forward
+
+logger = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "native", "fused", "cpu_kernels", "torch_ops", "reference")
+FUSED = ("cpu_kernels", "torch_ops")
+
+
+def check_backend(backend: str) -> str:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    return backend
+
+
+# ------------------------------------------------------------------------------- layer level
+def weight_drop_only(variants) -> bool:
+    """True when DropConnect is the only option changing the recurrence: the native kernels then
+    run it on the dropped matrices (AWD-LSTM's WeightDrop, without patching the module)."""
+    return variants.weight_drop > 0 and variants == type(variants)(
+        weight_drop=variants.weight_drop, forget_bias=variants.forget_bias
+    )
+
+
+def runs_natively(spec: CellSpec, variants, backend: str) -> bool:
+    """Whether a layer of ``spec`` with ``variants`` runs on torch.nn's own kernels."""
+    if "native" not in spec.backends:
+        return False
+    if backend == "native":
+        return True
+    return backend == "auto" and (not variants.changes_recurrence or weight_drop_only(variants))
+
+
+def check_native(spec: CellSpec, variants, backend: str) -> None:
+    """Raise when ``backend="native"`` was asked for but an option rules torch's kernels out."""
+    if backend != "native":
+        return
+    if "native" not in spec.backends:
+        raise ValueError(f"backend='native': torch has no kernels for {spec.title}")
+    if variants.changes_recurrence and not weight_drop_only(variants):
+        raise ValueError(
+            f"backend='native' cannot run {variants.describe()}: torch's kernels have no such "
+            "option; use backend='auto' or 'fused'"
+        )
+
+
+# ------------------------------------------------------------------------------- direction level
+def _needs_grad(tensors: tuple[Tensor | None, ...]) -> bool:
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+def _fusable(opts: StepOptions) -> bool:
+    stochastic = (opts.dropout_mask, opts.zoneout_h, opts.zoneout_c)
+    return not any(isinstance(t, Tensor) and t.requires_grad for t in stochastic)
+
+
+def _cpu_kernels_refusal(spec: CellSpec, like: Tensor, p: CellParams) -> str | None:
+    """Why the C kernels cannot run this direction, or None when they can."""
+    if "cpu_kernels" not in spec.backends:
+        return f"they have no {spec.title} kernel"
+    if p.w_hr is not None:
+        return "they do not cover LSTM projections (proj_size)"
+    if like.device.type != "cpu" or like.dtype not in KERNEL_DTYPES:
+        return f"they serve CPU float32/float64 tensors, got {like.device.type} {like.dtype}"
+    if not cpu_kernels.enabled():
+        return "RNNKIT_CPU_KERNELS switches them off"
+    if not cpu_kernels.available(like):
+        return "the C library could not be built or loaded (see the log)"
+    return None
+
+
+def fused_path(spec: CellSpec, like: Tensor, p: CellParams, backend: str = "fused") -> str:
+    """``"cpu_kernels"`` or ``"torch_ops"`` for ``backend`` ``"fused"``, or the one asked for; raises
+    when the one asked for cannot serve the call."""
+    refusal = _cpu_kernels_refusal(spec, like, p)
+    if backend == "cpu_kernels" and refusal is not None:
+        raise ValueError(f"backend='cpu_kernels' cannot run this {spec.title} layer: {refusal}")
+    if backend == "torch_ops" and "torch_ops" not in spec.backends:
+        raise ValueError(f"backend='torch_ops' has no {spec.title} kernel")
+    if backend in FUSED:
+        return backend
+    return "cpu_kernels" if refusal is None else "torch_ops"
+
+
+def run_direction(
+    cell: str | CellSpec,
+    x: Tensor,
+    state: tuple[Tensor, ...],
+    p: CellParams,
+    *,
+    lengths: Tensor | None = None,
+    reverse: bool = False,
+    options: StepOptions | None = None,
+    backend: str = "fused",
+) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """One direction of one layer from its input ``x (T, N, D)``: the input projection and the
+    recurrence. ``state`` holds one ``(N, size)`` tensor per state of the cell; ``lengths (N,)``.
+    Returns ``(outputs (T, N, R), final state)``.
+
+    On the C kernels the projection is the bare GEMM ``x W_ih^T`` and its layer norm and biases run
+    inside the step kernel, which saves two passes over the ``(T, N, G*H)`` projections.
+    """
+    spec = get_cell(cell)
+    opts = options or StepOptions()
+    kw = dict(lengths=lengths, reverse=reverse, options=opts)
+    if backend == "reference":
+        return reference.layer_direction(spec, x, state, p, **kw)
+    path = fused_path(spec, x, p, check_backend(backend))
+    if path != "cpu_kernels" or x.shape[0] == 0 or not _fusable(opts):
+        return scan(spec, input_projection(x, p), state, p, backend=backend, **kw)
+    aux = _aux(spec, x, opts, lengths, reverse)
+    w = p.w_hh if opts.w_hh is None else opts.w_hh
+    if spec.kernel != "lstm":
+        return _gru_kernel(spec, aux, x, state, p, w, p.w_ih, p.ln_ih)
+    bias = p.b_hh if p.b_ih is None else (p.b_ih if p.b_hh is None else p.b_ih + p.b_hh)
+    return _lstm_kernel(aux, x, p.w_ih, state, p, w, bias, p.ln_ih)
+
+
+def scan(
+    cell: str | CellSpec,
+    gx: Tensor,
+    state: tuple[Tensor, ...],
+    p: CellParams,
+    *,
+    lengths: Tensor | None = None,
+    reverse: bool = False,
+    options: StepOptions | None = None,
+    backend: str = "fused",
+) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """The recurrence of one direction from its input projections ``gx (T, N, G*H)``; the contract
+    of :func:`rnnkit.backends.reference.scan`, on the backend :func:`fused_path` picks."""
+    spec = get_cell(cell)
+    opts = options or StepOptions()
+    kw = dict(lengths=lengths, reverse=reverse, options=opts)
+    if backend == "reference":
+        return reference.scan(spec, gx, state, p, **kw)
+    path = fused_path(spec, gx, p, check_backend(backend))
+    if gx.shape[0] == 0 or not _fusable(opts):
+        logger.debug("scan: %s inputs the fused kernels do not cover; reference loop", spec.title)
+        return reference.scan(spec, gx, state, p, **kw)
+    aux = _aux(spec, gx, opts, lengths, reverse)
+    w = p.w_hh if opts.w_hh is None else opts.w_hh
+    if path == "cpu_kernels":
+        if spec.kernel == "lstm":
+            return _lstm_kernel(aux, gx, None, state, p, w, p.b_hh, None)
+        return _gru_kernel(spec, aux, gx, state, p, w, None, None)
+    if spec.kernel == "lstm":
+        inputs = (gx, state[0], state[1], w, p.b_hh, p.w_hr, p.ln_hh, p.ln_c_weight,
+                  p.ln_c_bias, p.peephole)  # fmt: skip
+        if _needs_grad(inputs):
+            out, h, c = LSTMSequence.apply(aux, *inputs)
+            return out, (h, c)
+        with torch.no_grad():
+            hs, c_n, _ = lstm_forward(aux, *inputs, save=False)
+        return aux.seq.outputs(hs), (aux.seq.last(hs), c_n)
+    inputs = (gx, state[0], w, p.b_hh, p.ln_hh)
+    gru = spec.kernel == "gru"
+    fn, forward = (GRUSequence, gru_forward) if gru else (RNNSequence, rnn_forward)
+    if _needs_grad(inputs):
+        out, h = fn.apply(aux, *inputs)
+        return out, (h,)
+    with torch.no_grad():
+        hs, _ = forward(aux, *inputs, save=False)
+    return aux.seq.outputs(hs), (aux.seq.last(hs),)
+
+
+def _aux(
+    spec: CellSpec, gx: Tensor, opts: StepOptions, lengths: Tensor | None, reverse: bool
+) -> Aux:
+    valid = None
+    if lengths is not None:
+        steps = torch.arange(gx.shape[0], device=gx.device)
+        valid = (steps[:, None] < lengths.to(gx.device)).unsqueeze(-1)  # (T, N, 1)
+    zoned = {s.zoneout for s in spec.states}
+    return Aux(
+        seq=Seq(gx.shape[0], reverse, valid),
+        mask=opts.dropout_mask,
+        keep_h=keep_weights(opts.zoneout_h, valid, gx),
+        keep_c=keep_weights(opts.zoneout_c, valid, gx) if "c" in zoned else None,
+        nonlinearity=spec.nonlinearity,
+    )
+
+
+def _gru_kernel(spec, aux, x, state, p, w, w_ih, ln_ih):
+    """``x`` is the layer input with ``w_ih`` (projected inside), or the projections with None."""
+    mode = spec.kernel.upper()
+    b_ih = None if w_ih is None else p.b_ih
+    inputs = (x, w_ih, state[0], w, b_ih, p.b_hh, ln_ih, p.ln_hh)
+    if _needs_grad(inputs):
+        out, h = KernelGRUSequence.apply(mode, aux, *inputs)
+        return out, (h,)
+    with torch.no_grad():
+        hs, _ = gru_kernel_forward(mode, aux, *inputs, save=False)
+    return aux.seq.outputs(hs), (aux.seq.last(hs),)
+
+
+def _lstm_kernel(aux, x, w_ih, state, p, w, bias, ln_ih):
+    """``x`` is the layer input with ``w_ih`` (projected inside), or the projections with None."""
+    inputs = (x, w_ih, state[0], state[1], w, bias, ln_ih, p.ln_hh, p.ln_c_weight, p.ln_c_bias,
+              p.peephole)  # fmt: skip
+    if _needs_grad(inputs):
+        out, h, c = KernelLSTMSequence.apply(aux, *inputs)
+        return out, (h, c)
+    with torch.no_grad():
+        hs, c_n, _ = lstm_kernel_forward(aux, *inputs, save=False)
+    return aux.seq.outputs(hs), (aux.seq.last(hs), c_n)

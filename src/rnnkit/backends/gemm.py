@@ -1,0 +1,165 @@
+"""GEMMs of the fused backends: the choice between MKL (``torch.mm``) and oneDNN per CPU, a weight
+reused over many calls (:class:`Gemm`), and a linear layer whose GEMMs all go that way.
+
+The choice is made at call time from the CPU's vendor (read once) and ``RNNKIT_CPU_GEMM``
+(``mkl`` or ``onednn``), never at import.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..functional import CellParams, layer_norm
+from .cpu_kernels.library import transposed
+
+
+def outer_sum(grad: Tensor, x: Tensor) -> Tensor:
+    """``sum_t grad_t^T x_t`` as one GEMM: ``(T, N, M), (T, N, K) -> (M, K)``."""
+    g2, x2 = grad.reshape(-1, grad.shape[-1]), x.reshape(-1, x.shape[-1])
+    if not onednn_gemms():
+        return torch.mm(g2.t(), x2)
+    return Gemm(x2.t(), g2.shape[1])(g2.t())
+
+
+@functools.cache
+def _cpu_vendor() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):  # noqa: SIM115 - a pseudo-file read once
+            if line.startswith("vendor_id"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+def prefer_onednn() -> bool:
+    """Whether CPU float32 GEMMs go to oneDNN's prepacked GEMM instead of ``torch.mm`` (MKL).
+
+    Measured (docs/benchmarks.md): on AMD CPUs MKL is 1.5-2.5x slower than oneDNN for the skinny
+    GEMMs of a recurrence (MKL takes generic code paths off Intel CPUs); on Intel CPUs MKL is as
+    fast or faster, and needs no weight packing or transposed copies. ``RNNKIT_CPU_GEMM=onednn``
+    or ``=mkl`` overrides the choice.
+    """
+    choice = os.environ.get("RNNKIT_CPU_GEMM", "").lower()
+    if choice in ("onednn", "mkl"):
+        return choice == "onednn"
+    return _cpu_vendor() != "GenuineIntel"
+
+
+_linear = getattr(torch.ops.mkldnn, "_linear_pointwise", None)
+
+
+_reorder = getattr(torch.ops.mkldnn, "_reorder_linear_weight", None)
+
+
+def onednn_gemms() -> bool:
+    """Whether CPU float32 GEMMs run on oneDNN here: the build has its ops and
+    :func:`prefer_onednn` picks it (read at call time, so ``RNNKIT_CPU_GEMM`` can change it)."""
+    return (
+        _linear is not None
+        and _reorder is not None
+        and torch.backends.mkldnn.is_available()
+        and prefer_onednn()
+    )
+
+
+def dnn_serves(x: Tensor) -> bool:
+    """Whether :class:`Gemm` runs ``x``'s GEMMs on oneDNN (CPU float32, see :func:`prefer_onednn`)."""
+    return x.device.type == "cpu" and x.dtype == torch.float32 and onednn_gemms()
+
+
+class Gemm:
+    """``x W^T [+ bias] [+ add]`` for a weight ``W (M, K)`` reused over many calls.
+
+    Where :func:`dnn_serves` (CPU float32 on a CPU where oneDNN is the faster GEMM) the weight is
+    packed once for oneDNN (``torch.ops.mkldnn._linear_pointwise``, the op torch's own compiled CPU
+    code uses); elsewhere (float64, CUDA, Intel CPUs, a build without oneDNN) it is ``torch.mm``.
+    ``rows`` is the expected number of rows of ``x`` (a packing hint).
+    """
+
+    def __init__(self, w: Tensor, rows: int) -> None:
+        self.packed: Tensor | None = None
+        # MKL runs skinny GEMMs (a few dozen rows: one time step) ~30% faster on a row-major W^T
+        # than on W transposed; for big ones the layout does not matter (docs/benchmarks.md)
+        skinny = w.device.type == "cpu" and rows < 256 and not w.t().is_contiguous()
+        self.wt = transposed(w.detach()) if skinny else w.t()
+        if dnn_serves(w):
+            try:
+                self.packed = _reorder(w.contiguous(), rows)
+            except RuntimeError:  # pragma: no cover - an ISA or build oneDNN cannot serve
+                self.packed = None
+
+    def step_fn(self):
+        """``f(x, out)``: ``out = x W^T`` with the least Python per call (the recurrences' hot
+        loops call it once per step)."""
+        if self.packed is None:
+            mm, wt = torch.mm, self.wt
+            return lambda x, out: mm(x, wt, out=out)
+        return lambda x, out: self(x, out=out)
+
+    def __call__(
+        self,
+        x: Tensor,
+        add: Tensor | None = None,
+        bias: Tensor | None = None,
+        out: Tensor | None = None,
+    ) -> Tensor:
+        """``x W^T [+ bias] [+ add]``; with ``out`` (``(rows, M)``, no ``add`` or ``bias``) the
+        result is written there (the MKL path then spares the per-step allocation)."""
+        if out is not None:
+            if add is not None or bias is not None:
+                raise ValueError("Gemm: out= goes without add= and bias=")
+            if self.packed is None:
+                return torch.mm(x, self.wt, out=out)
+            return out.copy_(_linear(x, self.packed, None, "none", [], ""))
+        if self.packed is not None:
+            if add is None:
+                return _linear(x, self.packed, bias, "none", [], "")
+            return _linear.binary(x, add, self.packed, bias, "add")
+        if add is None:
+            return torch.mm(x, self.wt) if bias is None else torch.addmm(bias, x, self.wt)
+        out = torch.addmm(add, x, self.wt)
+        return out if bias is None else out.add_(bias)
+
+
+class DnnLinear(torch.autograd.Function):
+    """``x W^T + b`` for ``x (..., K)``, ``W (M, K)`` with every GEMM, forward and backward, through
+    :class:`Gemm` (oneDNN on CPU float32)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:  # noqa: D102
+        x2 = x.reshape(-1, x.shape[-1])
+        ctx.save_for_backward(x2, w)
+        ctx.has_bias = b is not None
+        return Gemm(w, x2.shape[0])(x2, bias=b).view(*x.shape[:-1], w.shape[0])
+
+    @staticmethod
+    def backward(ctx, dy: Tensor):  # noqa: D102
+        x2, w = ctx.saved_tensors
+        dy2 = dy.reshape(-1, dy.shape[-1])
+        need_x, need_w, need_b = ctx.needs_input_grad
+        dx = Gemm(w.t(), dy2.shape[0])(dy2).view(*dy.shape[:-1], w.shape[1]) if need_x else None
+        dw = outer_sum(dy2, x2) if need_w else None
+        db = dy2.sum(0) if need_b and ctx.has_bias else None
+        return dx, dw, db
+
+
+def linear(x: Tensor, w: Tensor, b: Tensor | None = None) -> Tensor:
+    """``F.linear(x, w, b)``, with oneDNN GEMMs forward and backward for CPU float32 tensors."""
+    if dnn_serves(x) and x.shape[-1] > 0:
+        return DnnLinear.apply(x, w, b)
+    return F.linear(x, w, b)
+
+
+def input_projection(x: Tensor, p: CellParams) -> Tensor:
+    """:func:`rnnkit.functional.input_projection` (``LN(x W_ih^T; ln_ih) + b_ih``, ``(..., D) ->
+    (..., G*H)``) with the GEMM of :func:`linear`."""
+    if p.ln_ih is None:
+        return linear(x, p.w_ih, p.b_ih)
+    out = layer_norm(linear(x, p.w_ih), p.ln_ih)
+    return out if p.b_ih is None else out + p.b_ih

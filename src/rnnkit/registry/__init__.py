@@ -1,0 +1,38 @@
+"""The cell registry: one module per recurrent cell type, each describing its gates, its state
+tensors, its step function with the equations and paper, the parameters its options add and the
+backends that run it (:class:`CellSpec`).
+
+Adding a cell type is one module here that calls :func:`register_cell`, imported below, plus its
+NumPy reference (:mod:`rnnkit.reference`) and its tests; ``docs/architecture.md`` lists the steps.
+"""
+
+from .gru import GRU, gru_step
+from .lstm import LSTM, lstm_step  # noqa: I001 - registration order is the listing order
+from .rnn import RNN_RELU, RNN_TANH, rnn_cell, rnn_step
+from .spec import (
+    COMMON_OPTIONS,
+    CellSpec,
+    StateSpec,
+    cell_names,
+    cell_of,
+    get_cell,
+    register_cell,
+)
+
+__all__ = [
+    "COMMON_OPTIONS",
+    "GRU",
+    "LSTM",
+    "RNN_RELU",
+    "RNN_TANH",
+    "CellSpec",
+    "StateSpec",
+    "cell_names",
+    "cell_of",
+    "get_cell",
+    "gru_step",
+    "lstm_step",
+    "register_cell",
+    "rnn_cell",
+    "rnn_step",
+]

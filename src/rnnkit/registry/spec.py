@@ -1,0 +1,135 @@
+"""What a recurrent cell is to rnnkit: a :class:`CellSpec` names its gates, its state tensors, its
+step function and the options it accepts; each cell type's own module registers one.
+
+Layers, cells, state helpers, decoding and every task's ``--cell`` look cells up here
+(:func:`get_cell`, :func:`cell_names`) instead of branching on a mode string.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import Tensor
+
+# step(gx (N, G*H), state, params, w_hh, dropout_mask) -> new state, in the order of CellSpec.states
+StepFn = Callable[..., tuple[Tensor, ...]]
+
+COMMON_OPTIONS = frozenset({"layer_norm", "recurrent_dropout", "weight_drop", "zoneout"})
+
+
+@dataclass(frozen=True)
+class StateSpec:
+    """One state tensor of a cell: ``name``, its feature size (``"output"``: the layer's output
+    size ``R``, ``proj_size`` or ``H``; ``"hidden"``: ``H``) and which zoneout rate blends it
+    (``"h"``, ``"c"`` or None)."""
+
+    name: str
+    size: str = "output"
+    zoneout: str | None = None
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """A recurrent cell type.
+
+    ``name`` is what users choose (``--cell lstm``); ``title`` names it in messages; ``torch_mode``
+    is ``torch.nn.RNNBase.mode`` of its torch.nn twin (empty when it has none). ``gates`` are in
+    torch's order; ``states[0]`` is ``h``, the output. ``step`` is the math of one step given the
+    input projection (:func:`rnnkit.functional.input_projection`); ``options`` the variant options
+    it accepts beyond :data:`COMMON_OPTIONS`; ``parameters(hidden, variants)`` the names and shapes
+    of the parameters those options add. ``kernel`` names the step family of the fused backends
+    (``"lstm"``, ``"gru"``, ``"rnn"``) and ``backends`` the backends that run it. ``layer`` and
+    ``cell`` are the names of its sequence layer and step-wise cell in :mod:`rnnkit`.
+    """
+
+    name: str
+    title: str
+    torch_mode: str
+    gates: tuple[str, ...]
+    states: tuple[StateSpec, ...]
+    step: StepFn
+    parameters: Callable[[int, Any], dict[str, tuple[int, ...]]]
+    layer: str
+    cell: str
+    kernel: str = ""
+    nonlinearity: str = "tanh"
+    options: frozenset[str] = field(default_factory=frozenset)
+    backends: tuple[str, ...] = ("reference",)
+    paper: str = ""
+
+    @property
+    def num_gates(self) -> int:
+        return len(self.gates)
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.states)
+
+    def accepts(self, option: str) -> bool:
+        return option in COMMON_OPTIONS or option in self.options
+
+    def state_sizes(self, hidden: int, output: int) -> tuple[int, ...]:
+        """The feature size of each state tensor for hidden size ``hidden`` and output ``output``."""
+        return tuple(output if s.size == "output" else hidden for s in self.states)
+
+    def layer_class(self) -> type:
+        """The sequence layer (``rnnkit.LSTM`` for ``"lstm"``)."""
+        return getattr(importlib.import_module("rnnkit"), self.layer)
+
+    def cell_class(self) -> type:
+        """The step-wise cell (``rnnkit.LSTMCell`` for ``"lstm"``)."""
+        return getattr(importlib.import_module("rnnkit"), self.cell)
+
+
+_REGISTRY: dict[str, CellSpec] = {}
+_BY_TORCH_MODE: dict[str, CellSpec] = {}
+
+
+def register_cell(spec: CellSpec) -> CellSpec:
+    """Add ``spec`` to the registry (its module calls this once, at import)."""
+    if spec.name in _REGISTRY:
+        raise ValueError(f"a cell named {spec.name!r} is registered already")
+    _REGISTRY[spec.name] = spec
+    if spec.torch_mode:
+        _BY_TORCH_MODE[spec.torch_mode] = spec
+    return spec
+
+
+def cell_names(*, option: str | None = None) -> tuple[str, ...]:
+    """The registered cell names, in registration order; with ``option``, those accepting it."""
+    return tuple(n for n, s in _REGISTRY.items() if option is None or s.accepts(option))
+
+
+def get_cell(name: str | CellSpec) -> CellSpec:
+    """The spec registered as ``name``, or of torch.nn's mode ``name`` (``"LSTM"``, ``"RNN_TANH"``);
+    a spec is returned as it is."""
+    if isinstance(name, CellSpec):
+        return name
+    spec = _REGISTRY.get(name) or _BY_TORCH_MODE.get(name)
+    if spec is None:
+        raise ValueError(f"cell must be one of {cell_names()}, got {name!r}")
+    return spec
+
+
+def cell_of(module: Any) -> CellSpec:
+    """The spec of a torch.nn or rnnkit recurrent layer or cell (its ``spec``, else its ``mode``)."""
+    spec = getattr(module, "spec", None)
+    if isinstance(spec, CellSpec):
+        return spec
+    mode = getattr(module, "mode", None)
+    if mode == "RNN_TANH" and getattr(module, "nonlinearity", "tanh") == "relu":
+        mode = "RNN_RELU"
+    if mode is None:
+        raise TypeError(f"expected a recurrent layer or cell, got {type(module).__name__}")
+    return get_cell(mode)
+
+
+def layer_norm_gains(spec: CellSpec, hidden: int) -> dict[str, tuple[int, ...]]:
+    """The gains of the input and recurrent layer norms, ``(G*H,)`` each (Ba et al. 2016)."""
+    return {
+        "layer_norm_ih": (spec.num_gates * hidden,),
+        "layer_norm_hh": (spec.num_gates * hidden,),
+    }
