@@ -16,6 +16,7 @@ from rnnkit.reference import (
     lstm_forward,
     lstm_step_backward,
     lstm_step_forward,
+    lstm_variant_forward,
     rel_error,
     rnn_backward,
     rnn_forward,
@@ -240,6 +241,16 @@ def test_lstm_backward():
     dx, dh0, dWx, dWh, db = lstm_backward(dout, cache)
     grads = dict(x=dx, h0=dh0, Wx=dWx, Wh=dWh, b=db)
     check_grads(lambda **a: lstm_forward(**a)[0], args, grads, dout)
+
+
+def test_lstm_forward_cache_holds_the_final_cell_state():
+    rng = np.random.default_rng(13)
+    x, h0 = randn(rng, N, T, D), randn(rng, N, H)
+    Wx, Wh, b = weight(rng, D, 4 * H), weight(rng, H, 4 * H), randn(rng, 4 * H)
+    h, cache = lstm_forward(x, h0, Wx, Wh, b)
+    h_var, c_last, _ = lstm_variant_forward(x, h0, None, Wx, Wh, b)
+    np.testing.assert_array_equal(h, h_var)
+    np.testing.assert_array_equal(cache[-1]["c_new"], c_last)
 
 
 def test_gru_step_backward():

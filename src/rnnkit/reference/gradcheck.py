@@ -25,22 +25,7 @@ def eval_numerical_gradient(
     ``x`` (any shape, float) is modified in place during the evaluation and restored afterwards.
     With ``verbose`` each component is logged at INFO level.
     """
-    _check_float(x)
-    grad = np.zeros_like(x)
-    it = np.nditer(x, flags=["multi_index"], op_flags=[["readwrite"]])
-    while not it.finished:
-        ix = it.multi_index
-        old = x[ix]
-        x[ix] = old + h
-        fxph = f(x)
-        x[ix] = old - h
-        fxmh = f(x)
-        x[ix] = old
-        grad[ix] = (fxph - fxmh) / (2 * h)
-        if verbose:
-            logger.info("%s %s", ix, grad[ix])
-        it.iternext()
-    return grad
+    return _centred_differences(f, x, h, lambda pos, neg: pos - neg, verbose)
 
 
 def eval_numerical_gradient_array(
@@ -48,6 +33,14 @@ def eval_numerical_gradient_array(
 ) -> np.ndarray:
     """Gradient of ``sum(f(x) * df)`` at ``x``: the vector-Jacobian product of an array-valued ``f``
     with the upstream gradient ``df`` (same shape as ``f(x)``), by centred differences."""
+    return _centred_differences(
+        lambda v: np.array(f(v), copy=True), x, h, lambda pos, neg: np.sum((pos - neg) * df)
+    )
+
+
+def _centred_differences(f, x: np.ndarray, h: float, difference, verbose: bool = False):
+    """``difference(f(x + h e_i), f(x - h e_i)) / 2h`` for every component ``i`` of ``x``,
+    perturbing ``x`` in place and restoring it; ``f``'s results must not alias ``x``."""
     _check_float(x)
     grad = np.zeros_like(x)
     it = np.nditer(x, flags=["multi_index"], op_flags=[["readwrite"]])
@@ -55,11 +48,13 @@ def eval_numerical_gradient_array(
         ix = it.multi_index
         old = x[ix]
         x[ix] = old + h
-        pos = np.array(f(x), copy=True)
+        pos = f(x)
         x[ix] = old - h
-        neg = np.array(f(x), copy=True)
+        neg = f(x)
         x[ix] = old
-        grad[ix] = np.sum((pos - neg) * df) / (2 * h)
+        grad[ix] = difference(pos, neg) / (2 * h)
+        if verbose:
+            logger.info("%s %s", ix, grad[ix])
         it.iternext()
     return grad
 

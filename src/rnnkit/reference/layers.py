@@ -11,6 +11,11 @@ Gate orders (they differ from torch's; see ``rnnkit.interop.layouts`` for conver
   ``b_ih + b_hh``).
 - GRU (no CS231n original), as torch: ``r, z, n`` in ``Wx (D, 3H)``, ``Wh (H, 3H)`` with two biases
   ``bx, bh (3H,)`` because the ``n`` gate needs ``bh_n`` inside the reset product.
+
+The recurrent functions are thin wrappers over the variant oracle
+(:mod:`rnnkit.reference.variants`) with every option off, so there is one implementation of the
+recurrent math. Their caches are the oracle's (a dict per step, a list of them per sequence): pass
+them, unopened, to the matching backward.
 """
 
 from __future__ import annotations
@@ -18,6 +23,26 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+
+from .common import sigmoid
+from .gru import (
+    gru_variant_backward,
+    gru_variant_forward,
+    gru_variant_step_backward,
+    gru_variant_step_forward,
+)
+from .lstm import (
+    lstm_variant_backward,
+    lstm_variant_forward,
+    lstm_variant_step_backward,
+    lstm_variant_step_forward,
+)
+from .rnn import (
+    rnn_variant_backward,
+    rnn_variant_forward,
+    rnn_variant_step_backward,
+    rnn_variant_step_forward,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -45,12 +70,9 @@ __all__ = [
 ]
 
 
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    """Numerically stable logistic ``1 / (1 + exp(-x))``: never exponentiates a positive number."""
-    x = np.asarray(x)
-    pos = x >= 0
-    z = np.exp(np.where(pos, -x, x))  # always exp of a non-positive value
-    return np.where(pos, 1.0 / (1.0 + z), z / (1.0 + z))
+def _pick(grads: dict, *names: str) -> tuple[np.ndarray, ...]:
+    """The oracle's gradient dict as CS231n's tuple, in the order of ``names``."""
+    return tuple(grads[name] for name in names)
 
 
 # --------------------------------------------------------------------------------------- affine
@@ -70,57 +92,30 @@ def affine_backward(dout: np.ndarray, cache: tuple) -> tuple[np.ndarray, np.ndar
 
 
 # ------------------------------------------------------------------------------------ vanilla RNN
-def rnn_step_forward(x, prev_h, Wx, Wh, b) -> tuple[np.ndarray, tuple]:
+def rnn_step_forward(x, prev_h, Wx, Wh, b) -> tuple[np.ndarray, dict]:
     """One tanh RNN step (Elman 1990): ``next_h = tanh(x Wx + prev_h Wh + b)``.
 
     Shapes: x ``(N, D)``, prev_h ``(N, H)``, Wx ``(D, H)``, Wh ``(H, H)``, b ``(H,)`` -> next_h
     ``(N, H)``.
     """
-    next_h = np.tanh(x @ Wx + prev_h @ Wh + b)
-    return next_h, (x, prev_h, Wx, Wh, next_h)
+    return rnn_variant_step_forward(x, prev_h, Wx, Wh, b)
 
 
 def rnn_step_backward(dnext_h, cache) -> tuple[np.ndarray, ...]:
     """Backward of :func:`rnn_step_forward` -> ``(dx, dprev_h, dWx, dWh, db)``."""
-    x, prev_h, Wx, Wh, next_h = cache
-    da = dnext_h * (1.0 - next_h**2)
-    return da @ Wx.T, da @ Wh.T, x.T @ da, prev_h.T @ da, da.sum(axis=0)
+    grads = rnn_variant_step_backward(dnext_h, cache)
+    return _pick(grads, "dx", "dprev_h", "dWx", "dWh", "db")
 
 
 def rnn_forward(x, h0, Wx, Wh, b) -> tuple[np.ndarray, list]:
     """Tanh RNN over a sequence: x ``(N, T, D)``, h0 ``(N, H)`` -> h ``(N, T, H)``, cache."""
-    N, T, _ = x.shape
-    h = np.zeros((N, T, h0.shape[1]), dtype=np.result_type(x, h0, Wx))
-    caches = []
-    prev_h = h0
-    for t in range(T):
-        prev_h, step_cache = rnn_step_forward(x[:, t], prev_h, Wx, Wh, b)
-        h[:, t] = prev_h
-        caches.append(step_cache)
-    return h, caches
+    return rnn_variant_forward(x, h0, Wx, Wh, b)
 
 
 def rnn_backward(dh, cache) -> tuple[np.ndarray, ...]:
     """Backward of :func:`rnn_forward`: dh ``(N, T, H)`` (upstream gradient of every h) ->
     ``(dx, dh0, dWx, dWh, db)``."""
-    return _sequence_backward(rnn_step_backward, dh, cache)
-
-
-def _sequence_backward(step_backward, dh, caches) -> tuple[np.ndarray, ...]:
-    """Backprop through time for cells whose step backward returns ``(dx, dprev_h, *dparams)``."""
-    N, T, _ = dh.shape
-    dprev_h = np.zeros_like(dh[:, 0])
-    dx = None
-    dparams = None
-    for t in reversed(range(T)):
-        dx_t, dprev_h, *dp = step_backward(dh[:, t] + dprev_h, caches[t])
-        if dx is None:
-            dx = np.zeros((N, T, dx_t.shape[1]), dtype=dx_t.dtype)
-            dparams = dp
-        else:
-            dparams = [acc + g for acc, g in zip(dparams, dp)]
-        dx[:, t] = dx_t
-    return (dx, dprev_h, *dparams)
+    return _pick(rnn_variant_backward(dh, cache), "dx", "dh0", "dWx", "dWh", "db")
 
 
 # ------------------------------------------------------------------------------- word embedding
@@ -182,7 +177,7 @@ def temporal_softmax_loss(x, y, mask, verbose: bool = False) -> tuple[float, np.
 
 
 # ------------------------------------------------------------------------------------------- LSTM
-def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b) -> tuple[np.ndarray, np.ndarray, tuple]:
+def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b) -> tuple[np.ndarray, np.ndarray, dict]:
     """One LSTM step (Hochreiter & Schmidhuber 1997, with forget gate, Gers et al. 2000).
 
     ``a = x Wx + prev_h Wh + b`` split into ``i, f, o, g`` (CS231n order), then
@@ -192,72 +187,30 @@ def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b) -> tuple[np.ndarray, np.ndar
     Shapes: x ``(N, D)``, prev_h and prev_c ``(N, H)``, Wx ``(D, 4H)``, Wh ``(H, 4H)``, b ``(4H,)``
     -> ``(next_h (N, H), next_c (N, H), cache)``.
     """
-    H = prev_h.shape[1]
-    a = x @ Wx + prev_h @ Wh + b
-    i = sigmoid(a[:, :H])
-    f = sigmoid(a[:, H : 2 * H])
-    o = sigmoid(a[:, 2 * H : 3 * H])
-    g = np.tanh(a[:, 3 * H :])
-    next_c = f * prev_c + i * g
-    tanh_c = np.tanh(next_c)
-    next_h = o * tanh_c
-    cache = (x, prev_h, prev_c, Wx, Wh, i, f, o, g, tanh_c)
-    return next_h, next_c, cache
+    return lstm_variant_step_forward(x, prev_h, prev_c, Wx, Wh, b)
 
 
 def lstm_step_backward(dnext_h, dnext_c, cache) -> tuple[np.ndarray, ...]:
     """Backward of :func:`lstm_step_forward` -> ``(dx, dprev_h, dprev_c, dWx, dWh, db)``."""
-    x, prev_h, prev_c, Wx, Wh, i, f, o, g, tanh_c = cache
-    dc = dnext_c + dnext_h * o * (1.0 - tanh_c**2)
-    da = np.concatenate(
-        [
-            dc * g * i * (1.0 - i),  # a_i
-            dc * prev_c * f * (1.0 - f),  # a_f
-            dnext_h * tanh_c * o * (1.0 - o),  # a_o
-            dc * i * (1.0 - g**2),  # a_g
-        ],
-        axis=1,
-    )
-    return da @ Wx.T, da @ Wh.T, dc * f, x.T @ da, prev_h.T @ da, da.sum(axis=0)
+    grads = lstm_variant_step_backward(dnext_h, dnext_c, cache)
+    return _pick(grads, "dx", "dprev_h", "dprev_c", "dWx", "dWh", "db")
 
 
 def lstm_forward(x, h0, Wx, Wh, b) -> tuple[np.ndarray, list]:
     """LSTM over a sequence with ``c0 = 0`` (as CS231n): x ``(N, T, D)``, h0 ``(N, H)`` ->
-    h ``(N, T, H)``, cache. The final cell state is ``cache[-1]``'s; use
+    h ``(N, T, H)``, cache. The final cell state is ``cache[-1]["c_new"]``; use
     :func:`rnnkit.reference.variants.lstm_variant_forward` for a given ``c0`` or ``c_last``."""
-    N, T, _ = x.shape
-    H = h0.shape[1]
-    h = np.zeros((N, T, H), dtype=np.result_type(x, h0, Wx))
-    prev_h, prev_c = h0, np.zeros_like(h0)
-    caches = []
-    for t in range(T):
-        prev_h, prev_c, step_cache = lstm_step_forward(x[:, t], prev_h, prev_c, Wx, Wh, b)
-        h[:, t] = prev_h
-        caches.append(step_cache)
+    h, _, caches = lstm_variant_forward(x, h0, None, Wx, Wh, b)
     return h, caches
 
 
 def lstm_backward(dh, cache) -> tuple[np.ndarray, ...]:
     """Backward of :func:`lstm_forward`: dh ``(N, T, H)`` -> ``(dx, dh0, dWx, dWh, db)``."""
-    N, T, H = dh.shape
-    dprev_h = np.zeros_like(dh[:, 0])
-    dprev_c = np.zeros_like(dh[:, 0])
-    dx = dWx = dWh = db = None
-    for t in reversed(range(T)):
-        dx_t, dprev_h, dprev_c, dWx_t, dWh_t, db_t = lstm_step_backward(
-            dh[:, t] + dprev_h, dprev_c, cache[t]
-        )
-        if dx is None:
-            dx = np.zeros((N, T, dx_t.shape[1]), dtype=dx_t.dtype)
-            dWx, dWh, db = dWx_t, dWh_t, db_t
-        else:
-            dWx, dWh, db = dWx + dWx_t, dWh + dWh_t, db + db_t
-        dx[:, t] = dx_t
-    return dx, dprev_h, dWx, dWh, db
+    return _pick(lstm_variant_backward(dh, None, cache), "dx", "dh0", "dWx", "dWh", "db")
 
 
 # -------------------------------------------------------------------------------------------- GRU
-def gru_step_forward(x, prev_h, Wx, Wh, bx, bh) -> tuple[np.ndarray, tuple]:
+def gru_step_forward(x, prev_h, Wx, Wh, bx, bh) -> tuple[np.ndarray, dict]:
     """One GRU step (Cho et al. 2014), in torch.nn.GRU's form and gate order ``r, z, n``.
 
     ``ax = x Wx + bx``, ``ah = prev_h Wh + bh`` (each split into r, z, n), then
@@ -267,43 +220,20 @@ def gru_step_forward(x, prev_h, Wx, Wh, bx, bh) -> tuple[np.ndarray, tuple]:
     Shapes: x ``(N, D)``, prev_h ``(N, H)``, Wx ``(D, 3H)``, Wh ``(H, 3H)``, bx and bh ``(3H,)`` ->
     ``(next_h (N, H), cache)``.
     """
-    H = prev_h.shape[1]
-    ax = x @ Wx + bx
-    ah = prev_h @ Wh + bh
-    r = sigmoid(ax[:, :H] + ah[:, :H])
-    z = sigmoid(ax[:, H : 2 * H] + ah[:, H : 2 * H])
-    ah_n = ah[:, 2 * H :]
-    n = np.tanh(ax[:, 2 * H :] + r * ah_n)
-    next_h = (1.0 - z) * n + z * prev_h
-    return next_h, (x, prev_h, Wx, Wh, r, z, n, ah_n)
+    return gru_variant_step_forward(x, prev_h, Wx, Wh, bx, bh)
 
 
 def gru_step_backward(dnext_h, cache) -> tuple[np.ndarray, ...]:
     """Backward of :func:`gru_step_forward` -> ``(dx, dprev_h, dWx, dWh, dbx, dbh)``."""
-    x, prev_h, Wx, Wh, r, z, n, ah_n = cache
-    dn_pre = dnext_h * (1.0 - z) * (1.0 - n**2)  # gradient of ax_n + r * ah_n
-    dz_pre = dnext_h * (prev_h - n) * z * (1.0 - z)
-    dr_pre = dn_pre * ah_n * r * (1.0 - r)
-    dax = np.concatenate([dr_pre, dz_pre, dn_pre], axis=1)
-    dah = np.concatenate([dr_pre, dz_pre, dn_pre * r], axis=1)
-    dx = dax @ Wx.T
-    dprev_h = dah @ Wh.T + dnext_h * z
-    return dx, dprev_h, x.T @ dax, prev_h.T @ dah, dax.sum(axis=0), dah.sum(axis=0)
+    grads = gru_variant_step_backward(dnext_h, cache)
+    return _pick(grads, "dx", "dprev_h", "dWx", "dWh", "dbx", "dbh")
 
 
 def gru_forward(x, h0, Wx, Wh, bx, bh) -> tuple[np.ndarray, list]:
     """GRU over a sequence: x ``(N, T, D)``, h0 ``(N, H)`` -> h ``(N, T, H)``, cache."""
-    N, T, _ = x.shape
-    h = np.zeros((N, T, h0.shape[1]), dtype=np.result_type(x, h0, Wx))
-    caches = []
-    prev_h = h0
-    for t in range(T):
-        prev_h, step_cache = gru_step_forward(x[:, t], prev_h, Wx, Wh, bx, bh)
-        h[:, t] = prev_h
-        caches.append(step_cache)
-    return h, caches
+    return gru_variant_forward(x, h0, Wx, Wh, bx, bh)
 
 
 def gru_backward(dh, cache) -> tuple[np.ndarray, ...]:
     """Backward of :func:`gru_forward`: dh ``(N, T, H)`` -> ``(dx, dh0, dWx, dWh, dbx, dbh)``."""
-    return _sequence_backward(gru_step_backward, dh, cache)
+    return _pick(gru_variant_backward(dh, cache), "dx", "dh0", "dWx", "dWh", "dbx", "dbh")
