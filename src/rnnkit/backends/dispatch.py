@@ -26,13 +26,15 @@ from torch import Tensor
 from ..functional import CellParams, StepOptions
 from ..registry import CellSpec, get_cell
 from . import cpu_kernels, reference
+from .cpu_kernels.gru import GRUInputs as GRUKernelInputs
 from .cpu_kernels.gru import KernelGRUSequence, gru_kernel_forward
 from .cpu_kernels.library import SUFFIX as KERNEL_DTYPES
 from .cpu_kernels.lstm import KernelLSTMSequence, lstm_kernel_forward
+from .cpu_kernels.lstm import LSTMInputs as LSTMKernelInputs
 from .gemm import input_projection
 from .sequence import Aux, Seq, keep_weights
-from .torch_ops.gru import GRUSequence, RNNSequence, gru_forward, rnn_forward
-from .torch_ops.lstm import LSTMSequence, lstm_forward
+from .torch_ops.gru import GRUInputs, GRUSequence, RNNSequence, gru_forward, rnn_forward
+from .torch_ops.lstm import LSTMInputs, LSTMSequence, lstm_forward
 
 logger = logging.getLogger(__name__)
 
@@ -178,15 +180,15 @@ def scan(
             return _lstm_kernel(aux, gx, None, state, p, w, p.b_hh, None)
         return _gru_kernel(spec, aux, gx, state, p, w, None, None)
     if spec.kernel == "lstm":
-        inputs = (gx, state[0], state[1], w, p.b_hh, p.w_hr, p.ln_hh, p.ln_c_weight,
-                  p.ln_c_bias, p.peephole)  # fmt: skip
+        inputs = LSTMInputs(gx, state[0], state[1], w, p.b_hh, p.w_hr, p.ln_hh, p.ln_c_weight,
+                            p.ln_c_bias, p.peephole)  # fmt: skip
         if _needs_grad(inputs):
             out, h, c = LSTMSequence.apply(aux, *inputs)
             return out, (h, c)
         with torch.no_grad():
             hs, c_n, _ = lstm_forward(aux, *inputs, save=False)
         return aux.seq.outputs(hs), (aux.seq.last(hs), c_n)
-    inputs = (gx, state[0], w, p.b_hh, p.ln_hh)
+    inputs = GRUInputs(gx, state[0], w, p.b_hh, p.ln_hh)
     gru = spec.kernel == "gru"
     fn, forward = (GRUSequence, gru_forward) if gru else (RNNSequence, rnn_forward)
     if _needs_grad(inputs):
@@ -218,22 +220,23 @@ def _gru_kernel(spec, aux, x, state, p, w, w_ih, ln_ih):
     """``x`` is the layer input with ``w_ih`` (projected inside), or the projections with None."""
     mode = spec.kernel.upper()
     b_ih = None if w_ih is None else p.b_ih
-    inputs = (x, w_ih, state[0], w, b_ih, p.b_hh, ln_ih, p.ln_hh)
+    inputs = GRUKernelInputs(x, w_ih, state[0], w, b_ih, p.b_hh, ln_ih, p.ln_hh)
     if _needs_grad(inputs):
         out, h = KernelGRUSequence.apply(mode, aux, *inputs)
         return out, (h,)
     with torch.no_grad():
-        hs, _ = gru_kernel_forward(mode, aux, *inputs, save=False)
+        hs, _ = gru_kernel_forward(mode, aux, inputs, save=False)
     return aux.seq.outputs(hs), (aux.seq.last(hs),)
 
 
 def _lstm_kernel(aux, x, w_ih, state, p, w, bias, ln_ih):
     """``x`` is the layer input with ``w_ih`` (projected inside), or the projections with None."""
-    inputs = (x, w_ih, state[0], state[1], w, bias, ln_ih, p.ln_hh, p.ln_c_weight, p.ln_c_bias,
-              p.peephole)  # fmt: skip
+    inputs = LSTMKernelInputs(
+        x, w_ih, state[0], state[1], w, bias, ln_ih, p.ln_hh, p.ln_c_weight, p.ln_c_bias, p.peephole
+    )
     if _needs_grad(inputs):
         out, h, c = KernelLSTMSequence.apply(aux, *inputs)
         return out, (h, c)
     with torch.no_grad():
-        hs, c_n, _ = lstm_kernel_forward(aux, *inputs, save=False)
+        hs, c_n, _ = lstm_kernel_forward(aux, inputs, save=False)
     return aux.seq.outputs(hs), (aux.seq.last(hs), c_n)

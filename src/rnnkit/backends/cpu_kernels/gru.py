@@ -18,6 +18,7 @@ with ``w_ih=None``; ``h0 (N, H)``, ``w (G*H, H)``, ``b_ih``, ``b_hh``, ``ln_ih``
 from __future__ import annotations
 
 import ctypes
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -38,9 +39,25 @@ def _project(x: Tensor, w_ih: Tensor) -> Tensor:
     return Gemm(w_ih, x2.shape[0])(x2).view(*x.shape[:-1], w_ih.shape[0])
 
 
-def gru_kernel_forward(mode, aux, x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh, save):
-    """Run the sequence (``mode`` "GRU" or "RNN") from ``x (T, N, D)`` and ``w_ih``, or from the
-    projections ``x (T, N, G*H)`` with ``w_ih=None``; returns ``(hs (T, N, H), saved dict)``."""
+class GRUInputs(NamedTuple):
+    """The differentiable inputs of :class:`KernelGRUSequence`, in ``apply`` order after ``mode``
+    and ``aux``; also the names of ``ctx.needs_input_grad`` in backward."""
+
+    x: Tensor
+    w_ih: Tensor | None
+    h0: Tensor
+    w: Tensor
+    b_ih: Tensor | None
+    b_hh: Tensor | None
+    ln_ih: Tensor | None
+    ln_hh: Tensor | None
+
+
+def gru_kernel_forward(mode: str, aux: Aux, inputs: GRUInputs, save: bool):
+    """Run the sequence of ``inputs`` (:class:`GRUInputs`; ``mode`` "GRU" or "RNN") from
+    ``x (T, N, D)`` and ``w_ih``, or from the projections ``x (T, N, G*H)`` with ``w_ih=None``;
+    returns ``(hs (T, N, H), saved dict)``."""
+    x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh = inputs
     steps, n = x.shape[:2]
     hid = h0.shape[-1]
     g = GATES[mode] * hid
@@ -87,7 +104,8 @@ class KernelGRUSequence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, mode: str, aux: Aux, x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh):  # noqa: D102
-        hs, saved = gru_kernel_forward(mode, aux, x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh, True)
+        inputs = GRUInputs(x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh)
+        hs, saved = gru_kernel_forward(mode, aux, inputs, save=True)
         ctx.mode, ctx.aux = mode, aux
         keep_gx = x.contiguous() if ln_ih is not None and w_ih is None else None
         ctx.save_for_backward(x if w_ih is not None else None, w_ih, keep_gx, h0.contiguous(), w,
@@ -102,8 +120,7 @@ class KernelGRUSequence(torch.autograd.Function):
         mode, hs = ctx.mode, sv["hs"]
         aux = with_mask_like(ctx.aux, hs)
         seq = aux.seq
-        # (mode, aux, x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh)
-        need = ctx.needs_input_grad
+        need = GRUInputs(*ctx.needs_input_grad[2:])
         steps, n, hid = hs.shape
         g = GATES[mode] * hid
         if ln_ih is not None and gx is None:
@@ -117,15 +134,15 @@ class KernelGRUSequence(torch.autograd.Function):
         # (dz_r, dz_z, dz_n r), for one dW_hh GEMM; otherwise dW_hh gathers a GEMM per step
         compact = w_ih is not None and not ln_in and ln_hh is None
         da = hs.new_empty(1, n, g)
-        dw = None if compact or not need[5] else w.new_zeros(w.shape)
+        dw = None if compact or not need.w else w.new_zeros(w.shape)
         dgx = (gx if w_ih is not None else gx.clone()) if ln_in else None
         dhk = d_hn.contiguous().clone()
         dout = seq.outputs(d_out).contiguous()
         grads = {
-            "g_bias_ih": torch.zeros_like(b_ih) if need[6] and ln_in else None,
-            "g_bias": torch.zeros_like(b_hh) if need[7] else None,
-            "g_ln_ih": torch.zeros_like(ln_ih) if need[8] else None,
-            "g_ln_w": torch.zeros_like(ln_hh) if need[9] else None,
+            "g_bias_ih": torch.zeros_like(b_ih) if need.b_ih and ln_in else None,
+            "g_bias": torch.zeros_like(b_hh) if need.b_hh else None,
+            "g_ln_ih": torch.zeros_like(ln_ih) if need.ln_ih else None,
+            "g_ln_w": torch.zeros_like(ln_hh) if need.ln_hh else None,
         }
         width = ACTS[mode] * hid
         h_in = recurrent_input(seq.before(hs, h0), aux.mask)  # (T, N, H): each step's GEMM input
@@ -155,12 +172,12 @@ class KernelGRUSequence(torch.autograd.Function):
         kernel("bwd_finish", hs.dtype)(ref, None if rec is None else rec.data_ptr(),
                                        dh0.data_ptr())  # fmt: skip
         del alive
-        db_ih = grads["g_bias_ih"] if ln_in else (sum_leading(dz) if need[6] else None)
-        dx, dw_ih = input_grads(need[2], need[3], dz if dgx is None else dgx, x, w_ih)
-        if compact and need[5]:
+        db_ih = grads["g_bias_ih"] if ln_in else (sum_leading(dz) if need.b_ih else None)
+        dx, dw_ih = input_grads(need.x, need.w_ih, dz if dgx is None else dgx, x, w_ih)
+        if compact and need.w:
             da = dz  # dz is spent: turn it into da in place
             if mode == "GRU":
                 da[..., 2 * hid :].mul_(sv["acts"][..., :hid])  # dz_n * r
             dw = outer_sum(da, h_in)
-        return (None, None, dx, dw_ih, dh0 if need[4] else None, dw, db_ih, grads["g_bias"],
+        return (None, None, dx, dw_ih, dh0 if need.h0 else None, dw, db_ih, grads["g_bias"],
                 grads["g_ln_ih"], grads["g_ln_w"])  # fmt: skip

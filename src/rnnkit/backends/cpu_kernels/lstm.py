@@ -19,6 +19,7 @@ Shapes: ``x (T, N, D)`` with ``w_ih (4H, D)``, or ``gx (T, N, 4H)`` with ``w_ih=
 from __future__ import annotations
 
 import ctypes
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -81,10 +82,30 @@ def point_gx(ctx, buf: Tensor, first: int) -> None:
     ctx.gx = buf.data_ptr() - first * buf[0].numel() * buf.element_size()
 
 
-def lstm_kernel_forward(aux, x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep, save):
-    """Run the sequence from ``x (T, N, D)`` and ``w_ih``, or from the projections ``x (T, N, 4H)``
-    with ``w_ih=None``; returns ``(hs (T, N, H), c_n (N, H), saved dict)`` (with the projections
-    as ``gx`` when the input layer norm needs them in backward)."""
+class LSTMInputs(NamedTuple):
+    """The differentiable inputs of :class:`KernelLSTMSequence`, in ``apply`` order after ``aux``
+    (``x`` is the layer input with ``w_ih``, or the projections ``x W_ih^T`` with ``w_ih=None``);
+    also the names of ``ctx.needs_input_grad`` in backward."""
+
+    x: Tensor
+    w_ih: Tensor | None
+    h0: Tensor
+    c0: Tensor
+    w: Tensor
+    bias: Tensor | None
+    ln_ih: Tensor | None
+    ln_hh: Tensor | None
+    ln_cw: Tensor | None
+    ln_cb: Tensor | None
+    peep: Tensor | None
+
+
+def lstm_kernel_forward(aux: Aux, inputs: LSTMInputs, save: bool):
+    """Run the sequence of ``inputs`` (:class:`LSTMInputs`) from ``x (T, N, D)`` and ``w_ih``,
+    or from the projections ``x (T, N, 4H)`` with ``w_ih=None``; returns ``(hs (T, N, H), c_n (N,
+    H), saved dict)`` (with the projections as ``gx`` when the input layer norm needs them in
+    backward)."""
+    x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep = inputs
     steps, n = x.shape[:2]
     hid = h0.shape[-1]
     g4 = 4 * hid
@@ -155,9 +176,8 @@ class KernelLSTMSequence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, aux: Aux, x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep):  # noqa: D102
-        hs, c_n, saved = lstm_kernel_forward(
-            aux, x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep, save=True
-        )
+        inputs = LSTMInputs(x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep)
+        hs, c_n, saved = lstm_kernel_forward(aux, inputs, save=True)
         ctx.aux = aux
         ctx.save_for_backward(x if w_ih is not None else None, w_ih, h0.contiguous(),
                               c0.contiguous(), w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep,
@@ -171,8 +191,7 @@ class KernelLSTMSequence(torch.autograd.Function):
         sv = dict(zip(_SAVED, rest))
         aux = with_mask_like(ctx.aux, sv["hs"])
         seq, mask = aux.seq, aux.mask
-        # (aux, x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep)
-        need = ctx.needs_input_grad
+        need = LSTMInputs(*ctx.needs_input_grad[1:])
         hs, acts = sv["hs"], sv["acts"]
         steps, n, g4 = acts.shape
         dz = torch.empty_like(acts)
@@ -182,11 +201,11 @@ class KernelLSTMSequence(torch.autograd.Function):
         dc = d_cn.contiguous().clone()
         dout = seq.outputs(d_out).contiguous()
         grads = {
-            "g_peep": torch.zeros_like(peep) if need[11] else None,
-            "g_lnc_w": torch.zeros_like(ln_cw) if need[9] else None,
-            "g_lnc_b": torch.zeros_like(ln_cb) if need[10] else None,
-            "g_ln_w": torch.zeros_like(ln_hh) if need[8] else None,
-            "g_ln_ih": torch.zeros_like(ln_ih) if need[7] else None,
+            "g_peep": torch.zeros_like(peep) if need.peep else None,
+            "g_lnc_w": torch.zeros_like(ln_cw) if need.ln_cw else None,
+            "g_lnc_b": torch.zeros_like(ln_cb) if need.ln_cb else None,
+            "g_ln_w": torch.zeros_like(ln_hh) if need.ln_hh else None,
+            "g_ln_ih": torch.zeros_like(ln_ih) if need.ln_ih else None,
         }
         cn = sv["cn"] if sv["cn"] is not None else sv["cs"]
         bufs = dict(hs=hs, cs=sv["cs"], cn=cn, acts=acts, xhat=sv["xhat"], stats=sv["stats"],
@@ -208,9 +227,9 @@ class KernelLSTMSequence(torch.autograd.Function):
         kernel("bwd_finish", hs.dtype)(ref, None if rec is None else rec.data_ptr(),
                                        dh0.data_ptr())  # fmt: skip
         del alive
-        dw = outer_sum(d_pre, recurrent_input(seq.before(hs, h0), mask)) if need[5] else None
-        db = sum_leading(dz) if need[6] else None
-        dx, dw_ih = input_grads(need[1], need[2], dz if dgx is None else dgx, x, w_ih)
-        return (None, dx, dw_ih, dh0 if need[3] else None, dc if need[4] else None, dw, db,
+        dw = outer_sum(d_pre, recurrent_input(seq.before(hs, h0), mask)) if need.w else None
+        db = sum_leading(dz) if need.bias else None
+        dx, dw_ih = input_grads(need.x, need.w_ih, dz if dgx is None else dgx, x, w_ih)
+        return (None, dx, dw_ih, dh0 if need.h0 else None, dc if need.c0 else None, dw, db,
                 grads["g_ln_ih"], grads["g_ln_w"], grads["g_lnc_w"], grads["g_lnc_b"],
                 grads["g_peep"])  # fmt: skip

@@ -10,6 +10,8 @@ Shapes: ``gx (T, N, G*H)``, ``h0 (N, H)``, ``w (G*H, H)`` with ``G`` = 3 (GRU) o
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
@@ -28,6 +30,18 @@ from .common import (
     recurrent_param_grads,
     save_named,
 )
+
+
+class GRUInputs(NamedTuple):
+    """The differentiable inputs of :class:`GRUSequence` and :class:`RNNSequence`, in ``apply``
+    order after ``aux``; also the names of ``ctx.needs_input_grad`` in backward."""
+
+    gx: Tensor
+    h0: Tensor
+    w: Tensor
+    b_hh: Tensor | None
+    ln_hh: Tensor | None
+
 
 _sig_bwd = torch.ops.aten.sigmoid_backward
 _tanh_bwd = torch.ops.aten.tanh_backward
@@ -139,13 +153,15 @@ class GRUSequence(torch.autograd.Function):
             base = d_out[order[j + 1]] if j + 1 < steps else None
             base = dh_new * z[t] if base is None else torch.addcmul(base, dh_new, z[t])
             dh = carry_back(base, dh, at(kh, t), da, gemm_t, mask)
-        need = ctx.needs_input_grad  # (aux, gx, h0, w, b_hh, ln_hh)
+        need = GRUInputs(*ctx.needs_input_grad[1:])
         dgh = dk.view(steps, n, 3 * hid)
         dpre = dgh if ln is None else stack_visited(d_pre, seq, backward=True)
-        h_before = seq.before(sv["hs"], h0) if need[3] else None
-        dw, db, dln = recurrent_param_grads(need[3:6], dpre, dgh, h_before, mask, ln)
+        h_before = seq.before(sv["hs"], h0) if need.w else None
+        dw, db, dln = recurrent_param_grads(
+            (need.w, need.b_hh, need.ln_hh), dpre, dgh, h_before, mask, ln
+        )
         torch.mul(dh_new_all, kn, out=dk[:, :, 2])  # d gx = (dgh_r, dgh_z, dh' * K_n)
-        return None, dgh if need[1] else None, dh, dw, db, dln
+        return None, dgh if need.gx else None, dh, dw, db, dln
 
 
 def rnn_forward(
@@ -222,8 +238,10 @@ class RNNSequence(torch.autograd.Function):
                 d_pre.append(da)
             base = d_out[order[j + 1]] if j + 1 < steps else None
             dh = carry_back(base, dh, at(kh, t), da, gemm_t, mask)
-        need = ctx.needs_input_grad  # (aux, gx, h0, w, b_hh, ln_hh)
+        need = GRUInputs(*ctx.needs_input_grad[1:])
         dpre = dg if ln is None else stack_visited(d_pre, seq, backward=True)
-        h_before = seq.before(sv["hs"], h0) if need[3] else None
-        dw, db, dln = recurrent_param_grads(need[3:6], dpre, dg, h_before, mask, ln)
-        return None, dg if need[1] else None, dh, dw, db, dln
+        h_before = seq.before(sv["hs"], h0) if need.w else None
+        dw, db, dln = recurrent_param_grads(
+            (need.w, need.b_hh, need.ln_hh), dpre, dg, h_before, mask, ln
+        )
+        return None, dg if need.gx else None, dh, dw, db, dln

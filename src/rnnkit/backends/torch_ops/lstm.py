@@ -14,6 +14,9 @@ Shapes: ``gx (T, N, 4H)``, ``h0 (N, R)``, ``c0 (N, H)``, ``w (4H, R)``, ``w_hr (
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
@@ -37,6 +40,39 @@ from .common import (
 
 _sig_bwd = torch.ops.aten.sigmoid_backward
 _tanh_bwd = torch.ops.aten.tanh_backward
+
+
+@dataclass
+class _Kept:
+    """Per-step tensors the forward keeps for backward, in visiting order: the gate activations,
+    ``c`` before the step, ``tanh(c')`` (of ``LN(c')``), ``c'`` (peepholes, LN of c), ``h'`` before
+    the projection, the recurrent GEMM output (LN) and the row statistics ``mean, rstd`` of the
+    recurrent LN and of the LN of ``c``, interleaved."""
+
+    gates: list[Tensor] = field(default_factory=list)
+    c_prev: list[Tensor] = field(default_factory=list)
+    tanh_c: list[Tensor] = field(default_factory=list)
+    c_new: list[Tensor] = field(default_factory=list)
+    h_unprojected: list[Tensor] = field(default_factory=list)
+    rec_pre: list[Tensor] = field(default_factory=list)
+    ln_stats: list[Tensor] = field(default_factory=list)
+    lnc_stats: list[Tensor] = field(default_factory=list)
+
+
+class LSTMInputs(NamedTuple):
+    """The differentiable inputs of :class:`LSTMSequence`, in ``apply`` order after ``aux``; also the
+    names of ``ctx.needs_input_grad`` in backward."""
+
+    gx: Tensor
+    h0: Tensor
+    c0: Tensor
+    w: Tensor
+    b_hh: Tensor | None
+    w_hr: Tensor | None
+    ln_hh: Tensor | None
+    ln_cw: Tensor | None
+    ln_cb: Tensor | None
+    peep: Tensor | None
 
 
 def lstm_forward(
@@ -68,7 +104,7 @@ def lstm_forward(
         gemm, ln_w = Gemm(w, n), ln_hh * scale
     proj = None if w_hr is None else Gemm(w_hr, n)
     hs = gx.new_empty(steps, n, h0.shape[-1])
-    keep: dict[str, list[Tensor]] = {k: [] for k in ("g", "cp", "tc", "cn", "hh", "a", "s", "sc")}
+    keep = _Kept()
     # per-step views prepared once: the loop below is the hot path (a few us per torch call)
     gxs, gxg, hss = gx.unbind(0), gx[:, :, 2 * hid : 3 * hid].unbind(0), hs.unbind(0)
     khs, kcs = per_step(kh, steps), per_step(kc, steps)
@@ -83,8 +119,8 @@ def lstm_forward(
             g, mu, rs = ln_forward(a, ln_w, bias)
             g.add_(gxs[t])
             if save:
-                keep["a"].append(a)
-                keep["s"] += [mu, rs]
+                keep.rec_pre.append(a)
+                keep.ln_stats += [mu, rs]
         g[:, 2 * hid : 3 * hid].add_(gxg[t])
         if peep is None:
             torch.sigmoid_(g)
@@ -101,15 +137,15 @@ def lstm_forward(
             normed_c, mu_c, rs_c = ln_forward(cn, ln_cw, ln_cb)
             tc = torch.tanh(normed_c)
             if save:
-                keep["sc"] += [mu_c, rs_c]
+                keep.lnc_stats += [mu_c, rs_c]
         else:
             tc = torch.tanh(cn)
         if save:
-            keep["g"].append(g)
-            keep["cp"].append(c)
-            keep["tc"].append(tc)
+            keep.gates.append(g)
+            keep.c_prev.append(c)
+            keep.tanh_c.append(tc)
             if peep is not None or ln_c:
-                keep["cn"].append(cn)
+                keep.c_new.append(cn)
         c = cn if kc is None else torch.lerp(cn, c, kcs[t])
         if plain_out:
             h = torch.mul(so, tc, out=hss[t])
@@ -117,20 +153,24 @@ def lstm_forward(
         h_new = so * tc
         if proj is not None:
             if save:
-                keep["hh"].append(h_new)
+                keep.h_unprojected.append(h_new)
             h_new = proj(h_new)
         h = blend_(hss[t], h_new, h, khs[t])
     saved: dict[str, object] = {}
     if save:
-        st = {
-            k: stack_visited(v, seq) if v else None for k, v in keep.items() if k not in ("s", "sc")
-        }
-        saved = _backward_coefficients(st["g"], st["tc"], st["cp"], peep, ln_c)
-        saved.update(hs=hs, hh=st["hh"], c_new=st["cn"])
+
+        def stacked(items: list[Tensor]) -> Tensor | None:
+            return stack_visited(items, seq) if items else None
+
+        saved = _backward_coefficients(
+            stacked(keep.gates), stacked(keep.tanh_c), stacked(keep.c_prev), peep, ln_c
+        )
+        saved.update(hs=hs, hh=stacked(keep.h_unprojected), c_new=stacked(keep.c_new))
         if ln_hh is not None:
-            saved["ln"] = (st["a"], *(stack_visited(keep["s"][i::2], seq) for i in (0, 1)))
+            stats = (stack_visited(keep.ln_stats[i::2], seq) for i in (0, 1))
+            saved["ln"] = (stacked(keep.rec_pre), *stats)
         if ln_c:
-            saved["lnc"] = tuple(stack_visited(keep["sc"][i::2], seq) for i in (0, 1))
+            saved["lnc"] = tuple(stack_visited(keep.lnc_stats[i::2], seq) for i in (0, 1))
     return hs, c, saved
 
 
@@ -226,21 +266,21 @@ class LSTMSequence(torch.autograd.Function):
 def _lstm_grads(ctx, seq, sv, dk, d_pre, dh0, dc0, dh_new_all, dcl_all, h0, mask):
     """Gradients of every input of :class:`LSTMSequence`, the weights' as GEMMs over all steps."""
     steps, n, _, hid = dk.shape
-    need = ctx.needs_input_grad  # (aux, gx, h0, c0, w, b_hh, w_hr, ln_hh, ln_cw, ln_cb, peep)
+    need = LSTMInputs(*ctx.needs_input_grad[1:])
     dgates = dk.view(steps, n, 4 * hid)
     ln, lnc = sv.get("ln"), sv.get("lnc")
     dpre = dgates if ln is None else stack_visited(d_pre, seq, backward=True)
-    h_before = seq.before(sv["hs"], h0) if need[4] else None
+    h_before = seq.before(sv["hs"], h0) if need.w else None
     dw, db, dln = recurrent_param_grads(
-        (need[4], need[5], need[7]), dpre, dgates, h_before, mask, ln
+        (need.w, need.b_hh, need.ln_hh), dpre, dgates, h_before, mask, ln
     )
-    dw_hr = outer_sum(dh_new_all, sv["hh"]) if need[6] else None
+    dw_hr = outer_sum(dh_new_all, sv["hh"]) if need.w_hr else None
     dln_cw = dln_cb = dpeep = None
     if lnc is not None:
-        dln_cw = ln_param_grads(dcl_all, sv["c_new"], *lnc, need=need[8])
-        dln_cb = sum_leading(dcl_all) if need[9] else None
-    if need[10]:
+        dln_cw = ln_param_grads(dcl_all, sv["c_new"], *lnc, need=need.ln_cw)
+        dln_cb = sum_leading(dcl_all) if need.ln_cb else None
+    if need.peep:
         cp, c_new = sv["cp"], sv["c_new"]
         dpeep = torch.stack([sum_leading(dk[:, :, 0] * cp), sum_leading(dk[:, :, 1] * cp),
                              sum_leading(dk[:, :, 3] * c_new)])  # fmt: skip
-    return (None, dgates if need[1] else None, dh0, dc0, dw, db, dw_hr, dln, dln_cw, dln_cb, dpeep)
+    return (None, dgates if need.gx else None, dh0, dc0, dw, db, dw_hr, dln, dln_cw, dln_cb, dpeep)
