@@ -9,10 +9,13 @@ from __future__ import annotations
 from .cells import GRUCell, LSTMCell, RNNCell
 from .layers import GRU, LSTM, RNN
 from .regularization import LockedDropout
+from .serialization import register_safe_globals
 from .state import detach_state, last_valid_step, reset_state
 from .wrappers import Stateful, TimeDistributed
 
 __version__ = "0.1.0"
+
+register_safe_globals()
 
 __all__ = [
     "GRU",

@@ -44,6 +44,22 @@ class _RecurrentCell:
             init_forget_bias(self.bias_ih, self.bias_hh, variants.forget_bias, self.hidden_size)
         self._masks: dict[str, Tensor] = {}
 
+    # ---------------------------------------------------------------- pickling
+    def __getstate__(self) -> dict[str, Any]:
+        """The module's state with its cell spec by name (a spec holds functions, which
+        ``torch.load``'s default ``weights_only=True`` does not unpickle)."""
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__
+        state = dict(state)
+        if isinstance(state.get("spec"), CellSpec):
+            state["spec"] = state["spec"].name
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        if isinstance(state.get("spec"), str):
+            state["spec"] = get_cell(state["spec"])
+        super().__setstate__(state)
+
     def reset_dropout_mask(self) -> None:
         """Forget the per-sequence dropout masks; the next step draws new ones."""
         self._masks = {}

@@ -63,6 +63,22 @@ class _RecurrentLayer:
                     self.register_parameter(f"{name}_l{k}{sfx}", param)
         self._reset_variant_parameters()
 
+    # ---------------------------------------------------------------- pickling
+    def __getstate__(self) -> dict[str, Any]:
+        """The module's state with its cell spec by name (a spec holds functions, which
+        ``torch.load``'s default ``weights_only=True`` does not unpickle)."""
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__
+        state = dict(state)
+        if isinstance(state.get("spec"), CellSpec):
+            state["spec"] = state["spec"].name
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        if isinstance(state.get("spec"), str):
+            state["spec"] = get_cell(state["spec"])
+        super().__setstate__(state)
+
     def _suffixes(self) -> tuple[str, ...]:
         return ("", "_reverse") if self.bidirectional else ("",)
 
@@ -157,6 +173,11 @@ class _RecurrentLayer:
                 f"{name} has {self.weight_ih_l0.dtype} parameters, got {input.dtype} input: "
                 f"convert one to the other (e.g. layer.to({input.dtype}) or input.to("
                 f"{self.weight_ih_l0.dtype}))"
+            )
+        steps = input.shape[1 if self.batch_first and input.dim() == 3 else 0]
+        if not natively and steps == 0:  # torch.nn's kernels say it too
+            raise ValueError(
+                f"{name} expects at least one time step, got input of shape {tuple(input.shape)}"
             )
         if input.dim() == 2:
             return input.unsqueeze(1), True

@@ -38,18 +38,20 @@ class Stateful(nn.Module):
         self.module = module
         self.is_cell = isinstance(module, nn.RNNCellBase)
         self.state: Any = None
+        self._batch: int | None = None  # the batch size of the carried state; None: unbatched
 
     def reset_state(self) -> None:
         """Forget the carried state; the next call starts from zeros."""
         self.state = None
+        self._batch = None
 
     def detach_state(self) -> None:
         """Keep the carried values but cut the autograd graph (truncated BPTT)."""
         self.state = detach_state(self.state)
 
-    def _batch_size(self) -> int:
-        h = self.state[0] if isinstance(self.state, tuple) else self.state
-        return h.shape[0] if self.is_cell else h.shape[1]
+    @staticmethod
+    def _describe(batch: int | None) -> str:
+        return "an unbatched input" if batch is None else f"batch size {batch}"
 
     def forward(
         self, input: Tensor, lengths: Tensor | None = None, reset_mask: Tensor | None = None
@@ -57,23 +59,26 @@ class Stateful(nn.Module):
         """``input`` ``(T, N, C)`` (``(N, T, C)`` with the layer's ``batch_first``) for a layer,
         ``(N, C)`` for a cell; ``lengths (N,)`` for a layer; ``reset_mask (N,)`` bool. Returns the
         output sequence (layer) or ``h`` (cell)."""
+        batch_dim = 0 if self.is_cell else (0 if getattr(self.module, "batch_first", False) else 1)
+        unbatched = input.dim() == (1 if self.is_cell else 2)
+        batch = None if unbatched else input.shape[batch_dim]
         if self.state is not None:
-            batch_dim = (
-                0 if self.is_cell else (0 if getattr(self.module, "batch_first", False) else 1)
-            )
-            batch = input.shape[batch_dim]
-            if batch != self._batch_size():
+            if batch != self._batch:
                 raise ValueError(
-                    f"Stateful carries state for batch size {self._batch_size()}, got an input with "
-                    f"batch size {batch}; call reset_state() before changing the batch size"
+                    f"Stateful carries state for {self._describe(self._batch)}, got "
+                    f"{'an unbatched input' if batch is None else f'an input with batch size {batch}'}"
+                    "; call reset_state() before changing the batch size"
                 )
             if reset_mask is not None:
+                if batch is None:
+                    raise ValueError("reset_mask needs a batched input, got an unbatched one")
                 mask = torch.as_tensor(reset_mask, dtype=torch.bool)
                 if mask.shape != (batch,):
                     raise ValueError(
                         f"reset_mask must have shape ({batch},), got {tuple(mask.shape)}"
                     )
                 self.state = reset_state(self.state, mask, batch_dim=0 if self.is_cell else 1)
+        self._batch = batch
         if self.is_cell:
             if lengths is not None:
                 raise ValueError("lengths applies to sequence layers, not to a cell's single step")

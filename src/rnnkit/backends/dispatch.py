@@ -138,7 +138,7 @@ def run_direction(
     spec = get_cell(cell)
     opts = options or StepOptions()
     kw = dict(lengths=lengths, reverse=reverse, options=opts)
-    if backend == "reference":
+    if backend == "reference" or x.shape[1] == 0:  # an empty batch: nothing to fuse
         return reference.layer_direction(spec, x, state, p, **kw)
     path = fused_path(spec, x, p, check_backend(backend))
     if path != "cpu_kernels" or x.shape[0] == 0 or not _fusable(opts):
@@ -170,7 +170,7 @@ def scan(
     if backend == "reference":
         return reference.scan(spec, gx, state, p, **kw)
     path = fused_path(spec, gx, p, check_backend(backend))
-    if gx.shape[0] == 0 or not _fusable(opts):
+    if gx.shape[0] == 0 or gx.shape[1] == 0 or not _fusable(opts):
         logger.debug("scan: %s inputs the fused kernels do not cover; reference loop", spec.title)
         return reference.scan(spec, gx, state, p, **kw)
     aux = _aux(spec, gx, opts, lengths, reverse)
