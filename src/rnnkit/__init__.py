@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .cells import GRUCell, LSTMCell, RNNCell
 from .layers import GRU, LSTM, RNN
+from .recurrent import Recurrent, RecurrentCell
 from .regularization import LockedDropout
 from .serialization import register_safe_globals
 from .state import detach_state, last_valid_step, reset_state
@@ -24,6 +25,8 @@ __all__ = [
     "GRUCell",
     "LSTMCell",
     "RNNCell",
+    "Recurrent",
+    "RecurrentCell",
     "LockedDropout",
     "Stateful",
     "TimeDistributed",

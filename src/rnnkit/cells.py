@@ -107,7 +107,7 @@ class _RecurrentCell:
             lead = () if unbatched else (x.shape[0],)
             state = check_state(self.spec, hx, sizes, lead, x, names=names)
             state = tuple(t.unsqueeze(0) for t in state) if unbatched else state
-        if self.variants.changes_recurrence:
+        if self.variants.changes_recurrence or not isinstance(self, nn.RNNCellBase):
             new = self._step(x, state)
         else:
             new = super().forward(x, state if len(state) > 1 else state[0])

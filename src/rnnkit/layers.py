@@ -53,7 +53,7 @@ class _RecurrentLayer:
         self.spec = spec
         self.variants = variants
         self.backend = dispatch.check_backend(backend)
-        dispatch.check_native(spec, variants, backend)
+        dispatch.check_native(spec, variants, backend, isinstance(self, nn.RNNBase))
         factory = {"device": self.weight_ih_l0.device, "dtype": self.weight_ih_l0.dtype}
         shapes = spec.parameters(self.hidden_size, variants)
         for k in range(self.num_layers):
@@ -127,7 +127,9 @@ class _RecurrentLayer:
             ``(output, h_n)`` or, for LSTM, ``(output, (h_n, c_n))``; ``output`` is ``(T, N, D*R)``
             (``(N, T, D*R)`` with ``batch_first``), zero at padded steps.
         """
-        natively = dispatch.runs_natively(self.spec, self.variants, self.backend)
+        natively = dispatch.runs_natively(
+            self.spec, self.variants, self.backend, isinstance(self, nn.RNNBase)
+        )
         if isinstance(input, PackedSequence):
             if lengths is not None:
                 raise ValueError("lengths must be None for a PackedSequence input (it has its own)")

@@ -9,11 +9,13 @@ import torch
 from .cells import GRUCell, LSTMCell, RNNCell
 from .layers import GRU, LSTM, RNN
 from .options import Variants
+from .recurrent import Recurrent, RecurrentCell
 from .regularization import LockedDropout
 from .wrappers import Stateful, TimeDistributed
 
 SAFE_GLOBALS = (
-    LSTM, GRU, RNN, LSTMCell, GRUCell, RNNCell, Stateful, TimeDistributed, LockedDropout, Variants,
+    LSTM, GRU, RNN, LSTMCell, GRUCell, RNNCell, Recurrent, RecurrentCell,
+    Stateful, TimeDistributed, LockedDropout, Variants,
 )  # fmt: skip
 
 

@@ -57,20 +57,21 @@ def weight_drop_only(variants) -> bool:
     )
 
 
-def runs_natively(spec: CellSpec, variants, backend: str) -> bool:
-    """Whether a layer of ``spec`` with ``variants`` runs on torch.nn's own kernels."""
-    if "native" not in spec.backends:
+def runs_natively(spec: CellSpec, variants, backend: str, twin: bool = True) -> bool:
+    """Whether a layer of ``spec`` with ``variants`` runs on torch.nn's own kernels (``twin``: the
+    layer is a torch.nn layer, whose ``forward`` those kernels are)."""
+    if "native" not in spec.backends or not twin:
         return False
     if backend == "native":
         return True
     return backend == "auto" and (not variants.changes_recurrence or weight_drop_only(variants))
 
 
-def check_native(spec: CellSpec, variants, backend: str) -> None:
+def check_native(spec: CellSpec, variants, backend: str, twin: bool = True) -> None:
     """Raise when ``backend="native"`` was asked for but an option rules torch's kernels out."""
     if backend != "native":
         return
-    if "native" not in spec.backends:
+    if "native" not in spec.backends or not twin:
         raise ValueError(f"backend='native': torch has no kernels for {spec.title}")
     if variants.changes_recurrence and not weight_drop_only(variants):
         raise ValueError(
@@ -105,8 +106,8 @@ def _cpu_kernels_refusal(spec: CellSpec, like: Tensor, p: CellParams) -> str | N
 
 
 def fused_path(spec: CellSpec, like: Tensor, p: CellParams, backend: str = "fused") -> str:
-    """``"cpu_kernels"`` or ``"torch_ops"`` for ``backend`` ``"fused"``, or the one asked for; raises
-    when the one asked for cannot serve the call."""
+    """``"cpu_kernels"`` or ``"torch_ops"`` for ``backend`` ``"fused"`` (``"reference"`` for a cell
+    that has neither), or the one asked for; raises when the one asked for cannot serve the call."""
     refusal = _cpu_kernels_refusal(spec, like, p)
     if backend == "cpu_kernels" and refusal is not None:
         raise ValueError(f"backend='cpu_kernels' cannot run this {spec.title} layer: {refusal}")
@@ -114,7 +115,9 @@ def fused_path(spec: CellSpec, like: Tensor, p: CellParams, backend: str = "fuse
         raise ValueError(f"backend='torch_ops' has no {spec.title} kernel")
     if backend in FUSED:
         return backend
-    return "cpu_kernels" if refusal is None else "torch_ops"
+    if refusal is None:
+        return "cpu_kernels"
+    return "torch_ops" if "torch_ops" in spec.backends else "reference"
 
 
 def run_direction(
@@ -170,7 +173,7 @@ def scan(
     if backend == "reference":
         return reference.scan(spec, gx, state, p, **kw)
     path = fused_path(spec, gx, p, check_backend(backend))
-    if gx.shape[0] == 0 or gx.shape[1] == 0 or not _fusable(opts):
+    if path == "reference" or gx.shape[0] == 0 or gx.shape[1] == 0 or not _fusable(opts):
         logger.debug("scan: %s inputs the fused kernels do not cover; reference loop", spec.title)
         return reference.scan(spec, gx, state, p, **kw)
     aux = _aux(spec, gx, opts, lengths, reverse)

@@ -7,7 +7,7 @@ NumPy reference (:mod:`rnnkit.reference`) and its tests; ``docs/architecture.md`
 """
 
 from .gru import GRU, gru_step
-from .lstm import LSTM, lstm_step  # noqa: I001 - registration order is the listing order
+from .lstm import LSTM, lstm_step
 from .rnn import RNN_RELU, RNN_TANH, rnn_cell, rnn_step
 from .spec import (
     COMMON_OPTIONS,
