@@ -15,17 +15,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from .functional import CellParams, input_projection, zoneout
-from .options import Variants, init_forget_bias, init_variant_parameter
+from .options import Variants
 from .registry import CellSpec, get_cell, rnn_cell
 from .regularization import dropout_mask, zoneout_masks
 from .state import check_state
+from .variant_module import VariantModule
 
 
-class _RecurrentCell:
+class _RecurrentCell(VariantModule):
     """Shared machinery of the step-wise cells (a mixin over ``torch.nn.RNNCellBase``), for any
     registered cell (:attr:`spec`)."""
 
@@ -33,32 +33,11 @@ class _RecurrentCell:
     variants: Variants
 
     def _setup_variants(self, spec: CellSpec, variants: Variants) -> None:
-        self.spec = spec
-        self.variants = variants
-        factory = {"device": self.weight_ih.device, "dtype": self.weight_ih.dtype}
-        for name, shape in spec.parameters(self.hidden_size, variants).items():
-            param = nn.Parameter(torch.empty(shape, **factory))
-            init_variant_parameter(name, param, self.hidden_size)
-            self.register_parameter(name, param)
-        if variants.forget_bias is not None and self.bias:
-            init_forget_bias(self.bias_ih, self.bias_hh, variants.forget_bias, self.hidden_size)
+        self._add_variant_parameters(spec, variants, self.weight_ih)
         self._masks: dict[str, Tensor] = {}
 
-    # ---------------------------------------------------------------- pickling
-    def __getstate__(self) -> dict[str, Any]:
-        """The module's state with its cell spec by name (a spec holds functions, which
-        ``torch.load``'s default ``weights_only=True`` does not unpickle)."""
-        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__
-        state = dict(state)
-        if isinstance(state.get("spec"), CellSpec):
-            state["spec"] = state["spec"].name
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        state = dict(state)
-        if isinstance(state.get("spec"), str):
-            state["spec"] = get_cell(state["spec"])
-        super().__setstate__(state)
+    def _parameter_suffixes(self) -> list[str]:
+        return [""]
 
     def reset_dropout_mask(self) -> None:
         """Forget the per-sequence dropout masks; the next step draws new ones."""

@@ -34,13 +34,14 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from .backends import dispatch, native
 from .functional import CellParams, StepOptions
-from .options import Variants, init_forget_bias, init_variant_parameter
+from .options import Variants
 from .registry import CellSpec, get_cell, rnn_cell
 from .regularization import drop_connect, dropout_mask, zoneout_masks
 from .state import check_lengths, check_state, zero_state
+from .variant_module import VariantModule
 
 
-class _RecurrentLayer:
+class _RecurrentLayer(VariantModule):
     """Shared machinery of the sequence layers (a mixin over ``torch.nn.RNNBase``), for any
     registered cell (:attr:`spec`)."""
 
@@ -50,37 +51,15 @@ class _RecurrentLayer:
 
     # ---------------------------------------------------------------- construction
     def _setup_variants(self, spec: CellSpec, variants: Variants, backend: str) -> None:
-        self.spec = spec
-        self.variants = variants
         self.backend = dispatch.check_backend(backend)
         dispatch.check_native(spec, variants, backend, isinstance(self, nn.RNNBase))
-        factory = {"device": self.weight_ih_l0.device, "dtype": self.weight_ih_l0.dtype}
-        shapes = spec.parameters(self.hidden_size, variants)
-        for k in range(self.num_layers):
-            for sfx in self._suffixes():
-                for name, shape in shapes.items():
-                    param = nn.Parameter(torch.empty(shape, **factory))
-                    self.register_parameter(f"{name}_l{k}{sfx}", param)
-        self._reset_variant_parameters()
-
-    # ---------------------------------------------------------------- pickling
-    def __getstate__(self) -> dict[str, Any]:
-        """The module's state with its cell spec by name (a spec holds functions, which
-        ``torch.load``'s default ``weights_only=True`` does not unpickle)."""
-        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__
-        state = dict(state)
-        if isinstance(state.get("spec"), CellSpec):
-            state["spec"] = state["spec"].name
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        state = dict(state)
-        if isinstance(state.get("spec"), str):
-            state["spec"] = get_cell(state["spec"])
-        super().__setstate__(state)
+        self._add_variant_parameters(spec, variants, self.weight_ih_l0)
 
     def _suffixes(self) -> tuple[str, ...]:
         return ("", "_reverse") if self.bidirectional else ("",)
+
+    def _parameter_suffixes(self) -> list[str]:
+        return [f"_l{k}{sfx}" for k in range(self.num_layers) for sfx in self._suffixes()]
 
     def reset_parameters(self) -> None:
         """torch.nn's initialisation (uniform(-1/sqrt(H), 1/sqrt(H)) on every weight and bias, in the
@@ -90,19 +69,6 @@ class _RecurrentLayer:
             nn.init.uniform_(getattr(self, name), -stdv, stdv)
         if getattr(self, "variants", None) is not None:
             self._reset_variant_parameters()
-
-    def _reset_variant_parameters(self) -> None:
-        for name, param in self.named_parameters():
-            init_variant_parameter(name, param, self.hidden_size)
-        if self.variants.forget_bias is not None and self.bias:
-            for k in range(self.num_layers):
-                for sfx in self._suffixes():
-                    init_forget_bias(
-                        getattr(self, f"bias_ih_l{k}{sfx}"),
-                        getattr(self, f"bias_hh_l{k}{sfx}"),
-                        self.variants.forget_bias,
-                        self.hidden_size,
-                    )
 
     def cell_params(self, layer: int, direction: int) -> CellParams:
         """The :class:`CellParams` of one layer and direction (0 forward, 1 reverse)."""
