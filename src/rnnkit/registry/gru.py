@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from ..functional import CellParams, recurrent_projection
-from .spec import CellSpec, StateSpec, layer_norm_gains, register_cell
+from .spec import CellSpec, StateSpec, layer_norm_parameters, register_cell
 
 
 def gru_step(
@@ -40,10 +40,6 @@ def _step(gx, state, p, w_hh=None, dropout_mask=None):
     return (gru_step(gx, state[0], p, w_hh, dropout_mask),)
 
 
-def _parameters(hidden: int, variants) -> dict[str, tuple[int, ...]]:
-    return layer_norm_gains(GRU, hidden) if variants.layer_norm else {}
-
-
 GRU = register_cell(
     CellSpec(
         name="gru",
@@ -52,7 +48,7 @@ GRU = register_cell(
         gates=("r", "z", "n"),
         states=(StateSpec("h", "output", zoneout="h"),),
         step=_step,
-        parameters=_parameters,
+        parameters=layer_norm_parameters(3),
         layer="GRU",
         cell="GRUCell",
         kernel="gru",

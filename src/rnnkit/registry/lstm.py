@@ -57,7 +57,7 @@ def _step(gx, state, p, w_hh=None, dropout_mask=None):
 def _parameters(hidden: int, variants) -> dict[str, tuple[int, ...]]:
     shapes: dict[str, tuple[int, ...]] = {}
     if variants.layer_norm:
-        shapes.update(layer_norm_gains(LSTM, hidden))
+        shapes.update(layer_norm_gains(4, hidden))
         shapes["layer_norm_c_weight"] = shapes["layer_norm_c_bias"] = (hidden,)
     if variants.peephole:
         shapes["peephole"] = (3, hidden)

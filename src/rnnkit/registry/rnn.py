@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from ..functional import CellParams, recurrent_projection
-from .spec import CellSpec, StateSpec, layer_norm_gains, register_cell
+from .spec import CellSpec, StateSpec, layer_norm_parameters, register_cell
 
 NONLINEARITIES = ("tanh", "relu")
 
@@ -39,10 +39,6 @@ def _relu_step(gx, state, p, w_hh=None, dropout_mask=None):
     return (rnn_step(gx, state[0], p, "relu", w_hh, dropout_mask),)
 
 
-def _parameters(hidden: int, variants) -> dict[str, tuple[int, ...]]:
-    return layer_norm_gains(RNN_TANH, hidden) if variants.layer_norm else {}
-
-
 RNN_TANH = register_cell(
     CellSpec(
         name="rnn",
@@ -51,7 +47,7 @@ RNN_TANH = register_cell(
         gates=("h",),
         states=(StateSpec("h", "output", zoneout="h"),),
         step=_tanh_step,
-        parameters=_parameters,
+        parameters=layer_norm_parameters(1),
         layer="RNN",
         cell="RNNCell",
         kernel="rnn",

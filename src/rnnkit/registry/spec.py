@@ -127,9 +127,15 @@ def cell_of(module: Any) -> CellSpec:
     return get_cell(mode)
 
 
-def layer_norm_gains(spec: CellSpec, hidden: int) -> dict[str, tuple[int, ...]]:
+def layer_norm_gains(num_gates: int, hidden: int) -> dict[str, tuple[int, ...]]:
     """The gains of the input and recurrent layer norms, ``(G*H,)`` each (Ba et al. 2016)."""
-    return {
-        "layer_norm_ih": (spec.num_gates * hidden,),
-        "layer_norm_hh": (spec.num_gates * hidden,),
-    }
+    return {"layer_norm_ih": (num_gates * hidden,), "layer_norm_hh": (num_gates * hidden,)}
+
+
+def layer_norm_parameters(num_gates: int) -> Callable[[int, Any], dict[str, tuple[int, ...]]]:
+    """``CellSpec.parameters`` of a cell whose options add only the layer-norm gains."""
+
+    def parameters(hidden: int, variants: Any) -> dict[str, tuple[int, ...]]:
+        return layer_norm_gains(num_gates, hidden) if variants.layer_norm else {}
+
+    return parameters
