@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
+import os
+import re
+import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
 
 from rnnkit import __version__
 from rnnkit.cli import main
-from rnnkit.train import read_metrics
+from rnnkit.train import latest_checkpoint, read_metrics
 
 TEXT = "".join(f"line {i}: the cat sat on the mat; the dog ate the log.\n" for i in range(120))
 TINY = ["--embed-size", "8", "--hidden-size", "16", "--batch-size", "4", "--bptt", "16"]
@@ -171,3 +177,228 @@ def test_word_level_ptb_layout_with_a_preset(tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["split"] == "test" and result["tokens"] > 0
     assert result["loss"] < math.log(len(set(words)) + 2)  # learned something beyond uniform
+
+
+# --------------------------------------------------------------------------- reliability
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A finished run (checkpoints at steps 5 and 10), copied by the tests that damage it."""
+    root = tmp_path_factory.mktemp("trained")
+    corpus = root / "corpus.txt"
+    corpus.write_text(TEXT, encoding="utf-8")
+    run = root / "run"
+    assert train(run, str(corpus), "--max-steps", "10", "--sample-length", "0") == 0
+    return run
+
+
+@pytest.fixture
+def run_copy(trained_run, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(trained_run, copy)
+    return copy
+
+
+def error_of(capsys) -> str:
+    """The error line the CLI printed last on stderr (warnings may come before it)."""
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("rnnkit: error: "), err
+    return last
+
+
+def test_sigterm_in_a_real_process_checkpoints_exits_143_and_resumes(tmp_path, corpus):
+    run = tmp_path / "run"
+    argv = [sys.executable, "-m", "rnnkit", "train", "lm", "--data", corpus, *TINY,
+            "--out", str(run), "--no-progress", "--log-every", "1", "--eval-every", "100000",
+            "--epochs", "100000", "--max-steps", "100000", "--sample-length", "0"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while not (run / "metrics.jsonl").is_file() or not (run / "metrics.jsonl").read_text():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "training did not start"
+            time.sleep(0.05)
+        assert not (run / "checkpoints").exists()  # killed before its first checkpoint
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "interrupted by SIGTERM: checkpoint saved; continue with --resume" in out
+    ckpt = latest_checkpoint(run)
+    step = json.loads((ckpt / "trainer.json").read_text())["step"]
+    assert step >= 1 and not (run / "run.lock").exists()
+    assert main(["train", "lm", "--resume", str(run), "--max-steps", str(step + 2),
+                 "--sample-length", "0"]) == 0  # fmt: skip
+    steps = [r["step"] for r in read_metrics(run / "metrics.jsonl") if r["split"] == "train"]
+    assert steps == list(range(1, step + 3))
+
+
+def test_a_diverging_run_exits_non_zero_naming_the_step(tmp_path, corpus, capsys):
+    run = tmp_path / "run"
+    code = train(run, corpus, "--lr", "1e38", "--optimizer", "sgd", "--max-steps", "40",
+                 "--sample-length", "0")  # fmt: skip
+    assert code == 1
+    err = error_of(capsys)
+    assert re.search(r"training stopped: the training loss is (nan|inf) at step \d+", err)
+    best = run / "checkpoints" / "best.json"
+    assert not best.exists() or math.isfinite(json.loads(best.read_text())["loss"])
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--lr", "inf"], "lr must be > 0 and finite, got inf"),
+        (["--lr", "nan"], "lr must be > 0 and finite, got nan"),
+        (["--clip-norm", "nan"], "clip_norm must be >= 0"),
+        (["--min-lr", "0.1", "--lr", "0.01"], "min_lr must be <= lr, got min_lr 0.1 > lr 0.01"),
+        (["--device", "gpu0"], "device must be 'auto', 'cpu', 'cuda', 'cuda:N'"),
+        (["--on-nonfinite", "ignore"], "on_nonfinite must be one of"),
+    ],
+)
+def test_bad_trainer_values_are_refused_before_anything_is_written(
+    tmp_path, corpus, capsys, flags, message
+):
+    assert train(tmp_path / "run", corpus, *flags) == 2
+    assert message in error_of(capsys)
+    assert not (tmp_path / "run").exists()
+
+
+def test_out_naming_an_existing_file_is_refused(tmp_path, corpus, capsys):
+    taken = tmp_path / "taken.txt"
+    taken.write_text("keep me")
+    assert train(taken, corpus, "--max-steps", "2") == 2
+    assert "is an existing file: expected a directory" in error_of(capsys)
+    assert taken.read_text() == "keep me"
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (
+            ["--temperature", "nan"],
+            "--temperature expects a finite number >= 0 (0: greedy), got nan",
+        ),
+        (["--temperature", "-1"], "--temperature expects a finite number >= 0 (0: greedy), got -1"),
+        (["--length", "-5"], "--length expects an integer >= 1 (tokens to sample), got -5"),
+        (["--length", "0"], "--length expects an integer >= 1"),
+        (["--top-p", "1.5"], "--top-p expects a number in (0, 1], got 1.5"),
+        (["--device", "gpu0"], "device must be 'auto'"),
+    ],
+)
+def test_bad_sample_flags_are_errors_not_empty_output(trained_run, capsys, flags, message):
+    assert main(["sample", str(trained_run), *flags]) == 2
+    assert message in error_of(capsys)
+    assert capsys.readouterr().out == ""
+
+
+def test_export_and_predict_name_a_wrong_kind_of_path(trained_run, tmp_path, capsys):
+    assert main(["export", str(trained_run), "--onnx", str(tmp_path)]) == 2
+    assert f"--onnx {tmp_path} is a directory: expected the path of a file" in error_of(capsys)
+    assert main(["export", str(trained_run), "--onnx", str(tmp_path / "no" / "m.onnx")]) == 2
+    assert "expected an existing folder" in error_of(capsys)
+    (tmp_path / "file").write_text("")
+    assert main(["predict", str(trained_run), "x", "--out", str(tmp_path / "file")]) == 2
+    assert "is an existing file: expected a directory" in error_of(capsys)
+
+
+def test_trainer_json_without_config_is_named(run_copy, capsys):
+    for ckpt in (run_copy / "checkpoints").glob("step-*"):
+        (ckpt / "manifest.json").unlink()  # an older, unverified checkpoint
+        meta = json.loads((ckpt / "trainer.json").read_text())
+        del meta["config"]
+        (ckpt / "trainer.json").write_text(json.dumps(meta))
+    assert main(["train", "lm", "--resume", str(run_copy), "--max-steps", "12"]) == 2
+    assert "trainer.json has no 'config': expected the trainer settings" in error_of(capsys)
+
+
+def test_task_json_without_vocab_is_named(run_copy, capsys):
+    task = json.loads((run_copy / "task.json").read_text())
+    del task["vocab"]
+    (run_copy / "task.json").write_text(json.dumps(task))
+    for command in (["evaluate", str(run_copy)], ["sample", str(run_copy)]):
+        assert main(command) == 2
+        assert "task.json has no 'vocab' entry" in error_of(capsys)
+
+
+def test_a_reordered_vocabulary_is_refused(run_copy, capsys):
+    task = json.loads((run_copy / "task.json").read_text())
+    tokens = task["vocab"]["tokens"]
+    tokens[-1], tokens[-2] = tokens[-2], tokens[-1]
+    (run_copy / "task.json").write_text(json.dumps(task))
+    assert main(["sample", str(run_copy), "--length", "5"]) == 2
+    assert "the task's 'vocab' differ from what checkpoint" in error_of(capsys)
+    assert main(["train", "lm", "--resume", str(run_copy), "--max-steps", "12"]) == 2
+    assert "'vocab' differ" in error_of(capsys)
+
+
+def test_resume_into_another_out_directory_is_refused(run_copy, tmp_path, capsys):
+    other = tmp_path / "elsewhere"
+    argv = ["train", "lm", "--resume", str(run_copy), "--out", str(other), "--max-steps", "12"]
+    assert main(argv) == 2
+    assert f"--resume {run_copy} continues that run in place" in error_of(capsys)
+    assert not other.exists()
+    argv = ["train", "lm", "--resume", str(run_copy), "--out", f"{run_copy}/", "--max-steps", "11",
+            "--sample-length", "0"]  # fmt: skip
+    assert main(argv) == 0  # --out naming the same run is fine
+
+
+def test_resume_skips_a_damaged_latest_checkpoint(run_copy, capsys, caplog):
+    weights = run_copy / "checkpoints" / "step-000010" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    argv = ["train", "lm", "--resume", str(run_copy), "--max-steps", "12", "--sample-length", "0"]
+    with caplog.at_level("WARNING", logger="rnnkit.train.checkpoint"):
+        assert main(argv) == 0
+    assert "skipping damaged checkpoint" in caplog.text and "step-000010" in caplog.text
+    assert "model.safetensors is damaged" in caplog.text
+    assert "stopped (max_steps) at step 12" in capsys.readouterr().out
+    steps = [r["step"] for r in read_metrics(run_copy / "metrics.jsonl") if r["split"] == "train"]
+    assert steps == list(range(1, 13))  # steps 6-10 were redone from step 5
+
+
+def test_a_full_disk_during_a_checkpoint_is_a_clear_error(tmp_path, corpus, capsys, monkeypatch):
+    import rnnkit.train.checkpoint as ckpt_mod
+
+    real_write, writes = ckpt_mod.write_bytes, []
+
+    def full_after_one_checkpoint(path, data):
+        if path.name == "model.safetensors":
+            writes.append(path)
+            if len(writes) == 2:
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(path, data)
+
+    monkeypatch.setattr(ckpt_mod, "write_bytes", full_after_one_checkpoint)
+    run = tmp_path / "run"
+    assert train(run, corpus, "--max-steps", "20", "--sample-length", "0") == 1
+    err = error_of(capsys)
+    assert "could not write checkpoint" in err and "step-000010" in err
+    assert "(the disk is full)" in err and "previous checkpoint" in err and "step-000005" in err
+    assert latest_checkpoint(run).name == "step-000005"
+    assert not (run / "run.lock").exists()
+
+
+def test_a_run_in_use_by_another_process_is_refused(run_copy, capsys):
+    import rnnkit.train.lock as lock_mod
+
+    hold = ("import importlib.util, sys, time\n"
+            "spec = importlib.util.spec_from_file_location('lock', sys.argv[1])\n"
+            "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
+            "m.RunLock(sys.argv[2]).acquire(); print('ready', flush=True); time.sleep(30)")  # fmt: skip
+    holder = subprocess.Popen([sys.executable, "-c", hold, lock_mod.__file__, str(run_copy)],
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        assert main(["train", "lm", "--resume", str(run_copy), "--max-steps", "12"]) == 1
+        assert f"is in use by pid {holder.pid}" in error_of(capsys)
+    finally:
+        holder.kill()
+        holder.wait()

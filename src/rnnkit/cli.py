@@ -10,6 +10,11 @@
 Every field of the task's config dataclass and of :class:`rnnkit.train.TrainerConfig` is a flag
 (``hidden_size`` -> ``--hidden-size``; booleans as ``--layer-norm/--no-layer-norm``). Precedence:
 dataclass defaults < ``--preset`` (or the task's default preset) < flags given on the command line.
+
+Errors print ``rnnkit: error: ...`` (no traceback) and exit 2 for bad input (flags, files, a damaged
+or mismatched run) or 1 when the run itself failed (divergence, a locked run, a full disk). A run
+stopped by SIGINT, SIGTERM or SIGHUP writes a checkpoint and exits 128 + the signal's number.
+``--resume RUN_DIR`` continues that run in place: ``--out`` naming another directory is refused.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -163,22 +169,15 @@ def _setup_logging(verbose: bool) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    from .tasks.base import get_task_class, load_task, read_task_file, save_task_file
-    from .train import Trainer, TrainerConfig, load_checkpoint, resolve_checkpoint
+    from .tasks.base import get_task_class, save_task_file
+    from .train import RunInterrupted, Trainer, TrainerConfig
 
     cls = get_task_class(args.task)
     task_flags, trainer_flags = _given(args, "task."), _given(args, "trainer.")
+    resume_from = None
     if args.resume:
         run_dir = Path(args.resume)
-        saved = read_task_file(run_dir)
-        if saved["task"] != args.task:
-            raise ValueError(f"{run_dir} holds a {saved['task']!r} run, not {args.task!r}")
-        if task_flags or args.preset:
-            raise ValueError("a resumed run keeps its task settings; drop the task flags/--preset")
-        task = load_task(run_dir)
-        meta = load_checkpoint(resolve_checkpoint(run_dir, "latest")).meta
-        trainer_cfg = TrainerConfig.from_dict({**meta["config"], **trainer_flags,
-                                               "out_dir": str(run_dir)})  # fmt: skip
+        task, trainer_cfg, resume_from = _resumed_run(args, run_dir, task_flags, trainer_flags)
     else:
         preset = args.preset or getattr(cls, "default_preset", lambda flags: None)(task_flags)
         task_over, trainer_over = cls.PRESETS[preset] if preset else ({}, {})
@@ -196,13 +195,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     say = print if main_rank else (lambda *a, **k: None)
     say(f"rnnkit {__version__}: training {args.task} -> {run_dir}", flush=True)
     with logging_redirect_tqdm():
-        trainer = Trainer(task, trainer_cfg, resume=run_dir if args.resume else None)
-        if not args.resume and main_rank:
-            save_task_file(run_dir, task)
         try:
-            result = trainer.fit()
-        except KeyboardInterrupt:
-            say(f"\ninterrupted: checkpoint saved; continue with --resume {run_dir}")
+            with Trainer(task, trainer_cfg, resume=resume_from) as trainer:
+                if not args.resume and main_rank:
+                    save_task_file(run_dir, task)
+                result = trainer.fit()
+        except RunInterrupted as e:
+            say(f"\n{_interrupted_message(e, run_dir)}")
+            return e.exit_code
+        except KeyboardInterrupt:  # before the trainer's handler was installed
+            say(f"\ninterrupted; {_resume_hint(run_dir)}")
             return 130
     valid = result.get("valid") or {}
     summary = ", ".join(f"{k} {v:.4f}" for k, v in valid.items() if isinstance(v, float))
@@ -215,15 +217,93 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _resumed_run(
+    args: argparse.Namespace, run_dir: Path, task_flags: dict, trainer_flags: dict
+) -> tuple[Any, Any, Path]:
+    """(task, trainer config, checkpoint to resume from) of ``--resume RUN_DIR``: the task and
+    settings saved in the run, the trainer flags given now on top."""
+    from .tasks.base import read_task_file
+    from .train import CheckpointError, TrainerConfig, load_newest_intact
+
+    out = trainer_flags.pop("out_dir", None)
+    if out is not None and Path(out).resolve() != run_dir.resolve():
+        raise ValueError(
+            f"--resume {run_dir} continues that run in place, but --out names another directory, "
+            f"{out}. To branch the run, copy {run_dir} to {out} first, then --resume {out}"
+        )
+    saved = read_task_file(run_dir)
+    if saved.get("task") != args.task:
+        raise ValueError(f"{run_dir} holds a {saved.get('task')!r} run, not {args.task!r}")
+    if task_flags or args.preset:
+        raise ValueError("a resumed run keeps its task settings; drop the task flags/--preset")
+    task = _load_task(run_dir)
+    ckpt = load_newest_intact(run_dir)  # a damaged latest checkpoint is skipped with a warning
+    config = ckpt.meta.get("config")
+    if not isinstance(config, dict):
+        raise CheckpointError(
+            f"{ckpt.path / 'trainer.json'} has no 'config': expected the trainer settings (a "
+            f"dict of TrainerConfig fields) the run was trained with, got {config!r}"
+        )
+    trainer_cfg = TrainerConfig.from_dict({**config, **trainer_flags, "out_dir": str(run_dir)})
+    return task, trainer_cfg, ckpt.path
+
+
+def _resume_hint(run_dir: Path) -> str:
+    from .train import latest_checkpoint
+
+    if latest_checkpoint(run_dir) is None:
+        return f"no checkpoint was written to {run_dir}"
+    return f"continue with --resume {run_dir}"
+
+
+def _interrupted_message(e: Any, run_dir: Path) -> str:
+    from .train.signals import signal_name
+
+    name = signal_name(e.signum)
+    if e.checkpoint is not None:
+        return f"interrupted by {name}: checkpoint saved; continue with --resume {run_dir}"
+    return f"interrupted by {name} before a checkpoint could be written; {_resume_hint(run_dir)}"
+
+
+def _load_task(run_dir: str | Path, **overrides: Any) -> Any:
+    """``load_task``, with a message naming what task.json lacks instead of a KeyError."""
+    from .tasks.base import TASK_FILE, load_task, read_task_file
+
+    path = Path(run_dir) / TASK_FILE
+    saved = read_task_file(run_dir)
+    if not isinstance(saved, dict) or "task" not in saved:
+        raise ValueError(f"{path} has no 'task' entry: expected the task's name, config and state")
+    try:
+        return load_task(run_dir, **overrides)
+    except KeyError as e:
+        raise ValueError(
+            f"{path} has no {e.args[0]!r} entry: expected the task's saved state (its config and, "
+            "for text tasks, its vocabulary) as 'rnnkit train' writes it"
+        ) from e
+
+
 def _load_run(run_dir: str, which: str, device: str, **overrides: Any):
-    from .tasks.base import load_task
-    from .train.checkpoint import load_model_weights, resolve_checkpoint
+    """(task, model in eval mode on ``device``) of a run's best or latest checkpoint, after
+    checking that task.json is the one the checkpoint was trained with (its config may differ
+    when ``overrides`` are given)."""
+    from .tasks.base import read_task_file
+    from .train.checkpoint import (
+        check_task_state,
+        load_model_weights,
+        read_checkpoint_meta,
+        resolve_checkpoint,
+    )
     from .train.distributed import resolve_device
 
-    task = load_task(run_dir, **overrides)
+    target = resolve_device(device)
+    task = _load_task(run_dir, **overrides)
+    checkpoint = resolve_checkpoint(run_dir, which)
+    state = {k: v for k, v in read_task_file(run_dir).items() if k != "task"}
+    overridden = ("config",) if any(v is not None for v in overrides.values()) else ()
+    check_task_state(checkpoint, read_checkpoint_meta(checkpoint), state, ignore=overridden)
     model = task.build_model()
-    load_model_weights(resolve_checkpoint(run_dir, which), model)
-    return task, model.to(resolve_device(device)).eval()
+    load_model_weights(checkpoint, model)
+    return task, model.to(target).eval()
 
 
 def evaluate_run(task: Any, model: Any, split: str) -> dict[str, Any]:
@@ -251,7 +331,37 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_sample_args(args: argparse.Namespace) -> None:
+    if args.length < 1:
+        raise ValueError(f"--length expects an integer >= 1 (tokens to sample), got {args.length}")
+    if not (math.isfinite(args.temperature) and args.temperature >= 0):
+        raise ValueError(
+            f"--temperature expects a finite number >= 0 (0: greedy), got {args.temperature}"
+        )
+    if args.top_k is not None and args.top_k < 1:
+        raise ValueError(f"--top-k expects an integer >= 1, got {args.top_k}")
+    if args.top_p is not None and not 0 < args.top_p <= 1:
+        raise ValueError(f"--top-p expects a number in (0, 1], got {args.top_p}")
+
+
+def _check_output_file(flag: str, path: str) -> None:
+    target = Path(path)
+    if target.is_dir():
+        raise ValueError(
+            f"{flag} {path} is a directory: expected the path of a file to write, such as "
+            f"{target / 'model.onnx'}"
+        )
+    if not target.parent.is_dir():
+        raise ValueError(f"{flag} {path}: expected an existing folder, {target.parent} is not one")
+
+
+def _check_output_dir(flag: str, path: str) -> None:
+    if Path(path).exists() and not Path(path).is_dir():
+        raise ValueError(f"{flag} {path} is an existing file: expected a directory")
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
+    _check_sample_args(args)
     task, model = _load_run(args.run_dir, args.checkpoint, args.device)
     if not hasattr(task, "generate"):
         raise SystemExit(f"task {task.name!r} does not generate text; use 'rnnkit predict'")
@@ -261,6 +371,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    if args.out:
+        _check_output_dir("--out", args.out)
     task, model = _load_run(args.run_dir, args.checkpoint, args.device)
     predict = getattr(task, "predict", None)
     if predict is None:
@@ -276,6 +388,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    _check_output_file("--onnx", args.onnx)
     task, model = _load_run(args.run_dir, args.checkpoint, "cpu")
     export = getattr(task, "export_onnx", None)
     if export is None:
@@ -310,11 +423,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
+    from .train import DivergenceError, RunLockError
+
     try:
         return COMMANDS[args.command](args)
     except (ValueError, TypeError, FileNotFoundError, ImportError) as e:
-        print(f"rnnkit {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        return _error(e, 2)  # bad input: flags, files, a damaged or mismatched run
+    except (DivergenceError, RunLockError, OSError) as e:
+        return _error(e, 1)  # the run failed: divergence, a locked run, a full disk
+
+
+def _error(e: BaseException, code: int) -> int:
+    print(f"rnnkit: error: {e}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -2,9 +2,10 @@
 
 Truncated BPTT with carried, detached state; gradient clipping; SGD/Adam/AdamW with constant,
 plateau (step decay) or cosine-with-warm-up schedules; evaluation, early stopping and a time budget;
-a progress bar, ``metrics.jsonl`` and ``curves.png``; atomic, pickle-free checkpoints with exact
-resume; DDP data parallelism under ``torchrun``. The trainer knows tasks only through
-``TrainableTask``.
+a progress bar, ``metrics.jsonl`` and ``curves.png``; atomic, pickle-free, checksummed checkpoints
+with exact resume; a stop on non-finite losses; SIGINT/SIGTERM/SIGHUP handling and periodic
+checkpoints; one writer per run directory; DDP data parallelism under ``torchrun``. The trainer
+knows tasks only through ``TrainableTask``. See docs/reliability.md for what it guarantees.
 
 Example::
 
@@ -18,20 +19,26 @@ Example::
 from __future__ import annotations
 
 from .checkpoint import (
+    CheckpointCorrupt,
     CheckpointError,
+    CheckpointWriteError,
     LoadedCheckpoint,
     best_checkpoint,
     latest_checkpoint,
     list_checkpoints,
     load_checkpoint,
     load_model_weights,
+    load_newest_intact,
     prune_checkpoints,
     resolve_checkpoint,
     save_checkpoint,
+    verify_checkpoint,
 )
 from .config import TrainerConfig
 from .distributed import DistributedContext, default_shard
+from .divergence import DivergenceError
 from .evaluation import move_to_device
+from .lock import RunLock, RunLockError
 from .metrics import RunningMean, bits_per_char, perplexity
 from .optim import (
     ConstantSchedule,
@@ -42,17 +49,24 @@ from .optim import (
 )
 from .progress import MetricsLog, plot_curves, read_metrics
 from .rng import capture_rng_state, restore_rng_state, seed_everything
+from .signals import RunInterrupted
 from .task_protocol import TrainableTask
 from .trainer import Trainer
 
 __all__ = [
+    "CheckpointCorrupt",
     "CheckpointError",
+    "CheckpointWriteError",
     "ConstantSchedule",
     "CosineSchedule",
     "DistributedContext",
+    "DivergenceError",
     "LoadedCheckpoint",
     "MetricsLog",
     "PlateauSchedule",
+    "RunInterrupted",
+    "RunLock",
+    "RunLockError",
     "RunningMean",
     "TrainableTask",
     "Trainer",
@@ -67,6 +81,7 @@ __all__ = [
     "list_checkpoints",
     "load_checkpoint",
     "load_model_weights",
+    "load_newest_intact",
     "move_to_device",
     "perplexity",
     "plot_curves",
@@ -76,4 +91,5 @@ __all__ = [
     "restore_rng_state",
     "save_checkpoint",
     "seed_everything",
+    "verify_checkpoint",
 ]

@@ -8,17 +8,25 @@ Layout of a run directory::
                                the metadata)
         optimizer.safetensors  optimizer state tensors, named by path ("optimizer.state.0.step")
         state.safetensors      per-rank tensors: torch/CUDA RNG states (uint8), carried hidden state
-        trainer.json           step, data position, schedule, best metric, configs, task state,
-                               Python/NumPy RNG states, and the structure that rebuilds the
-                               optimizer state dict and the per-rank state around the tensors
+        trainer.json           step, data position, schedule, best metric, configs, task state
+                               (and a sha256 of each of its entries), Python/NumPy RNG states, and
+                               the structure that rebuilds the optimizer state dict and the
+                               per-rank state around the tensors
+        manifest.json          sha256 and size of the four files above, written last
       latest.json              {"path": "step-000120", "step": 120}
       best.json                the checkpoint with the best validation loss (kept by pruning)
 
 Writes are atomic: every file goes into a temporary directory beside the final one, is fsynced, and
 the directory is renamed into place; only then is ``latest.json`` replaced (temporary file +
-``os.replace``). A crash at any point leaves the previous checkpoint and pointer intact. Loading
-checks that all files exist and that keys and shapes match the model and optimizer, raising
-``CheckpointError`` naming the file and the key -- there is no partial load.
+``os.replace``). A crash at any point leaves the previous checkpoint and pointer intact; a failed
+write (a full disk) raises ``CheckpointWriteError`` saying so.
+
+Loading checks that all files exist, that they match the manifest's checksums (a checkpoint without
+a manifest, as written before it existed, loads as unverified), and that keys and shapes match the
+model and optimizer, raising ``CheckpointError`` naming the file and the key -- there is no partial
+load. Damage (a missing, unreadable or altered file) is a ``CheckpointCorrupt``; resuming a run
+(``load_newest_intact``) then falls back to the newest intact checkpoint with a warning. The pointer
+files only ever name a ``step-NNNNNN`` folder inside their own ``checkpoints/``.
 
 Nested state (the optimizer's state dict, RNG states, the carried hidden state) is split into JSON
 and tensors by ``tree.encode_tree``.
@@ -26,6 +34,8 @@ and tensors by ``tree.encode_tree``.
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import logging
 import os
@@ -53,7 +63,11 @@ MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
 STATE_FILE = "state.safetensors"
 META_FILE = "trainer.json"
+MANIFEST_FILE = "manifest.json"
+MANIFEST_FORMAT = "rnnkit-checkpoint-manifest"
 FILES = (MODEL_FILE, OPTIMIZER_FILE, STATE_FILE, META_FILE)
+TENSOR_FILES = (MODEL_FILE, OPTIMIZER_FILE, STATE_FILE)
+TASK_DIGEST_KEY = "task_digest"
 _ALIASES_KEY = "rnnkit.aliases"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 
@@ -62,7 +76,39 @@ class CheckpointError(ValueError):
     """A checkpoint is missing, incomplete, corrupt, or does not match the model/optimizer."""
 
 
-def _write_safetensors(path: Path, tensors: dict[str, Tensor], metadata: dict[str, str]) -> None:
+class CheckpointCorrupt(CheckpointError):
+    """A checkpoint is damaged: a file is missing, unreadable, or differs from its checksum."""
+
+
+class CheckpointWriteError(OSError):
+    """Writing a checkpoint failed (a full disk, a lost mount...); the previous one is intact.
+    ``errno`` is the original error's."""
+
+    def __init__(self, message: str, errno_: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno_
+
+
+def _digest(data: bytes) -> dict[str, Any]:
+    return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+
+
+def _file_digest(path: Path) -> dict[str, Any]:
+    h, size = hashlib.sha256(), 0
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+                size += len(chunk)
+    except OSError as e:
+        raise CheckpointCorrupt(f"cannot read {path}: {e}") from e
+    return {"sha256": h.hexdigest(), "bytes": size}
+
+
+def _write_safetensors(
+    path: Path, tensors: dict[str, Tensor], metadata: dict[str, str]
+) -> dict[str, Any]:
+    """Write the file; returns its digest (sha256 and size)."""
     # safetensors refuses tensors that share memory (views of one buffer, e.g. an LSTM's (h, c)
     # cut from one tensor): copy all but the first user of each storage.
     seen: set[int] = set()
@@ -72,7 +118,9 @@ def _write_safetensors(path: Path, tensors: dict[str, Tensor], metadata: dict[st
             tensors[name] = t.clone()
         seen.add(ptr)
     # Never empty metadata: safetensors 0.8 writes an unreadable header for ({}, {}).
-    write_bytes(path, safetensors_save(tensors, metadata={"format": "pt", **metadata}))
+    data = safetensors_save(tensors, metadata={"format": "pt", **metadata})
+    write_bytes(path, data)
+    return _digest(data)
 
 
 # --------------------------------------------------------------------------- model tensors
@@ -100,29 +148,153 @@ def _model_tensors(model: nn.Module) -> tuple[dict[str, Tensor], dict[str, str]]
     return tensors, aliases
 
 
-def _read_safetensors(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
+def _read_safetensors(
+    path: Path, header_only: bool = False
+) -> tuple[dict[str, Tensor], dict[str, str]]:
+    """``(tensors, metadata)`` of a file; ``header_only``: no tensors, only a readable header that
+    covers the whole file (which is what a truncated file lacks)."""
     if not path.is_file():
-        raise CheckpointError(f"checkpoint file {path} is missing")
+        raise CheckpointCorrupt(f"checkpoint file {path} is missing")
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             metadata = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no iter)
+            names = list(f.keys())
+            tensors = {} if header_only else {k: f.get_tensor(k) for k in names}
     except Exception as e:  # SafetensorError, OSError, ...
-        raise CheckpointError(f"cannot read {path}: {e}") from e
+        raise CheckpointCorrupt(f"cannot read {path}: {e}") from e
     return tensors, metadata
 
 
-def load_model_weights(checkpoint: str | os.PathLike, model: nn.Module) -> None:
-    """Load ``model.safetensors`` from a checkpoint directory into ``model`` (strict).
+# --------------------------------------------------------------------------- checksums
 
-    Raises CheckpointError naming the file and the first missing, unexpected or mis-shaped key.
+
+def read_manifest(checkpoint: str | os.PathLike) -> dict[str, dict[str, Any]] | None:
+    """``{file name: {"sha256", "bytes"}}`` from a checkpoint's manifest.json; None when it has
+    none (written before manifests existed). CheckpointCorrupt when it is unreadable."""
+    path = Path(checkpoint) / MANIFEST_FILE
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointCorrupt(f"cannot read {path}: {e}") from e
+    if not _is_manifest(doc):
+        raise CheckpointCorrupt(
+            f"{path} is not a checkpoint manifest: expected {{'format': {MANIFEST_FORMAT!r}, "
+            "'files': {name: {'sha256', 'bytes'}}}"
+        )
+    return doc["files"]
+
+
+def _is_manifest(doc: Any) -> bool:
+    if not isinstance(doc, dict) or doc.get("format") != MANIFEST_FORMAT:
+        return False
+    files = doc.get("files")
+    return isinstance(files, dict) and all(
+        isinstance(v, dict) and isinstance(v.get("sha256"), str) and isinstance(v.get("bytes"), int)
+        for v in files.values()
+    )
+
+
+def verify_checkpoint(checkpoint: str | os.PathLike, files: tuple[str, ...] = FILES) -> bool:
+    """Check ``files`` of a checkpoint against its manifest: True when they match, False when
+    there is no manifest to check against (logged at debug level: 'unverified').
+
+    Raises CheckpointCorrupt naming the file whose size or sha256 differs from the record.
     """
-    path = Path(checkpoint) / MODEL_FILE
+    path = Path(checkpoint)
+    manifest = read_manifest(path)
+    if manifest is None:
+        logger.debug("checkpoint %s has no %s: its files are unverified", path, MANIFEST_FILE)
+        return False
+    for name in files:
+        want = manifest.get(name)
+        if want is None:
+            raise CheckpointCorrupt(f"{path / MANIFEST_FILE} records no checksum for {name}")
+        if not (path / name).is_file():
+            raise CheckpointCorrupt(f"checkpoint {path} is incomplete: {name} is missing")
+        got = _file_digest(path / name)
+        if got["bytes"] != want["bytes"]:
+            raise CheckpointCorrupt(
+                f"{path / name} is damaged: {got['bytes']} bytes, the manifest records "
+                f"{want['bytes']} (truncated or overwritten)"
+            )
+        if got["sha256"] != want["sha256"]:
+            raise CheckpointCorrupt(
+                f"{path / name} is damaged: its sha256 is {got['sha256'][:16]}..., the manifest "
+                f"records {want['sha256'][:16]}... (altered after it was written)"
+            )
+    return True
+
+
+def _write_manifest(directory: Path, digests: dict[str, dict[str, Any]]) -> None:
+    document = {"format": MANIFEST_FORMAT, "version": 1, "algorithm": "sha256", "files": digests}
+    write_bytes(directory / MANIFEST_FILE, json.dumps(document, indent=1).encode("utf-8"))
+
+
+# --------------------------------------------------------------------------- task state
+
+
+def task_digest(state: dict[str, Any]) -> dict[str, str]:
+    """sha256 of each top-level entry of a task's state (its canonical JSON): ``{"config": ...,
+    "vocab": ...}``. Recorded in checkpoints to catch an edited or replaced task.json."""
+    return {
+        str(k): hashlib.sha256(
+            json.dumps(v, sort_keys=True, separators=(",", ":")).encode("utf-8")
+        ).hexdigest()
+        for k, v in state.items()
+    }
+
+
+def check_task_state(
+    checkpoint: str | os.PathLike,
+    meta: dict[str, Any],
+    state: dict[str, Any],
+    ignore: tuple[str, ...] = (),
+) -> None:
+    """CheckpointError unless the task ``state`` (e.g. task.json's) is the one the checkpoint was
+    trained with, entry by entry (``ignore``: entries allowed to differ, such as a config given
+    overrides). Uses the checkpoint's recorded digest, else its stored task state; neither:
+    unverified (debug log)."""
+    recorded = meta.get(TASK_DIGEST_KEY)
+    if recorded is None and isinstance(meta.get("task"), dict):
+        recorded = task_digest(meta["task"])
+    if not isinstance(recorded, dict):
+        logger.debug("checkpoint %s records no task state: task settings unverified", checkpoint)
+        return
+    current = task_digest(state)
+    changed = sorted(
+        k
+        for k in set(recorded) | set(current)
+        if k not in ignore and recorded.get(k) != current.get(k)
+    )
+    if changed:
+        raise CheckpointError(
+            f"the task's {', '.join(repr(k) for k in changed)} differ from what checkpoint "
+            f"{checkpoint} was trained with (task.json edited or replaced?): a reordered or changed "
+            "vocabulary would map every token to another embedding. Restore the run's task.json, "
+            "or start a new run"
+        )
+
+
+def load_model_weights(checkpoint: str | os.PathLike, model: nn.Module) -> None:
+    """Load ``model.safetensors`` from a checkpoint directory into ``model`` (strict), after
+    checking it against the manifest's checksum.
+
+    Raises CheckpointError naming the file and the first missing, unexpected or mis-shaped key;
+    CheckpointCorrupt when the file is damaged.
+    """
+    verify_checkpoint(checkpoint, (MODEL_FILE,))
+    _load_model_weights(Path(checkpoint), model)
+
+
+def _load_model_weights(checkpoint: Path, model: nn.Module) -> None:
+    path = checkpoint / MODEL_FILE
     tensors, metadata = _read_safetensors(path)
     try:
         aliases = json.loads(metadata.get(_ALIASES_KEY, "{}"))
     except json.JSONDecodeError as e:
-        raise CheckpointError(f"{path}: corrupt {_ALIASES_KEY} metadata: {e}") from e
+        raise CheckpointCorrupt(f"{path}: corrupt {_ALIASES_KEY} metadata: {e}") from e
     for alias, name in aliases.items():
         if name not in tensors:
             raise CheckpointError(f"{path}: alias {alias!r} points to missing key {name!r}")
@@ -204,7 +376,7 @@ def _decode(skeleton: Any, tensors: dict[str, Tensor], source: Path) -> Any:
     try:
         return decode_tree(skeleton, tensors, str(source))
     except (ValueError, TypeError, KeyError) as e:
-        raise CheckpointError(f"{source} does not match {META_FILE}: {e}") from e
+        raise CheckpointCorrupt(f"{source} does not match {META_FILE}: {e}") from e
 
 
 def step_dir_name(step: int) -> str:
@@ -232,53 +404,105 @@ def save_checkpoint(
         best: when given, ``best.json`` points at this checkpoint with these fields (e.g. the loss).
     Returns:
         The checkpoint directory.
+    Raises:
+        CheckpointWriteError: a write failed (e.g. the disk is full); the message says which
+            checkpoint is still intact.
     """
     root = Path(run_dir) / "checkpoints"
-    root.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(root)
     name = step_dir_name(step)
     final = root / name
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=root))
+    previous = latest_checkpoint(run_dir) if root.is_dir() else None
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temporaries(root)
+        _write_step_dir(root, final, model, optimizer, {**meta, "step": step}, ranks)
+    except OSError as e:
+        raise _write_error(final, previous, e) from e
+    try:
+        write_json_atomic(root / "latest.json", {"path": name, "step": step})
+        if best is not None:
+            write_json_atomic(root / "best.json", {"path": name, "step": step, **best})
+    except OSError as e:
+        raise CheckpointWriteError(
+            f"checkpoint {final} was written but its pointer could not be updated: {e}"
+            f"{_full_disk_hint(e)}; the pointers still name the previous checkpoints, which are "
+            "intact",
+            e.errno,
+        ) from e
+    if keep_last is not None:
+        prune_checkpoints(run_dir, keep_last)
+    logger.info("saved checkpoint %s", final)
+    return final
+
+
+def _write_step_dir(
+    root: Path,
+    final: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    meta: dict[str, Any],
+    ranks: list[Any],
+) -> None:
+    """Every file into a temporary directory (the manifest last), fsynced, then renamed to
+    ``final``; on any error the temporary directory is removed and ``final`` left as it was."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=root))
     old: Path | None = None
     try:
+        digests = {}
         model_tensors, aliases = _model_tensors(model)
-        _write_safetensors(tmp / MODEL_FILE, model_tensors, {_ALIASES_KEY: json.dumps(aliases)})
+        digests[MODEL_FILE] = _write_safetensors(
+            tmp / MODEL_FILE, model_tensors, {_ALIASES_KEY: json.dumps(aliases)}
+        )
         opt_skeleton, opt_tensors = encode_tree(optimizer.state_dict(), "optimizer")
-        _write_safetensors(tmp / OPTIMIZER_FILE, opt_tensors, {})
+        digests[OPTIMIZER_FILE] = _write_safetensors(tmp / OPTIMIZER_FILE, opt_tensors, {})
         rank_skeletons, state_tensors = [], {}
         for r, rank_state in enumerate(ranks):
             skeleton, tensors = encode_tree(rank_state, f"rank{r}")
             rank_skeletons.append(skeleton)
             state_tensors.update(tensors)
-        _write_safetensors(tmp / STATE_FILE, state_tensors, {})
+        digests[STATE_FILE] = _write_safetensors(tmp / STATE_FILE, state_tensors, {})
         document = {
             "format": FORMAT,
             "version": VERSION,
             **meta,
-            "step": step,
             "optimizer_class": type(optimizer).__name__,
             "optimizer": opt_skeleton,
             "ranks": rank_skeletons,
         }
-        write_bytes(tmp / META_FILE, json.dumps(document, indent=1).encode("utf-8"))
+        data = json.dumps(document, indent=1).encode("utf-8")
+        write_bytes(tmp / META_FILE, data)
+        digests[META_FILE] = _digest(data)
+        _write_manifest(tmp, digests)
         fsync_dir(tmp)
         if final.exists():  # re-saving a step (e.g. the final save right after a resume)
-            old = root / f".old-{name}-{uuid.uuid4().hex[:8]}"
+            old = root / f".old-{final.name}-{uuid.uuid4().hex[:8]}"
             os.replace(final, old)
         os.replace(tmp, final)
         fsync_dir(root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and not final.exists():
+            os.replace(old, final)
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-    write_json_atomic(root / "latest.json", {"path": name, "step": step})
-    if best is not None:
-        write_json_atomic(root / "best.json", {"path": name, "step": step, **best})
-    if keep_last is not None:
-        prune_checkpoints(run_dir, keep_last)
-    logger.info("saved checkpoint %s", final)
-    return final
+
+
+def _full_disk_hint(e: OSError) -> str:
+    return " (the disk is full)" if e.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+
+
+def _write_error(final: Path, previous: Path | None, e: OSError) -> CheckpointWriteError:
+    kept = (
+        f"the previous checkpoint {previous} is intact"
+        if previous is not None
+        else "no earlier checkpoint exists"
+    )
+    return CheckpointWriteError(
+        f"could not write checkpoint {final}: {e}{_full_disk_hint(e)}; nothing was replaced and "
+        f"{kept}",
+        e.errno,
+    )
 
 
 def _remove_stale_temporaries(root: Path) -> None:
@@ -301,19 +525,35 @@ def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
     found = []
     for p in root.iterdir():
         m = _STEP_DIR.match(p.name)
-        if m and p.is_dir() and all((p / f).is_file() for f in FILES):
+        if m and _inside(root, p) and p.is_dir() and all((p / f).is_file() for f in FILES):
             found.append((int(m.group(1)), p))
     return [p for _, p in sorted(found)]
 
 
+def _inside(root: Path, target: Path) -> bool:
+    """Whether ``target`` (symbolic links resolved) is a direct child of ``root``."""
+    return target.resolve().parent == root.resolve()
+
+
 def _read_pointer(root: Path, name: str) -> Path | None:
+    """The step directory a pointer file names, or None (with a warning) when it is unreadable,
+    names anything but a ``step-NNNNNN`` folder of ``root``, or that folder is incomplete."""
     pointer = root / name
     if not pointer.is_file():
         return None
     try:
-        target = root / json.loads(pointer.read_text(encoding="utf-8"))["path"]
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        relative = json.loads(pointer.read_text(encoding="utf-8"))["path"]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as e:
         logger.warning("ignoring unreadable %s: %s", pointer, e)
+        return None
+    target = root / relative if isinstance(relative, str) else None
+    if target is None or not _STEP_DIR.match(relative) or not _inside(root, target):
+        logger.warning(
+            "ignoring %s: it names %r, expected a step-NNNNNN folder inside %s",
+            pointer,
+            relative,
+            root,
+        )
         return None
     if not all((target / f).is_file() for f in FILES):
         logger.warning("%s points to incomplete %s", pointer, target)
@@ -368,6 +608,26 @@ def prune_checkpoints(run_dir: str | os.PathLike, keep_last: int) -> None:
             shutil.rmtree(p, ignore_errors=True)
 
 
+def _read_meta(path: Path) -> dict[str, Any]:
+    meta_path = path / META_FILE
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointCorrupt(f"cannot read {meta_path}: {e}") from e
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointCorrupt(f"{meta_path} is not an rnnkit checkpoint (format {FORMAT!r})")
+    if meta.get("version") != VERSION:
+        raise CheckpointError(f"{meta_path}: version {meta.get('version')}, expected {VERSION}")
+    return meta
+
+
+def read_checkpoint_meta(checkpoint: str | os.PathLike) -> dict[str, Any]:
+    """trainer.json of a checkpoint directory, checked against the manifest (when it has one)."""
+    path = Path(checkpoint)
+    verify_checkpoint(path, (META_FILE,))
+    return _read_meta(path)
+
+
 def load_checkpoint(
     checkpoint: str | os.PathLike,
     model: nn.Module | None = None,
@@ -375,30 +635,27 @@ def load_checkpoint(
 ) -> LoadedCheckpoint:
     """Read a checkpoint directory (or the latest one of a run directory).
 
-    Loads the weights into ``model`` and the state into ``optimizer`` when they are given, after
-    checking every key and shape; returns trainer.json (``meta``) and the decoded per-rank states.
-    Raises CheckpointError naming the file at fault.
+    Checks every file against the manifest's checksums first (unverified when there is none),
+    then loads the weights into ``model`` and the state into ``optimizer`` when they are given,
+    after checking every key and shape (when they are not, it checks that their files' headers
+    are readable); returns trainer.json (``meta``) and the decoded per-rank states.
+    Raises CheckpointError naming the file at fault (CheckpointCorrupt when it is damaged).
     """
     path = resolve_checkpoint(checkpoint)
     for f in FILES:
         if not (path / f).is_file():
-            raise CheckpointError(f"checkpoint {path} is incomplete: {f} is missing")
-    meta_path = path / META_FILE
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"cannot read {meta_path}: {e}") from e
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{meta_path} is not an rnnkit checkpoint (format {FORMAT!r})")
-    if meta.get("version") != VERSION:
-        raise CheckpointError(f"{meta_path}: version {meta.get('version')}, expected {VERSION}")
+            raise CheckpointCorrupt(f"checkpoint {path} is incomplete: {f} is missing")
+    verify_checkpoint(path, (META_FILE, *TENSOR_FILES))
+    meta = _read_meta(path)
     state_tensors, _ = _read_safetensors(path / STATE_FILE)
     ranks = [_decode(s, state_tensors, path / STATE_FILE) for s in meta.pop("ranks", [])]
     opt_skeleton = meta.pop("optimizer", None)
     if model is not None:
-        load_model_weights(path, model)
+        _load_model_weights(path, model)
+    else:
+        _read_safetensors(path / MODEL_FILE, header_only=True)
+    opt_path = path / OPTIMIZER_FILE
     if optimizer is not None:
-        opt_path = path / OPTIMIZER_FILE
         saved_class = meta.get("optimizer_class")
         if saved_class != type(optimizer).__name__:
             raise CheckpointError(
@@ -408,4 +665,53 @@ def load_checkpoint(
         saved = _decode(opt_skeleton, opt_tensors, opt_path)
         _check_optimizer_state(opt_path, saved, optimizer)
         optimizer.load_state_dict(saved)
+    else:
+        _read_safetensors(opt_path, header_only=True)
     return LoadedCheckpoint(path=path, meta=meta, ranks=ranks)
+
+
+def resume_candidates(run_dir: str | os.PathLike) -> list[Path]:
+    """The checkpoints a run may resume from, in order of preference: the one ``latest.json``
+    names, then every complete step directory, newest first."""
+    root = _checkpoints_root(run_dir)
+    latest = _read_pointer(root, "latest.json")
+    found = [latest] if latest is not None else []
+    return found + [p for p in reversed(list_checkpoints(root)) if p != latest]
+
+
+def load_newest_intact(
+    path: str | os.PathLike,
+    model: nn.Module | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+) -> LoadedCheckpoint:
+    """``load_checkpoint`` of the newest intact checkpoint of a run directory (or its
+    checkpoints/ folder): a damaged one (CheckpointCorrupt) is skipped with a warning saying which
+    and why, and the next older one tried. A checkpoint directory given itself is loaded as is.
+
+    Raises CheckpointError when the run has no checkpoint, CheckpointCorrupt (listing each
+    problem) when none is intact; a mismatch with ``model`` or ``optimizer`` is raised at once.
+    """
+    path = Path(path)
+    if (path / META_FILE).is_file():
+        return load_checkpoint(path, model, optimizer)
+    candidates = resume_candidates(path)
+    if not candidates:
+        raise CheckpointError(f"no latest checkpoint under {_checkpoints_root(path)}")
+    problems = []
+    for candidate in candidates:
+        try:
+            loaded = load_checkpoint(candidate, model, optimizer)
+        except CheckpointCorrupt as e:
+            logger.warning("skipping damaged checkpoint %s: %s", candidate, e)
+            problems.append(f"{candidate.name}: {e}")
+            continue
+        if problems:
+            logger.warning(
+                "resuming from %s, the newest intact checkpoint (%d skipped)",
+                candidate,
+                len(problems),
+            )
+        return loaded
+    raise CheckpointCorrupt(
+        f"no intact checkpoint under {_checkpoints_root(path)}: " + "; ".join(problems)
+    )

@@ -8,16 +8,33 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from .distributed import parse_device
 from .optim import OPTIMIZERS, SCHEDULES
 
-# Fields that may change when a run is resumed without breaking its exact continuation.
+# Fields that may change when a run is resumed without breaking its exact continuation (those of
+# the non-finite guard matter only once a loss is non-finite, and then the run has changed anyway).
 FREE_ON_RESUME = frozenset(
-    ("epochs", "max_steps", "time_budget", "out_dir", "device", "log_every", "progress")
+    (
+        "epochs",
+        "max_steps",
+        "time_budget",
+        "out_dir",
+        "device",
+        "log_every",
+        "progress",
+        "checkpoint_minutes",
+        "on_nonfinite",
+        "max_nonfinite",
+        "reload_decay_factor",
+        "divergence_factor",
+    )
 )
+NONFINITE_ACTIONS = ("stop", "skip", "reload")
 
 
 @dataclass
@@ -36,13 +53,28 @@ class TrainerConfig:
             not improve on the best validation loss, Zaremba et al. 2014); 'cosine' (linear warm-up
             over ``warmup_steps``, cosine decay to ``min_lr`` at ``max_steps``, or at an estimate
             from the time budget, or at epochs x batches per epoch).
+        lr, min_lr: finite, ``0 <= min_lr <= lr``; momentum and betas in ``[0, 1)``.
         clip_norm: clip the global L2 norm of all gradients to this value (None or 0: off).
         eval_every: evaluate every N steps (None: at the end of every epoch); also at the end.
         eval_max_batches: batches per periodic evaluation (None: the whole split). The final
             evaluation always covers the whole split.
         early_stopping_patience: stop after this many evaluations without a new best (None: off).
         checkpoint_every: checkpoint every N steps (None: only at the end, on a new best validation
-            loss, and on Ctrl-C). Needs ``out_dir``.
+            loss, on Ctrl-C/SIGTERM/SIGHUP, and every ``checkpoint_minutes``). Needs ``out_dir``.
+        checkpoint_minutes: also checkpoint when this many minutes of wall time have passed since
+            the last checkpoint (None: off), so that a killed run loses at most that much work.
+        on_nonfinite: what a non-finite training loss (or gradient norm, when clipping) does:
+            'stop' raises ``DivergenceError`` naming the step and the last good checkpoint; 'skip'
+            drops the batch (no update; the step still counts and the carried state restarts);
+            'reload' reloads the latest checkpoint and divides the learning rate by
+            ``reload_decay_factor`` (a checkpoint at step 0 is written first when there is none).
+            Checkpoints never hold non-finite weights whatever the choice.
+        max_nonfinite: the most non-finite losses 'skip' or 'reload' handle in one ``fit``; the
+            next one stops the run as 'stop' does.
+        reload_decay_factor: the learning rate is divided by this (> 1) after each reload, on top
+            of its schedule.
+        divergence_factor: warn once when a logged training loss exceeds this multiple (> 1) of
+            the lowest logged so far while that lowest is > 0 (None: never).
         keep_last: keep the last K step checkpoints (the best one is always kept too).
         out_dir: run directory for metrics.jsonl, curves.png and checkpoints/ (None: write nothing).
         seed: seeds Python, NumPy and torch before the model is built.
@@ -69,6 +101,7 @@ class TrainerConfig:
     eval_max_batches: int | None = None
     early_stopping_patience: int | None = None
     checkpoint_every: int | None = None
+    checkpoint_minutes: float | None = 5.0
     keep_last: int = 3
     out_dir: str | None = None
     seed: int = 0
@@ -76,6 +109,10 @@ class TrainerConfig:
     log_every: int = 50
     progress: bool = True
     deterministic: bool = False
+    on_nonfinite: str = "stop"
+    max_nonfinite: int = 10
+    reload_decay_factor: float = 10.0
+    divergence_factor: float | None = 10.0
 
     def __post_init__(self) -> None:
         self.betas = tuple(float(b) for b in self.betas)  # lists come back from JSON
@@ -92,14 +129,37 @@ class TrainerConfig:
         for name in ("max_steps", "eval_every", "eval_max_batches", "checkpoint_every"):
             _positive(name, getattr(self, name), optional=True)
         _positive("early_stopping_patience", self.early_stopping_patience, optional=True)
-        if self.time_budget is not None and not self.time_budget > 0:
-            raise ValueError(f"time_budget must be > 0 seconds or None, got {self.time_budget}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if self.clip_norm is not None and self.clip_norm < 0:
-            raise ValueError(f"clip_norm must be >= 0 or None, got {self.clip_norm}")
-        if self.schedule == "plateau" and self.decay_factor <= 1:
-            raise ValueError(f"decay_factor must be > 1, got {self.decay_factor}")
+        _positive("max_nonfinite", self.max_nonfinite)
+        if self.on_nonfinite not in NONFINITE_ACTIONS:
+            raise ValueError(
+                f"on_nonfinite must be one of {NONFINITE_ACTIONS}, got {self.on_nonfinite!r}"
+            )
+        self._check_numbers()
+        if not isinstance(self.device, str):
+            raise TypeError(f"device must be a string, got {type(self.device).__name__}")
+        if self.device != "auto":
+            parse_device(self.device)
+
+    def _check_numbers(self) -> None:
+        """Every float field finite and in its range (NaN fails every comparison, so each check
+        is written as 'value is inside', never as 'value is outside')."""
+        _number("time_budget", self.time_budget, above=0, optional=True)
+        _number("lr", self.lr, above=0)
+        _number("min_lr", self.min_lr, minimum=0)
+        if self.min_lr > self.lr:
+            raise ValueError(
+                f"min_lr must be <= lr, got min_lr {self.min_lr} > lr {self.lr}: the schedule "
+                "would raise the rate instead of lowering it"
+            )
+        _number("weight_decay", self.weight_decay, minimum=0)
+        _number("momentum", self.momentum, minimum=0, below=1)
+        for i, beta in enumerate(self.betas):
+            _number(f"betas[{i}]", beta, minimum=0, below=1)
+        _number("clip_norm", self.clip_norm, minimum=0, optional=True, note=" (0: off)")
+        _number("decay_factor", self.decay_factor, above=1 if self.schedule == "plateau" else 0)
+        _number("checkpoint_minutes", self.checkpoint_minutes, above=0, optional=True)
+        _number("reload_decay_factor", self.reload_decay_factor, above=1)
+        _number("divergence_factor", self.divergence_factor, above=1, optional=True)
 
     def to_dict(self) -> dict[str, Any]:
         """``dataclasses.asdict``, JSON-able."""
@@ -130,3 +190,38 @@ def _positive(name: str, value: Any, *, allow_zero: bool = False, optional: bool
     if value < 0 or (value == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else ">= 1"
         raise ValueError(f"{name} must be {bound}{' or None' if optional else ''}, got {value}")
+
+
+def _number(
+    name: str,
+    value: Any,
+    *,
+    minimum: float | None = None,
+    above: float | None = None,
+    below: float | None = None,
+    optional: bool = False,
+    note: str = "",
+) -> None:
+    """TypeError unless ``value`` is a real number (or None when ``optional``); ValueError unless
+    it is finite, ``>= minimum``, ``> above`` and ``< below`` (those given)."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    bounds = []
+    ok = math.isfinite(value)
+    if minimum is not None:
+        bounds.append(f">= {minimum:g}")
+        ok = ok and value >= minimum
+    if above is not None:
+        bounds.append(f"> {above:g}")
+        ok = ok and value > above
+    if below is not None:
+        bounds.append(f"< {below:g}")
+        ok = ok and value < below
+    if not ok:
+        wanted = " and ".join(bounds)
+        raise ValueError(
+            f"{name} must be {wanted}{' and ' if wanted else ''}finite"
+            f"{' or None' if optional else ''}{note}, got {value!r}"
+        )

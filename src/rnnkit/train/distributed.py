@@ -61,19 +61,55 @@ def detect_env() -> tuple[int, int, int]:
     return rank, world, local
 
 
+DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
+DEVICE_FORMS = "'auto', 'cpu', 'cuda', 'cuda:N' (N from 0), 'mps' or 'xpu'"
+
+
+def parse_device(name: str) -> torch.device:
+    """``torch.device(name)`` for a device a model can train on, or a ValueError naming the valid
+    forms (``torch.device`` itself raises a RuntimeError listing every backend it knows)."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError, ValueError) as e:
+        raise ValueError(f"device must be {DEVICE_FORMS}, got {name!r}") from e
+    if device.type not in DEVICE_TYPES:
+        raise ValueError(f"device must be {DEVICE_FORMS}, got {name!r}")
+    return device
+
+
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     """'auto' -> ``cuda:LOCAL_RANK`` if CUDA is available else cpu; 'cuda' -> ``cuda:LOCAL_RANK``;
-    anything else is passed to ``torch.device``."""
+    anything else is parsed by ``torch.device``. A ValueError names the device when it does not
+    parse or does not exist on this machine."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
+    device = parse_device(name)
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"device {name!r} was asked for but CUDA is not available")
+        count = torch.cuda.device_count()
         if device.index is None:
-            device = torch.device("cuda", local_rank % torch.cuda.device_count())
+            device = torch.device("cuda", local_rank % count)
+        elif device.index >= count:
+            raise ValueError(
+                f"device {name!r} does not exist: this machine has {count} CUDA device(s), "
+                f"cuda:0 to cuda:{count - 1}"
+            )
         torch.cuda.set_device(device)
+    elif device.type != "cpu":
+        _check_available(device)
     return device
+
+
+def _check_available(device: torch.device) -> None:
+    """ValueError unless a tensor can be placed on ``device`` (mps, xpu)."""
+    try:
+        torch.empty(0, device=device)
+    except Exception as e:  # RuntimeError, AssertionError ("Torch not compiled with ..."), ...
+        first_line = (str(e).strip().splitlines() or [type(e).__name__])[0][:120]
+        raise ValueError(
+            f"device {str(device)!r} is not available on this machine ({first_line})"
+        ) from e
 
 
 def init_distributed(device: torch.device) -> DistributedContext:
