@@ -25,7 +25,10 @@ import zipfile
 
 import numpy as np
 
+from .archive import open_archive, read_member
+
 CELL_VARS = ("kernel", "recurrent_kernel", "bias")
+WEIGHTS_MEMBER = "model.weights.h5"
 
 
 def read_keras(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -35,11 +38,9 @@ def read_keras(path: str | os.PathLike) -> dict[str, np.ndarray]:
     except ImportError as e:  # pragma: no cover - h5py is in the 'data' extra
         raise ImportError("reading Keras files needs h5py: pip install h5py") from e
     path = os.fspath(path)
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as z:
-            if "model.weights.h5" not in z.namelist():
-                raise ValueError(f"{path}: a .keras archive without model.weights.h5")
-            data = io.BytesIO(z.read("model.weights.h5"))
+    if path.endswith(".keras") or zipfile.is_zipfile(path):
+        with open_archive(path) as archive:
+            data = io.BytesIO(read_member(archive, WEIGHTS_MEMBER, path))
         with h5py.File(data, "r") as f:
             return _recurrent(_read_v3(f))
     with h5py.File(path, "r") as f:
