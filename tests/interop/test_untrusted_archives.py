@@ -128,6 +128,16 @@ def test_npz_object_arrays_are_not_unpickled(tmp_path, layout):
     assert not marker.exists()
 
 
+def test_pt_with_code_is_refused_and_not_run(tmp_path):
+    """``.pt`` inputs go through torch's weights-only loader: a pickled callable is refused."""
+    torch = pytest.importorskip("torch")
+    marker = tmp_path / "unpickled"
+    torch.save({"weight": torch.ones(2), "payload": Payload(marker)}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointFileError, match=r"evil\.pt: .*\(Unsupported global: GLOBAL \w+"):
+        read_arrays(tmp_path / "evil.pt")
+    assert not marker.exists()
+
+
 def npy_bytes(header, body):
     buf = io.BytesIO()
     np.lib.format.write_array_header_1_0(buf, header)

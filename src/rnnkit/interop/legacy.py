@@ -114,7 +114,9 @@ def read_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)
         except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as e:
-            raise CheckpointFileError(f"{path}: not a readable torch state dict ({e})") from e
+            raise CheckpointFileError(
+                f"{path}: not a readable torch state dict of tensors ({_torch_reason(e)})"
+            ) from e
         for key in ("state_dict", "model"):
             if isinstance(obj, dict) and isinstance(obj.get(key), dict):
                 obj = obj[key]
@@ -127,6 +129,16 @@ def read_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
         f"{path}: unknown checkpoint format {path.suffix!r}; expected .npz, .h5, "
         ".keras, .params, .onnx, .safetensors or .pt"
     )
+
+
+def _torch_reason(error: Exception) -> str:
+    """The gist of a ``torch.load`` error: the weights-only loader's reason (e.g. ``Unsupported
+    global: GLOBAL os.system``) without torch's advice to load unsafely."""
+    text = str(error)
+    m = re.search(r"WeightsUnpickler error:\s*(.+?)(?: Please use|\n|$)", text)
+    if m:
+        return m.group(1).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
