@@ -5,13 +5,15 @@
   ``cs231n``, ``keras``, ``gluon``, ``chainer``, ``chainer_nstep``, ``onnx``, ``haste``, ``flax``;
 * :mod:`~rnnkit.interop.legacy`: ``load_checkpoint(path)`` reads Chainer ``.npz``, Keras ``.h5`` /
   ``.weights.h5`` / ``.keras``, MXNet Gluon ``.params`` (without MXNet) and ONNX models;
-  ``convert_file(src, from_layout, to_layout, out)`` converts between them;
+  ``convert_file(src, from_layout, to_layout, out)`` converts between them; files that are
+  garbled, too large or reach outside themselves raise :class:`CheckpointFileError`;
 * :mod:`~rnnkit.interop.onnx`: ``to_onnx(module, example_input)`` exports to the standard ONNX
   ``LSTM``/``GRU``/``RNN`` operators.
 """
 
 from __future__ import annotations
 
+from .base import CheckpointFileError
 from .layouts import (
     LAYOUTS,
     ResetBeforeError,
@@ -29,6 +31,7 @@ from .legacy import convert_file, load_checkpoint
 from .onnx import lm_to_onnx, to_onnx
 
 __all__ = [
+    "CheckpointFileError",
     "LAYOUTS",
     "ResetBeforeError",
     "export_gru_weights",

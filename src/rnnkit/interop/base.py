@@ -18,6 +18,15 @@ ALL_MODES = frozenset(GATES)
 KINDS = {"LSTM": "LSTM", "GRU": "GRU", "RNN_TANH": "tanh RNN", "RNN_RELU": "relu RNN"}
 
 
+class CheckpointFileError(ValueError):
+    """A file from another framework that cannot be read safely: truncated or garbled, over a size
+    limit (:mod:`~rnnkit.interop.limits`), or reaching outside itself (HDF5 external storage and
+    links, ONNX external data outside the model's folder, archive members with unsafe names).
+
+    A ValueError, so callers that handle bad input as ValueError (``rnnkit convert``) report it.
+    """
+
+
 class Layout:
     """One framework's naming, gate order and shapes.
 

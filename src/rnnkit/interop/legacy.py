@@ -3,8 +3,9 @@
 :func:`load_checkpoint` returns ``{name: array}`` named as :mod:`rnnkit.interop.layouts` names them
 for that framework, ready for ``load_lstm_weights(module, params, layout)``:
 
-* ``.npz`` -> ``chainer`` / ``chainer_nstep``: ``serializers.save_npz`` output, read with
-  ``np.load`` (``L.LSTM``'s ``upward``/``lateral``, ``NStepLSTM``'s ``{j}/w{n}``);
+* ``.npz`` -> ``chainer`` / ``chainer_nstep``: ``serializers.save_npz`` output, read by
+  :mod:`~rnnkit.interop.npz` without pickle (``L.LSTM``'s ``upward``/``lateral``, ``NStepLSTM``'s
+  ``{j}/w{n}``);
 * ``.h5``, ``.weights.h5``, ``.keras`` -> ``keras``: :mod:`~rnnkit.interop.keras_h5` (h5py);
 * ``.params`` -> ``gluon``: :mod:`~rnnkit.interop.mxnet_params` (no MXNet needed);
 * ``.onnx`` -> ``onnx``: the LSTM/GRU/RNN nodes of the model (``onnx`` package);
@@ -15,18 +16,25 @@ file: ``"predictor/"``, ``"encoder.rnn."``, Keras layer ``"lstm/"``, ONNX node `
 it. Then one layer object gives bare names; several give the layout's stacked names (Keras
 ``lstm_1/kernel``, Chainer ``l2/upward/W``, ONNX ``l1/W``) or, for Gluon and ``chainer_nstep`` whose
 one object is already a whole stack, a ValueError listing the candidates for ``prefix``.
+
+Files are untrusted: a file that is truncated, garbled, over a size limit or reaching outside
+itself raises :class:`~rnnkit.interop.base.CheckpointFileError` (a ValueError) naming the file and
+the part at fault. No format is read with pickle, except torch ``.pt``/``.pth`` state dicts, which
+go through torch's restricted ``weights_only`` loader. See ``docs/security.md``.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import pickle  # only for the error class torch's weights_only loader raises
 import re
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
+from .base import CheckpointFileError
 from .layouts import export_weights, get_layout, load_weights
 from .layouts_stacked import gluon_file_names, gluon_key
 from .weights import RNNSpec
@@ -63,7 +71,9 @@ def load_checkpoint(
     layout = layout or _guess_layout(path)
     get_layout(layout)
     if layout in ("chainer", "chainer_nstep"):
-        entries = _chainer_entries(dict(np.load(path)), layout)
+        from .npz import read_npz
+
+        entries = _chainer_entries(read_npz(path), layout)
     elif layout == "keras" and path.suffix in (".h5", ".hdf5", ".keras"):
         from .keras_h5 import read_keras
 
@@ -81,27 +91,39 @@ def load_checkpoint(
     else:
         return _strip(read_arrays(path), prefix)
     if not entries:
-        raise ValueError(f"{path}: no {layout} recurrent weights found")
+        raise CheckpointFileError(f"{path}: no {layout} recurrent weights found")
     return _select(entries, layout, prefix, path)
 
 
 def read_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Every array of a ``.npz``, ``.safetensors`` or torch ``.pt``/``.pth`` state-dict file."""
+    """Every array of a ``.npz``, ``.safetensors`` or torch ``.pt``/``.pth`` state-dict file.
+
+    ``.pt``/``.pth`` go through ``torch.load(weights_only=True)``: torch's restricted loader, which
+    builds tensors and plain containers only.
+    """
     path = Path(path)
     if path.suffix == ".npz":
-        with np.load(path) as z:
-            return {k: z[k] for k in z.files}
-    if path.suffix == ".safetensors":
-        from safetensors.numpy import load_file
+        from .npz import read_npz
 
-        return load_file(str(path))
+        return read_npz(path)
+    if path.suffix == ".safetensors":
+        return _read_safetensors(path)
     if path.suffix in (".pt", ".pth"):
         import torch
 
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as e:
+            raise CheckpointFileError(
+                f"{path}: not a readable torch state dict of tensors ({_torch_reason(e)})"
+            ) from e
         for key in ("state_dict", "model"):
             if isinstance(obj, dict) and isinstance(obj.get(key), dict):
                 obj = obj[key]
+        if not isinstance(obj, dict):
+            raise CheckpointFileError(
+                f"{path}: holds a {type(obj).__name__}, expected a state dict {{name: tensor}}"
+            )
         return {k: v.detach().cpu().numpy() for k, v in obj.items() if hasattr(v, "detach")}
     raise ValueError(
         f"{path}: unknown checkpoint format {path.suffix!r}; expected .npz, .h5, "
@@ -109,12 +131,33 @@ def read_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
     )
 
 
+def _torch_reason(error: Exception) -> str:
+    """The gist of a ``torch.load`` error: the weights-only loader's reason (e.g. ``Unsupported
+    global: GLOBAL os.system``) without torch's advice to load unsafely."""
+    text = str(error)
+    m = re.search(r"WeightsUnpickler error:\s*(.+?)(?: Please use|\n|$)", text)
+    if m:
+        return m.group(1).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointFileError(f"{path}: not a readable safetensors file ({e})") from e
+
+
 def _guess_layout(path: Path) -> str:
     if path.suffix in _BY_SUFFIX:
         return _BY_SUFFIX[path.suffix]
     if path.suffix == ".npz":
-        with np.load(path) as z:
-            names = z.files
+        from .npz import npz_names
+
+        names = npz_names(path)
         if any(re.search(r"(^|/)\d+/w\d+$", n) for n in names):
             return "chainer_nstep"
         if any(n.endswith("upward/W") for n in names):
