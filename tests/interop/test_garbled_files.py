@@ -132,7 +132,7 @@ def test_convert_reports_broken_files_with_exit_status_2(broken_files, tmp_path,
     for path in broken_files[::4]:
         out = tmp_path / "out.npz"
         assert main(["convert", str(path), str(out), "--to", "rnnkit"]) == 2, path.name
-        assert f"rnnkit convert: error: {path}" in capsys.readouterr().err
+        assert f"rnnkit: error: {path}" in capsys.readouterr().err
         assert not out.exists()
 
 
