@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..registry import cell_of
 from .layouts import export_weights
 from .weights import changed_eval_math, extra_parameters, spec_of
 
 OPSET = 17
 IR_VERSION = 8
-OPS = {"LSTM": "LSTM", "GRU": "GRU", "RNN_TANH": "RNN", "RNN_RELU": "RNN"}
 
 
 def _onnx():  # noqa: ANN202 - the optional dependency, imported on first use
@@ -71,9 +71,12 @@ def check_exportable(module: object) -> None:
     problems += [
         f"{c} (its eval step mixes the previous state in)" for c in changed_eval_math(module)
     ]
+    op = cell_of(module).onnx_op
+    if not op:
+        raise NotImplementedError(f"{cell_of(module).title} has no standard ONNX operator")
     if problems:
         raise NotImplementedError(
-            f"{type(module).__name__} cannot be exported to the standard ONNX {OPS[spec.mode]} "
+            f"{type(module).__name__} cannot be exported to the standard ONNX {op} "
             f"operator: {'; '.join(problems)}"
         )
 
@@ -97,15 +100,17 @@ def rnn_nodes(
     spec = spec_of(module)
     params = {k: v.astype(np.float32) for k, v in export_weights(module, "onnx").items()}
     g, nd, h = Graph(), spec.directions, spec.hidden_size
-    op = OPS[spec.mode]
+    cell = cell_of(module)
+    op = cell.onnx_op
     attrs: dict[str, object] = {
         "hidden_size": h,
         "direction": "bidirectional" if spec.bidirectional else "forward",
     }
-    if op == "GRU":
-        attrs["linear_before_reset"] = 1
-    if op == "RNN":
-        attrs["activations"] = ["Relu" if spec.mode == "RNN_RELU" else "Tanh"] * nd
+    for key, value in cell.onnx_attributes:
+        if key == "activation":
+            attrs["activations"] = [value] * nd
+        else:
+            attrs[key] = value
     axes = g.const(f"{name}.axes0", np.array([0], np.int64))
     flat = g.const(f"{name}.flat", np.array([0, 0, -1], np.int64))
     ys_h, ys_c = [], []
@@ -116,7 +121,7 @@ def rnn_nodes(
         inputs.append(lengths or "")
         starts = g.const(f"{q}.start", np.array([k * nd], np.int64))
         ends = g.const(f"{q}.end", np.array([(k + 1) * nd], np.int64))
-        for state in (h0, c0 if op == "LSTM" else None):
+        for state in (h0, c0 if len(cell.states) > 1 else None):
             if state is None:
                 inputs.append("")
             else:
@@ -126,7 +131,7 @@ def rnn_nodes(
             inputs.append(g.const(f"{q}.P", params[p + "P"]))
         while inputs and not inputs[-1]:
             inputs.pop()
-        outs = [f"{q}.Y", f"{q}.Y_h"] + ([f"{q}.Y_c"] if op == "LSTM" else [])
+        outs = [f"{q}.Y", f"{q}.Y_h"] + ([f"{q}.Y_c"] if len(cell.states) > 1 else [])
         g.node(op, inputs, outs, **attrs)
         g.node("Transpose", [f"{q}.Y"], [f"{q}.Y_tnd"], perm=[0, 2, 1, 3])
         g.node("Reshape", [f"{q}.Y_tnd", flat], [f"{q}.out"])
@@ -192,7 +197,7 @@ def to_onnx(
         inputs.append(
             helper.make_tensor_value_info("h0", tp.FLOAT, [states, "batch", spec.hidden_size])
         )
-        if spec.mode == "LSTM":
+        if len(cell_of(module).states) > 1:
             c0 = "c0"
             inputs.append(
                 helper.make_tensor_value_info("c0", tp.FLOAT, [states, "batch", spec.hidden_size])
@@ -243,7 +248,8 @@ def lm_to_onnx(
     g = Graph()
     table = embedding.weight.detach().cpu().numpy().astype(np.float32)
     g.node("Gather", [g.const("embedding.weight", table), "tokens"], ["embedded"], axis=0)
-    rnn_g = rnn_nodes(rnn, "embedded", h0="h0", c0="c0" if spec.mode == "LSTM" else None)
+    two_states = len(cell_of(rnn).states) > 1
+    rnn_g = rnn_nodes(rnn, "embedded", h0="h0", c0="c0" if two_states else None)
     g.nodes += rnn_g.nodes
     g.initializers += rnn_g.initializers
     weight = decoder.weight.detach().cpu().numpy().astype(np.float32).T

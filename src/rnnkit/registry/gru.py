@@ -53,6 +53,8 @@ GRU = register_cell(
         cell="GRUCell",
         kernel="gru",
         backends=("native", "cpu_kernels", "torch_ops", "reference"),
+        onnx_op="GRU",
+        onnx_attributes=(("linear_before_reset", 1),),
         paper="Cho et al. 2014",
     )
 )

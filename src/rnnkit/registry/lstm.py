@@ -78,6 +78,7 @@ LSTM = register_cell(
         kernel="lstm",
         options=frozenset({"peephole", "forget_bias"}),
         backends=("native", "cpu_kernels", "torch_ops", "reference"),
+        onnx_op="LSTM",
         paper="Hochreiter & Schmidhuber 1997; Gers, Schmidhuber & Cummins 2000",
     )
 )

@@ -52,11 +52,20 @@ RNN_TANH = register_cell(
         cell="RNNCell",
         kernel="rnn",
         backends=("native", "cpu_kernels", "torch_ops", "reference"),
+        onnx_op="RNN",
+        onnx_attributes=(("activation", "Tanh"),),
         paper="Elman 1990",
     )
 )
 RNN_RELU = register_cell(
-    replace(RNN_TANH, name="rnn_relu", torch_mode="RNN_RELU", step=_relu_step, nonlinearity="relu")
+    replace(
+        RNN_TANH,
+        name="rnn_relu",
+        torch_mode="RNN_RELU",
+        step=_relu_step,
+        nonlinearity="relu",
+        onnx_attributes=(("activation", "Relu"),),
+    )
 )
 
 

@@ -42,7 +42,9 @@ class CellSpec:
     it accepts beyond :data:`COMMON_OPTIONS`; ``parameters(hidden, variants)`` the names and shapes
     of the parameters those options add. ``kernel`` names the step family of the fused backends
     (``"lstm"``, ``"gru"``, ``"rnn"``) and ``backends`` the backends that run it. ``layer`` and
-    ``cell`` are the names of its sequence layer and step-wise cell in :mod:`rnnkit`.
+    ``cell`` are the names of its sequence layer and step-wise cell in :mod:`rnnkit`. ``onnx_op`` is
+    the standard ONNX operator that computes it (empty: none), with ``onnx_attributes`` (an
+    ``"activation"`` is repeated per direction as ONNX's ``activations``).
     """
 
     name: str
@@ -58,6 +60,8 @@ class CellSpec:
     nonlinearity: str = "tanh"
     options: frozenset[str] = field(default_factory=frozenset)
     backends: tuple[str, ...] = ("reference",)
+    onnx_op: str = ""
+    onnx_attributes: tuple[tuple[str, Any], ...] = ()
     paper: str = ""
 
     @property
