@@ -46,8 +46,9 @@ logger = logging.getLogger(__name__)
 ABI_VERSION = 7
 SOURCE_DIR = Path(__file__).parent / "csrc"
 SOURCES = ("rnnkit_cpu.c", "rnnkit_cpu.h", "lstm_template.h", "gru_template.h")
-FLAGS = ("-O2", "-ftree-vectorize", "-march=native", "-ffast-math", "-fopenmp-simd", "-fPIC",
-         "-shared")  # fmt: skip
+# -ffast-math for vectorised math, but NaN and Inf kept: they propagate as in torch.nn
+FLAGS = ("-O2", "-ftree-vectorize", "-march=native", "-ffast-math", "-fno-finite-math-only",
+         "-fopenmp-simd", "-fPIC", "-shared")  # fmt: skip
 SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
 
 

@@ -1,4 +1,4 @@
-/* rnnkit's CPU kernels, compiled on first use (rnnkit/cpu_kernels.py), one library per type:
+/* rnnkit's CPU kernels, compiled on first use (rnnkit/backends/cpu_kernels/library.py), one library per type:
  * float32 by default, float64 with -DRNNKIT_F64 (compiling one type takes half the time). */
 #include <math.h>
 
@@ -17,7 +17,9 @@
  * without calls (libmvec's expf/tanhf cost ~1.6x more here); max error 1.4e-6 relative for exp,
  * 2e-7 absolute for tanh and sigmoid (float32 epsilon is 1.2e-7) */
 static inline float rk_expf(float x) {
-    x = fminf(fmaxf(x, -87.3f), 88.7f);
+    /* clamped by comparisons, which a NaN fails: it passes through (fminf/fmaxf would turn it
+     * into a number, and a diverging model would look healthy) */
+    x = x < -87.3f ? -87.3f : (x > 88.7f ? 88.7f : x);
     const float t = x * 1.44269504088896341f, fi = floorf(t + 0.5f);
     const float y = (t - fi) * 0.693147180559945f; /* |y| <= ln(2) / 2 */
     const float p = 1.0f + y * (1.0f + y * (0.5f + y * (1.6666667e-1f + y * (4.1666667e-2f
