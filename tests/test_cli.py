@@ -365,9 +365,9 @@ def test_resume_skips_a_damaged_latest_checkpoint(run_copy, capsys, caplog):
 
 
 def test_a_full_disk_during_a_checkpoint_is_a_clear_error(tmp_path, corpus, capsys, monkeypatch):
-    import rnnkit.train.checkpoint as ckpt_mod
+    import rnnkit.train.checkpoint.write as ckpt_write
 
-    real_write, writes = ckpt_mod.write_bytes, []
+    real_write, writes = ckpt_write.write_bytes, []
 
     def full_after_one_checkpoint(path, data):
         if path.name == "model.safetensors":
@@ -376,7 +376,7 @@ def test_a_full_disk_during_a_checkpoint_is_a_clear_error(tmp_path, corpus, caps
                 raise OSError(errno.ENOSPC, "No space left on device")
         return real_write(path, data)
 
-    monkeypatch.setattr(ckpt_mod, "write_bytes", full_after_one_checkpoint)
+    monkeypatch.setattr(ckpt_write, "write_bytes", full_after_one_checkpoint)
     run = tmp_path / "run"
     assert train(run, corpus, "--max-steps", "20", "--sample-length", "0") == 1
     err = error_of(capsys)

@@ -6,9 +6,10 @@ import json
 
 import pytest
 import torch
+from safetensors import safe_open
 from torch import nn
 
-import rnnkit.train.checkpoint as ckpt_mod
+import rnnkit.train.checkpoint.write as ckpt_write
 from rnnkit.train import (
     CheckpointError,
     best_checkpoint,
@@ -75,7 +76,7 @@ def test_round_trip_restores_model_optimizer_and_rank_states(tmp_path):
 def test_tied_weights_are_stored_once_and_trainer_json_is_plain_json(tmp_path):
     model, opt = trained()
     path = save(tmp_path, 1, model, opt)
-    with ckpt_mod.safe_open(str(path / "model.safetensors"), framework="pt") as f:
+    with safe_open(str(path / "model.safetensors"), framework="pt") as f:
         keys = set(f.keys())
     assert "embed.weight" in keys and "out.weight" not in keys
     meta = json.loads((path / "trainer.json").read_text())
@@ -132,7 +133,7 @@ def test_missing_or_corrupt_files_name_the_file(tmp_path):
 def test_crash_in_the_middle_of_a_write_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
     model, opt = trained()
     first = save(tmp_path, 1, model, opt)
-    real_save, calls = ckpt_mod.safetensors_save, []
+    real_save, calls = ckpt_write.safetensors_save, []
 
     def save_then_crash(*args, **kwargs):
         calls.append(1)
@@ -140,7 +141,7 @@ def test_crash_in_the_middle_of_a_write_leaves_the_previous_checkpoint(tmp_path,
             raise OSError("disk full")
         return real_save(*args, **kwargs)
 
-    monkeypatch.setattr(ckpt_mod, "safetensors_save", save_then_crash)
+    monkeypatch.setattr(ckpt_write, "safetensors_save", save_then_crash)
     torch.nn.init.ones_(model.rnn.weight_hh_l0)
     with pytest.raises(OSError, match="disk full"):
         save(tmp_path, 2, model, opt)

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 import rnnkit.train.checkpoint as ckpt_mod
+import rnnkit.train.checkpoint.write as ckpt_write
 from rnnkit.train.checkpoint import (
     CheckpointCorrupt,
     CheckpointError,
@@ -176,14 +177,14 @@ def test_pointers_cannot_point_outside_their_run(tmp_path, caplog):
 def test_a_full_disk_names_the_checkpoint_left_intact(tmp_path, monkeypatch):
     model, opt = trained()
     first = save(tmp_path, 1, model, opt)
-    real_write = ckpt_mod.write_bytes
+    real_write = ckpt_write.write_bytes
 
     def full_disk(path, data):
         if path.name == "optimizer.safetensors":
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_write(path, data)
 
-    monkeypatch.setattr(ckpt_mod, "write_bytes", full_disk)
+    monkeypatch.setattr(ckpt_write, "write_bytes", full_disk)
     with pytest.raises(CheckpointWriteError) as info:
         save(tmp_path, 2, model, opt)
     message = str(info.value)
@@ -202,7 +203,7 @@ def test_a_full_disk_names_the_checkpoint_left_intact(tmp_path, monkeypatch):
 def test_a_failed_re_save_of_a_step_keeps_the_old_one(tmp_path, monkeypatch):
     model, opt = trained()
     first = save(tmp_path, 3, model, opt)
-    monkeypatch.setattr(ckpt_mod.os, "replace", _fail_second_replace(ckpt_mod.os.replace))
+    monkeypatch.setattr(ckpt_write.os, "replace", _fail_second_replace(ckpt_write.os.replace))
     with pytest.raises(CheckpointWriteError):
         save(tmp_path, 3, model, opt)
     monkeypatch.undo()

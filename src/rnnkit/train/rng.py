@@ -1,6 +1,6 @@
 """Seeding and capturing every random number generator a training step may touch.
 
-The captured state is a plain tree (lists, ints, uint8 tensors) that ``checkpoint.py`` stores
+The captured state is a plain tree (lists, ints, uint8 tensors) that ``checkpoint/`` stores
 without pickle: Python's and NumPy's Mersenne Twister states as JSON integers, torch's CPU and CUDA
 generator states as ``uint8`` tensors. NumPy's legacy global generator is the one seeded: it is
 what third-party code calling ``np.random.*`` draws from.

@@ -1,0 +1,102 @@
+"""The commands that use a trained run -- ``evaluate``, ``sample``, ``predict``, ``export`` -- and
+``convert`` (weights between framework layouts)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from .runs import evaluate_run, load_run
+
+
+def _task_method(task: Any, name: str, missing: str) -> Any:
+    """``task.<name>``; ValueError saying ``task '...' <missing>`` when the task has none."""
+    method = getattr(task, name, None)
+    if method is None:
+        raise ValueError(f"task {task.name!r} {missing}")
+    return method
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    task, model = load_run(args.run_dir, args.checkpoint, args.device, data=args.data)
+    result = {"split": args.split, **evaluate_run(task, model, args.split)}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                       for k, v in result.items()))  # fmt: skip
+    return 0
+
+
+def _check_sample_args(args: argparse.Namespace) -> None:
+    if args.length < 1:
+        raise ValueError(f"--length expects an integer >= 1 (tokens to sample), got {args.length}")
+    if not (math.isfinite(args.temperature) and args.temperature >= 0):
+        raise ValueError(
+            f"--temperature expects a finite number >= 0 (0: greedy), got {args.temperature}"
+        )
+    if args.top_k is not None and args.top_k < 1:
+        raise ValueError(f"--top-k expects an integer >= 1, got {args.top_k}")
+    if args.top_p is not None and not 0 < args.top_p <= 1:
+        raise ValueError(f"--top-p expects a number in (0, 1], got {args.top_p}")
+
+
+def _check_output_file(flag: str, path: str) -> None:
+    target = Path(path)
+    if target.is_dir():
+        raise ValueError(
+            f"{flag} {path} is a directory: expected the path of a file to write, such as "
+            f"{target / 'model.onnx'}"
+        )
+    if not target.parent.is_dir():
+        raise ValueError(f"{flag} {path}: expected an existing folder, {target.parent} is not one")
+
+
+def _check_output_dir(flag: str, path: str) -> None:
+    if Path(path).exists() and not Path(path).is_dir():
+        raise ValueError(f"{flag} {path} is an existing file: expected a directory")
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    _check_sample_args(args)
+    task, model = load_run(args.run_dir, args.checkpoint, args.device)
+    if not hasattr(task, "generate"):
+        raise SystemExit(f"task {task.name!r} does not generate text; use 'rnnkit predict'")
+    print(task.generate(model, length=args.length, prime=args.prime, temperature=args.temperature,
+                        top_k=args.top_k, top_p=args.top_p, seed=args.seed))  # fmt: skip
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    if args.out:
+        _check_output_dir("--out", args.out)
+    task, model = load_run(args.run_dir, args.checkpoint, args.device)
+    predict = _task_method(
+        task, "predict", "has no predict; use 'rnnkit sample' for language models"
+    )
+    out_dir = Path(args.out) if args.out else None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    for line in predict(model, list(args.inputs), out_dir):
+        print(line)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    _check_output_file("--onnx", args.onnx)
+    task, model = load_run(args.run_dir, args.checkpoint, "cpu")
+    export = _task_method(task, "export_onnx", "cannot be exported to ONNX yet")
+    export(model, args.onnx)
+    print(f"wrote {args.onnx}")
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from ..interop import convert_file
+
+    out = convert_file(args.src, args.from_layout, args.to_layout, args.out, prefix=args.prefix)
+    print(f"wrote {out}")
+    return 0
