@@ -54,6 +54,13 @@ def config_from_dict(cls: type, data: dict[str, Any]) -> Any:
     return cls(**data)
 
 
+def config_from_state(cls: type, state: dict[str, Any], overrides: dict[str, Any]) -> Any:
+    """The config of a saved task state (``state["config"]``), with the ``overrides`` that are not
+    None applied: what every task's ``from_state`` starts with."""
+    data = {**state["config"], **{k: v for k, v in overrides.items() if v is not None}}
+    return config_from_dict(cls, data)
+
+
 def save_task_file(run_dir: str | Path, task: Any) -> None:
     from ..train.checkpoint import write_json_atomic
 
