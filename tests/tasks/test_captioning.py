@@ -13,7 +13,7 @@ from PIL import Image
 from torch import nn
 
 from rnnkit.tasks.beam import greedy_search
-from rnnkit.tasks.caption_model import CaptionModel
+from rnnkit.tasks.captioning import CaptionModel
 from rnnkit.tasks.captioning import PRESETS, CaptionConfig, CaptioningTask
 from rnnkit.train import Trainer, TrainerConfig
 
