@@ -29,7 +29,7 @@ def register(name: str):
 
 
 def import_tasks() -> dict[str, type]:
-    """Import the built-in task modules (each registers itself) and return the registry."""
+    """Import the built-in task packages (each registers its task) and return the registry."""
     from . import captioning, forecasting, lm, seq2seq, sorting  # noqa: F401
 
     return TASKS
