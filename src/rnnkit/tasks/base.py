@@ -29,7 +29,7 @@ def register(name: str):
 
 
 def import_tasks() -> dict[str, type]:
-    """Import the built-in task modules (each registers itself) and return the registry."""
+    """Import the built-in task packages (each registers its task) and return the registry."""
     from . import captioning, forecasting, lm, seq2seq, sorting  # noqa: F401
 
     return TASKS
@@ -52,6 +52,13 @@ def config_from_dict(cls: type, data: dict[str, Any]) -> Any:
             f"unknown {cls.__name__} fields {unknown}; expected some of {sorted(names)}"
         )
     return cls(**data)
+
+
+def config_from_state(cls: type, state: dict[str, Any], overrides: dict[str, Any]) -> Any:
+    """The config of a saved task state (``state["config"]``), with the ``overrides`` that are not
+    None applied: what every task's ``from_state`` starts with."""
+    data = {**state["config"], **{k: v for k, v in overrides.items() if v is not None}}
+    return config_from_dict(cls, data)
 
 
 def save_task_file(run_dir: str | Path, task: Any) -> None:

@@ -1,4 +1,4 @@
-"""The forecasting task end to end on tiny series, its metrics and baselines, its errors."""
+"""The forecasting task end to end on tiny series, its splits, baselines and errors."""
 
 from __future__ import annotations
 
@@ -12,22 +12,12 @@ from rnnkit.tasks.forecasting import (
     ForecastConfig,
     ForecastTask,
     forecast_errors,
-    seasonal_naive,
 )
 from rnnkit.train import Trainer, TrainerConfig, best_checkpoint, load_model_weights
 
 TINY = dict(dataset="sine", sine_length=240, sine_period=20, sine_noise=0.02, horizon=10,
             input_len=20, transform="none", hidden_size=16,
             statsmodels_baselines=False)  # fmt: skip
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models: extra intra-op threads only wait on each other on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def train(task, tmp_path=None, **kw):
@@ -68,18 +58,6 @@ def test_autoregressive_forecast_is_the_fed_back_rollout():
             seq = torch.cat([seq, y.unsqueeze(0)])
         preds.append(torch.stack(outs, 1))
     torch.testing.assert_close(got, torch.stack(preds).mean(0), atol=1e-5, rtol=1e-5)
-
-
-def test_metrics_and_naive_baselines_by_hand():
-    history = np.array([1.0, 2, 3, 4, 2, 3, 4, 5])[:, None]  # period 4, +1 a season
-    np.testing.assert_array_equal(seasonal_naive(history, 6, 4)[:, 0], [2, 3, 4, 5, 2, 3])
-    drift = seasonal_naive(history, 6, 4, drift=True)[:, 0]
-    np.testing.assert_array_equal(drift, [3, 4, 5, 6, 4, 5])
-    truth = drift[:, None]
-    fc = truth + np.array([1.0, -1, 1, -1, 1, -1])[:, None]
-    err = forecast_errors(truth, fc, history, period=4)
-    assert err["mae"] == 1.0 and err["rmse"] == 1.0
-    assert err["mase"] == pytest.approx(1.0 / 1.0)  # in-sample seasonal naive MAE is 1
 
 
 def test_co2_split_and_baselines_match_the_issue():

@@ -21,16 +21,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from ..cells import LSTMCell
-from ..decode import LayerStepper
-from ..layers import LSTM
+from ...cells import LSTMCell
+from ...decode import LayerStepper
+from ...layers import LSTM
+from .config import RESNETS, CaptionConfig
 
-RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -132,7 +131,7 @@ class ImageEncoder(nn.Module):
     ``channels``: the images' channels (a ResNet gets grey images repeated to RGB, and ImageNet
     normalisation)."""
 
-    def __init__(self, cfg: Any, channels: int, image_hw: tuple[int, int]) -> None:
+    def __init__(self, cfg: CaptionConfig, channels: int, image_hw: tuple[int, int]) -> None:
         super().__init__()
         self.resnet = cfg.encoder != "cnn"
         f = cfg.feature_size
@@ -165,7 +164,7 @@ class ImageEncoder(nn.Module):
 class FeatureEncoder(nn.Module):
     """Precomputed features ``(N, D)`` or ``(N, S, D)`` to :class:`Encoded`'s vector/regions."""
 
-    def __init__(self, cfg: Any, feature_shape: tuple[int, ...]) -> None:
+    def __init__(self, cfg: CaptionConfig, feature_shape: tuple[int, ...]) -> None:
         super().__init__()
         d = feature_shape[-1]
         if cfg.attention and len(feature_shape) != 2:
@@ -190,7 +189,7 @@ class CaptionModel(nn.Module):
     ``encode`` + ``init_state`` + ``step`` decode one token at a time (state ``(h, c)``, each
     ``(L, N, H)``, batch dimension 1)."""
 
-    def __init__(self, cfg: Any, vocab_size: int, input_shape: tuple[int, ...]) -> None:
+    def __init__(self, cfg: CaptionConfig, vocab_size: int, input_shape: tuple[int, ...]) -> None:
         super().__init__()
         if cfg.attention and cfg.num_layers != 1:
             raise ValueError(f"attention uses one LSTM layer, got num_layers={cfg.num_layers}")

@@ -1,0 +1,89 @@
+"""Language-model settings (:class:`LMConfig`) and named presets (:data:`PRESETS`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..config import VariantConfig, check_positive
+
+
+@dataclass
+class LMConfig(VariantConfig):
+    """Language-model settings (the trainer's live in :class:`rnnkit.train.TrainerConfig`).
+
+    ``data`` None trains on the embedded default corpus (Python standard-library sources,
+    ``default_corpus_chars`` characters; see :func:`rnnkit.data.default_corpus`). A file is split by
+    position: the first ``1 - valid_fraction - test_fraction`` train, then validation, then test.
+    The cell, its layer options (layer norm, recurrent dropout, DropConnect, zoneout, peepholes,
+    forget-gate bias), sizes, dropout, batch size and seed are
+    :class:`rnnkit.tasks.config.VariantConfig`'s.
+    """
+
+    CELLS = ("lstm", "gru", "rnn")
+
+    data: str | None = None
+    level: str = "char"
+    default_corpus_chars: int = 1_000_000
+    valid_fraction: float = 0.1
+    test_fraction: float = 0.0
+    min_count: int = 1
+    max_vocab: int | None = None
+    embed_size: int = 64
+    hidden_size: int = 512
+    embed_dropout: float = 0.0
+    tie_weights: bool = False
+    init_range: float | None = None
+    batch_size: int = 32
+    bptt: int = 100
+    variable_bptt: bool = False
+    eval_batch_size: int = 16
+
+    def __post_init__(self) -> None:
+        if self.level not in ("char", "word"):
+            raise ValueError(f"level must be 'char' or 'word', got {self.level!r}")
+        super().__post_init__()
+        check_positive(self, "embed_size", "bptt")
+
+
+# name -> (LMConfig overrides, TrainerConfig overrides)
+# fmt: off
+PRESETS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    # Character level (Karpathy's char-rnn sizes, tuned for a 2-core CPU and a few minutes).
+    "char-tiny": (
+        dict(embed_size=32, hidden_size=128, num_layers=1, batch_size=16, bptt=64),
+        dict(optimizer="adam", lr=3e-3, clip_norm=1.0, eval_every=200, eval_max_batches=20),
+    ),
+    "char": (
+        dict(embed_size=64, hidden_size=512, num_layers=1, batch_size=32, bptt=100,
+             eval_batch_size=64),
+        dict(optimizer="adam", lr=3e-3, clip_norm=1.0, schedule="cosine", warmup_steps=50,
+             eval_every=100, eval_max_batches=10),
+    ),
+    "char-large": (
+        dict(embed_size=64, hidden_size=512, num_layers=2, dropout=0.2, batch_size=32, bptt=100,
+             eval_batch_size=64),
+        dict(optimizer="adam", lr=2e-3, clip_norm=1.0, schedule="cosine", warmup_steps=100,
+             eval_every=250, eval_max_batches=10),
+    ),
+    # Word level: Zaremba, Sutskever & Vinyals 2014, "Recurrent Neural Network Regularization" (PTB).
+    "small": (
+        dict(level="word", embed_size=200, hidden_size=200, num_layers=2, batch_size=20, bptt=20,
+             init_range=0.1),
+        dict(optimizer="sgd", lr=1.0, clip_norm=5.0, epochs=13, schedule="plateau",
+             decay_factor=2.0),
+    ),
+    "medium": (
+        dict(level="word", embed_size=650, hidden_size=650, num_layers=2, dropout=0.5,
+             embed_dropout=0.5, batch_size=20, bptt=35, init_range=0.05),
+        dict(optimizer="sgd", lr=1.0, clip_norm=5.0, epochs=39, schedule="plateau",
+             decay_factor=1.2),
+    ),
+    "large": (
+        dict(level="word", embed_size=1500, hidden_size=1500, num_layers=2, dropout=0.65,
+             embed_dropout=0.65, batch_size=20, bptt=35, init_range=0.04),
+        dict(optimizer="sgd", lr=1.0, clip_norm=10.0, epochs=55, schedule="plateau",
+             decay_factor=1.15),
+    ),
+}
+# fmt: on
