@@ -13,36 +13,15 @@
 
 from __future__ import annotations
 
+from . import layouts
 from .base import CheckpointFileError
-from .layouts import (
-    LAYOUTS,
-    ResetBeforeError,
-    export_gru_weights,
-    export_lstm_weights,
-    export_rnn_weights,
-    export_weights,
-    get_layout,
-    load_gru_weights,
-    load_lstm_weights,
-    load_rnn_weights,
-    load_weights,
-)
+from .layouts import *  # noqa: F403 - the weight layouts, listed in layouts.__all__
 from .legacy import convert_file, load_checkpoint
 from .onnx import lm_to_onnx, to_onnx
 
 __all__ = [
     "CheckpointFileError",
-    "LAYOUTS",
-    "ResetBeforeError",
-    "export_gru_weights",
-    "export_lstm_weights",
-    "export_rnn_weights",
-    "export_weights",
-    "get_layout",
-    "load_gru_weights",
-    "load_lstm_weights",
-    "load_rnn_weights",
-    "load_weights",
+    *layouts.__all__,
     "convert_file",
     "load_checkpoint",
     "lm_to_onnx",

@@ -8,10 +8,11 @@ state (config, vocabulary), so ``rnnkit evaluate|sample|predict RUN_DIR`` can re
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
+
+from ..train.config import config_from_dict
 
 TASKS: dict[str, type] = {}
 TASK_FILE = "task.json"
@@ -41,17 +42,6 @@ def get_task_class(name: str) -> type:
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}; expected one of {sorted(TASKS)}")
     return TASKS[name]
-
-
-def config_from_dict(cls: type, data: dict[str, Any]) -> Any:
-    """A config dataclass from a dict; unknown keys are a ValueError naming them."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ValueError(
-            f"unknown {cls.__name__} fields {unknown}; expected some of {sorted(names)}"
-        )
-    return cls(**data)
 
 
 def config_from_state(cls: type, state: dict[str, Any], overrides: dict[str, Any]) -> Any:

@@ -173,13 +173,7 @@ class TrainerConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainerConfig:
         """Inverse of ``to_dict``; unknown keys are a ValueError naming them."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(
-                f"unknown TrainerConfig fields {unknown}; expected some of {sorted(names)}"
-            )
-        return cls(**data)
+        return config_from_dict(cls, data)
 
 
 def _positive(name: str, value: Any, *, allow_zero: bool = False, optional: bool = False) -> None:
@@ -225,3 +219,14 @@ def _number(
             f"{name} must be {wanted}{' and ' if wanted else ''}finite"
             f"{' or None' if optional else ''}{note}, got {value!r}"
         )
+
+
+def config_from_dict(cls: type, data: dict[str, Any]) -> Any:
+    """A config dataclass from a dict; unknown keys are a ValueError naming them."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(
+            f"unknown {cls.__name__} fields {unknown}; expected some of {sorted(names)}"
+        )
+    return cls(**data)
