@@ -60,18 +60,9 @@ class _RecurrentCell(VariantModule):
         return mask
 
     def _check_input(self, input: Any) -> tuple[Tensor, bool]:
-        if not isinstance(input, Tensor):
-            raise TypeError(f"input must be a Tensor, got {type(input).__name__}")
-        if input.dim() not in (1, 2):
-            raise ValueError(
-                f"{type(self).__name__} expects input (N, {self.input_size}) or unbatched "
-                f"({self.input_size},), got shape {tuple(input.shape)}"
-            )
-        if input.shape[-1] != self.input_size:
-            raise ValueError(
-                f"{type(self).__name__} expects {self.input_size} input features, "
-                f"got {input.shape[-1]}"
-            )
+        shapes = f"(N, {self.input_size}) or unbatched ({self.input_size},)"
+        natively = not self.variants.changes_recurrence and isinstance(self, nn.RNNCellBase)
+        input = self._checked_input(input, (1, 2), shapes, natively)
         unbatched = input.dim() == 1
         return (input.unsqueeze(0) if unbatched else input), unbatched
 

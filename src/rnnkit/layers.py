@@ -122,26 +122,8 @@ class _RecurrentLayer(VariantModule):
     def _check_input(self, input: Any, natively: bool) -> tuple[Tensor, bool]:
         """Validate ``input``; return it time-major ``(T, N, C)`` and whether it was unbatched."""
         name = type(self).__name__
-        if not isinstance(input, Tensor):
-            raise TypeError(f"input must be a Tensor or PackedSequence, got {type(input).__name__}")
-        if input.dim() not in (2, 3):
-            raise ValueError(
-                f"{name} expects input of rank 3 ((T, N, C), or (N, T, C) with "
-                f"batch_first) or 2 (unbatched (T, C)), got shape {tuple(input.shape)}"
-            )
-        if input.shape[-1] != self.input_size:
-            raise ValueError(
-                f"{name} expects input_size {self.input_size} features in the last "
-                f"dimension, got {input.shape[-1]} (input shape {tuple(input.shape)})"
-            )
-        if not input.is_floating_point():
-            raise TypeError(f"input must be a floating-point tensor, got {input.dtype}")
-        if not natively and input.dtype != self.weight_ih_l0.dtype:  # torch.nn's kernels say it too
-            raise TypeError(
-                f"{name} has {self.weight_ih_l0.dtype} parameters, got {input.dtype} input: "
-                f"convert one to the other (e.g. layer.to({input.dtype}) or input.to("
-                f"{self.weight_ih_l0.dtype}))"
-            )
+        shapes = "of rank 3 ((T, N, C), or (N, T, C) with batch_first) or 2 (unbatched (T, C))"
+        input = self._checked_input(input, (2, 3), shapes, natively, packed=True)
         steps = input.shape[1 if self.batch_first and input.dim() == 3 else 0]
         if not natively and steps == 0:  # torch.nn's kernels say it too
             raise ValueError(

@@ -46,6 +46,34 @@ class VariantModule:
                     self.hidden_size,
                 )
 
+    def _checked_input(
+        self, input: Any, ranks: tuple[int, ...], shapes: str, natively: bool, packed: bool = False
+    ) -> Tensor:
+        """``input`` if it is a floating-point tensor of one of ``ranks`` (described as ``shapes``)
+        with ``input_size`` features last, in the parameters' dtype (torch.nn's own kernels check
+        that themselves when they run: ``natively``); else a TypeError/ValueError naming what
+        was expected and what came."""
+        name = type(self).__name__
+        if not isinstance(input, Tensor):
+            kinds = "a Tensor or PackedSequence" if packed else "a Tensor"
+            raise TypeError(f"input must be {kinds}, got {type(input).__name__}")
+        if input.dim() not in ranks:
+            raise ValueError(f"{name} expects input {shapes}, got shape {tuple(input.shape)}")
+        if input.shape[-1] != self.input_size:
+            raise ValueError(
+                f"{name} expects {self.input_size} input features (input_size {self.input_size}) in the last "
+                f"dimension, got {input.shape[-1]} (input shape {tuple(input.shape)})"
+            )
+        if not input.is_floating_point():
+            raise TypeError(f"input must be a floating-point tensor, got {input.dtype}")
+        dtype = next(self.parameters()).dtype
+        if not natively and input.dtype != dtype:
+            raise TypeError(
+                f"{name} has {dtype} parameters, got {input.dtype} input: convert one to the "
+                f"other (e.g. module.to({input.dtype}) or input.to({dtype}))"
+            )
+        return input
+
     def __getstate__(self) -> dict[str, Any]:
         """The module's state with its cell spec by name (a spec holds functions, which
         ``torch.load``'s default ``weights_only=True`` does not unpickle)."""
