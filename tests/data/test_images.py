@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from rnnkit.data.captions import read_captions, tokenize_caption
 from rnnkit.data.images import (
     DIGIT_WORDS,
     CaptionSet,
@@ -17,9 +18,7 @@ from rnnkit.data.images import (
     digit_strips,
     load_image,
     make_batch,
-    read_captions,
     read_features,
-    tokenize_caption,
 )
 
 

@@ -16,7 +16,8 @@ from collections.abc import Callable
 import numpy as np
 from torch import Tensor
 
-from ...data.images import CaptionSet, digit_strips, make_batch, read_captions, read_features
+from ...data.captions import read_captions
+from ...data.images import CaptionSet, digit_strips, make_batch, read_features
 from ...data.text import UNK, Vocab
 from ..batches import Batches
 from .config import CaptionConfig
