@@ -53,3 +53,24 @@ def test_a_nan_in_training_reaches_the_gradients():
     x[1, 1, 0] = float("nan")
     layer(x)[0].sum().backward()
     assert layer.weight_hh_l0.grad.isnan().any()
+
+
+@pytest.mark.parametrize("scale", [100.0, 1e4])
+@pytest.mark.parametrize("cls,kw", VARIANTS + [(rnnkit.GRU, {"zoneout": 0.1, "recurrent_dropout": 0.0}),
+                                              (rnnkit.RNN, {"zoneout": 0.1})],  # fmt: skip
+                         ids=lambda v: getattr(v, "__name__", str(v)))  # fmt: skip
+def test_saturating_inputs_stay_finite_and_equal_the_reference(cls, kw, scale):
+    """Inputs far into the gates' saturation: the float32 C kernels' exp once overflowed to Inf
+    there (e^88.7 > FLT_MAX) and a fast reciprocal turned it into NaN."""
+    torch.manual_seed(0)
+    fast = cls(4, 16, **kw).eval()
+    ref = cls(4, 16, backend="reference", **kw).eval()
+    ref.load_state_dict(fast.state_dict())
+    x = (torch.randn(6, 3, 4) * scale).requires_grad_()
+    out, ref_out = fast(x)[0], ref(x)[0]
+    assert out.isfinite().all()
+    torch.testing.assert_close(out, ref_out, rtol=1e-5, atol=1e-5)
+    (g,) = torch.autograd.grad(out.sum(), fast.weight_hh_l0)
+    (g_ref,) = torch.autograd.grad(ref_out.sum(), ref.weight_hh_l0)
+    assert g.isfinite().all()
+    torch.testing.assert_close(g, g_ref, rtol=1e-4, atol=1e-4)

@@ -19,7 +19,7 @@
 static inline float rk_expf(float x) {
     /* clamped by comparisons, which a NaN fails: it passes through (fminf/fmaxf would turn it
      * into a number, and a diverging model would look healthy) */
-    x = x < -87.3f ? -87.3f : (x > 88.7f ? 88.7f : x);
+    x = x < -87.3f ? -87.3f : (x > 88.0f ? 88.0f : x); /* e^88 < FLT_MAX: no Inf to divide by */
     const float t = x * 1.44269504088896341f, fi = floorf(t + 0.5f);
     const float y = (t - fi) * 0.693147180559945f; /* |y| <= ln(2) / 2 */
     const float p = 1.0f + y * (1.0f + y * (0.5f + y * (1.6666667e-1f + y * (4.1666667e-2f
