@@ -57,3 +57,26 @@ def test_stateful_after_an_unbatched_call_names_what_it_carries():
         stream(torch.randn(5, 3))
     with pytest.raises(ValueError, match="state for batch size 2, got an input with batch size 4"):
         stream(torch.randn(5, 4, 3))
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -0.1, 0.0, 1e39])
+def test_lm_init_range_is_validated(value):
+    from rnnkit.tasks.lm import LMConfig
+
+    with pytest.raises(ValueError, match="init_range must be a number in"):
+        LMConfig(init_range=value)
+
+
+def test_recurrent_cell_sizes_are_validated():
+    with pytest.raises(ValueError, match="hidden_size must be a positive integer, got -1"):
+        rnnkit.RecurrentCell("gru", 4, -1)
+
+
+def test_convert_into_a_missing_folder_is_a_clear_error(tmp_path, capsys):
+    from rnnkit.cli import main
+    from rnnkit.interop import export_lstm_weights
+
+    torch.save(export_lstm_weights(rnnkit.LSTM(3, 4), "torch"), tmp_path / "w.pt")
+    code = main(["convert", str(tmp_path / "w.pt"), str(tmp_path / "no" / "o.pt"), "--to", "torch"])
+    assert code == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -44,3 +44,26 @@ def test_plain_layers_convert_to_torchs_quantized_modules(rnn):
 def test_variant_layers_raise_naming_the_layer(kw):
     with pytest.raises(ValueError, match=r"rnn \(LSTM with .*\) has no quantized kernel"):
         quantize_dynamic(Tagger(rnnkit.LSTM(4, 8, **kw)))
+
+
+def test_a_bare_layer_is_quantized_too():
+    """torch's quantize_dynamic swaps children only: a bare layer came back as a float nn.LSTM."""
+    layer = rnnkit.LSTM(4, 8).eval()
+    q = quantize_dynamic(layer)
+    assert type(q).__module__.startswith("torch.ao.nn.quantized.dynamic")
+    x = torch.randn(5, 2, 4)
+    assert 0 < (layer(x)[0] - q(x)[0]).abs().max() < 0.05
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        rnnkit.RNN(4, 8, zoneout=0.3),
+        rnnkit.Recurrent("gru", 4, 8, layer_norm=True),
+        rnnkit.GRUCell(4, 8, layer_norm=True),
+    ],  # fmt: skip
+    ids=["rnn-zoneout", "recurrent-gru-ln", "gru-cell-ln"],
+)
+def test_every_variant_module_raises(module):
+    with pytest.raises(ValueError, match="has no quantized kernel"):
+        quantize_dynamic(module)

@@ -3,8 +3,9 @@
 ``torch.ao.quantization.quantize_dynamic`` matches module types exactly, so on its own it leaves
 ``rnnkit.LSTM``/``GRU`` in float and says nothing. :func:`quantize_dynamic` here converts rnnkit's
 plain LSTM and GRU layers (no option that changes the recurrence) to torch's dynamically quantized
-LSTM/GRU, and ``nn.Linear`` as torch does, and raises for a variant layer (layer norm, zoneout,
-recurrent dropout, peepholes): torch has no quantized kernel for those. DropConnect and the
+LSTM/GRU, and ``nn.Linear`` as torch does, and raises for any rnnkit layer or cell with an option
+that changes the recurrence (layer norm, zoneout, recurrent dropout, peepholes): torch has no
+quantized kernel for those. Plain RNN layers and cells stay float, as torch.nn's do. DropConnect and the
 forget-gate bias do not change inference and convert. The converted layers are torch's: they take
 no ``lengths=`` (pass a ``PackedSequence``).
 """
@@ -18,17 +19,15 @@ from torch import nn
 from torch.ao.quantization import quantize_dynamic as _torch_quantize_dynamic
 
 from .backends.dispatch import weight_drop_only
-from .cells import GRUCell, LSTMCell
 from .layers import GRU, LSTM
-
-_RECURRENT = (LSTM, GRU, LSTMCell, GRUCell)
+from .variant_module import VariantModule
 
 
 def _check_quantizable(model: nn.Module) -> None:
     for name, module in model.named_modules():
-        variants = getattr(module, "variants", None)
-        if not isinstance(module, _RECURRENT) or variants is None:
+        if not isinstance(module, VariantModule):
             continue
+        variants = module.variants
         if variants.changes_recurrence and not weight_drop_only(variants):
             raise ValueError(
                 f"quantize_dynamic: {name or 'the model'} ({type(module).__name__} with "
@@ -64,9 +63,6 @@ def quantize_dynamic(model: nn.Module, dtype: torch.dtype = torch.qint8) -> nn.M
     torch.nn's) dynamically quantized to ``dtype`` (``torch.qint8`` or ``torch.float16``); raises
     ``ValueError`` naming the first layer whose options torch's quantized kernels cannot run."""
     _check_quantizable(model)
-    if isinstance(model, (LSTM, GRU)):
-        model = as_torch_layer(model)
-    else:
-        model = copy.deepcopy(model)
-        _swap_layers(model)
-    return _torch_quantize_dynamic(model, {nn.Linear, nn.LSTM, nn.GRU}, dtype=dtype)
+    holder = nn.Sequential(copy.deepcopy(model))  # torch swaps children, never the root itself
+    _swap_layers(holder)
+    return _torch_quantize_dynamic(holder, {nn.Linear, nn.LSTM, nn.GRU}, dtype=dtype)[0]

@@ -27,6 +27,12 @@ from .options import Variants
 from .registry import CellSpec, get_cell
 
 
+def _check_sizes(**sizes: int) -> None:
+    for name, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
 def _uniform_(params: list[nn.Parameter], hidden: int) -> None:
     stdv = 1.0 / math.sqrt(hidden) if hidden > 0 else 0.0
     for w in params:
@@ -59,10 +65,7 @@ class Recurrent(_RecurrentLayer, nn.Module):
     ) -> None:
         super().__init__()
         spec = get_cell(cell)
-        for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
-                            ("num_layers", num_layers)):  # fmt: skip
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        _check_sizes(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers)
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.mode = spec.title
@@ -119,6 +122,7 @@ class RecurrentCell(_RecurrentCell, nn.Module):
     ) -> None:
         super().__init__()
         spec = get_cell(cell)
+        _check_sizes(input_size=input_size, hidden_size=hidden_size)
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
         factory = {"device": device, "dtype": dtype}
         g = spec.num_gates * hidden_size

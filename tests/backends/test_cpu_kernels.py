@@ -190,3 +190,7 @@ def test_transposed_is_the_row_major_transpose(dtype, shape):
     wt = cpu_kernels.transposed(w)
     assert wt.is_contiguous() and torch.equal(wt, w.t())
     assert torch.equal(cpu_kernels.transposed(w.t()), w)  # a non-contiguous input: torch's copy
+
+
+def test_cc_with_an_unbalanced_quote_falls_back_with_a_warning(tmp_path):
+    assert _probe({"CC": 'gcc "-O0', "RNNKIT_CACHE_DIR": str(tmp_path)}) == "False"

@@ -97,6 +97,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_convert(args: argparse.Namespace) -> int:
     from ..interop import convert_file
 
+    parent = Path(args.out).resolve().parent
+    if not parent.is_dir():
+        raise ValueError(f"the output's folder {parent} does not exist (create it first)")
     out = convert_file(args.src, args.from_layout, args.to_layout, args.out, prefix=args.prefix)
     print(f"wrote {out}")
     return 0

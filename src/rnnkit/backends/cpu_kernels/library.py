@@ -171,7 +171,11 @@ def _compiler() -> list[str] | None:
     ``gcc`` from ``PATH``; None when there is none."""
     cc = os.environ.get("CC", "").strip()
     if cc:
-        return shlex.split(cc)
+        try:
+            return shlex.split(cc)
+        except ValueError as err:  # an unbalanced quote
+            logger.warning("rnnkit CPU kernels: CC=%r is not a command line (%s)", cc, err)
+            return None
     found = shutil.which("cc") or shutil.which("gcc")
     return None if found is None else [found]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +45,10 @@ class LMConfig(VariantConfig):
             raise ValueError(f"level must be 'char' or 'word', got {self.level!r}")
         super().__post_init__()
         check_positive(self, "embed_size", "bptt")
+        r = self.init_range
+        if r is not None and (isinstance(r, bool) or not isinstance(r, (int, float))
+                              or not math.isfinite(r) or not 0 < r <= 10):  # fmt: skip
+            raise ValueError(f"init_range must be a number in (0, 10] or None, got {r!r}")
 
 
 # name -> (LMConfig overrides, TrainerConfig overrides)
