@@ -100,7 +100,7 @@ def _cpu_kernels_refusal(spec: CellSpec, like: Tensor, p: CellParams) -> str | N
         return f"they serve CPU float32/float64 tensors, got {like.device.type} {like.dtype}"
     if not cpu_kernels.enabled():
         return "RNNKIT_CPU_KERNELS switches them off"
-    if not cpu_kernels.available(like):
+    if cpu_kernels.library(like.dtype) is None:
         return "the C library could not be built or loaded (see the log)"
     return None
 
@@ -145,7 +145,7 @@ def run_direction(
         return reference.layer_direction(spec, x, state, p, **kw)
     path = fused_path(spec, x, p, check_backend(backend))
     if path != "cpu_kernels" or x.shape[0] == 0 or not _fusable(opts):
-        return scan(spec, input_projection(x, p), state, p, backend=backend, **kw)
+        return _scan_on(path, spec, input_projection(x, p), state, p, opts, lengths, reverse)
     aux = _aux(spec, x, opts, lengths, reverse)
     w = p.w_hh if opts.w_hh is None else opts.w_hh
     if spec.kernel != "lstm":
@@ -173,9 +173,24 @@ def scan(
     if backend == "reference":
         return reference.scan(spec, gx, state, p, **kw)
     path = fused_path(spec, gx, p, check_backend(backend))
+    return _scan_on(path, spec, gx, state, p, opts, lengths, reverse)
+
+
+def _scan_on(
+    path: str,
+    spec: CellSpec,
+    gx: Tensor,
+    state: tuple[Tensor, ...],
+    p: CellParams,
+    opts: StepOptions,
+    lengths: Tensor | None,
+    reverse: bool,
+) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """:func:`scan` on the backend :func:`fused_path` chose (the reference loop for inputs the
+    fused kernels do not cover)."""
     if path == "reference" or gx.shape[0] == 0 or gx.shape[1] == 0 or not _fusable(opts):
         logger.debug("scan: %s inputs the fused kernels do not cover; reference loop", spec.title)
-        return reference.scan(spec, gx, state, p, **kw)
+        return reference.scan(spec, gx, state, p, lengths=lengths, reverse=reverse, options=opts)
     aux = _aux(spec, gx, opts, lengths, reverse)
     w = p.w_hh if opts.w_hh is None else opts.w_hh
     if path == "cpu_kernels":
