@@ -26,13 +26,10 @@ from torch import Tensor
 from ..functional import CellParams, StepOptions
 from ..registry import CellSpec, get_cell
 from . import cpu_kernels, reference
-from .cpu_kernels.gru import GRUInputs as GRUKernelInputs
-from .cpu_kernels.gru import KernelGRUSequence, gru_kernel_forward
+from .cpu_kernels import ops as kernel_ops  # noqa: F401 - registers torch.ops.rnnkit
 from .cpu_kernels.library import SUFFIX as KERNEL_DTYPES
-from .cpu_kernels.lstm import KernelLSTMSequence, lstm_kernel_forward
-from .cpu_kernels.lstm import LSTMInputs as LSTMKernelInputs
 from .gemm import input_projection
-from .sequence import Aux, Seq, keep_weights
+from .sequence import Aux, direction_aux
 from .torch_ops.gru import GRUInputs, GRUSequence, RNNSequence, gru_forward, rnn_forward
 from .torch_ops.lstm import LSTMInputs, LSTMSequence, lstm_forward
 
@@ -105,9 +102,25 @@ def _cpu_kernels_refusal(spec: CellSpec, like: Tensor, p: CellParams) -> str | N
     return None
 
 
+def transforms_active() -> bool:
+    """Whether a torch.func transform (``grad``, ``vmap``, ``jvp``, ...) is tracing this call: the
+    fused kernels' autograd is opaque to those, the reference loop's torch ops are not."""
+    return torch._C._are_functorch_transforms_active()
+
+
 def fused_path(spec: CellSpec, like: Tensor, p: CellParams, backend: str = "fused") -> str:
     """``"cpu_kernels"`` or ``"torch_ops"`` for ``backend`` ``"fused"`` (``"reference"`` for a cell
-    that has neither), or the one asked for; raises when the one asked for cannot serve the call."""
+    that has neither, or under a torch.func transform), or the one asked for; raises when the one
+    asked for cannot serve the call."""
+    if transforms_active():
+        if backend in FUSED:
+            raise ValueError(
+                f"backend={backend!r} cannot run under a torch.func transform (grad, vmap, jvp): "
+                "its autograd is opaque to them; use backend='fused' (which then takes the "
+                "reference loop) or 'reference'"
+            )
+        logger.debug("a torch.func transform is active: %s runs the reference loop", spec.title)
+        return "reference"
     refusal = _cpu_kernels_refusal(spec, like, p)
     if backend == "cpu_kernels" and refusal is not None:
         raise ValueError(f"backend='cpu_kernels' cannot run this {spec.title} layer: {refusal}")
@@ -146,12 +159,12 @@ def run_direction(
     path = fused_path(spec, x, p, check_backend(backend))
     if path != "cpu_kernels" or x.shape[0] == 0 or not _fusable(opts):
         return _scan_on(path, spec, input_projection(x, p), state, p, opts, lengths, reverse)
-    aux = _aux(spec, x, opts, lengths, reverse)
     w = p.w_hh if opts.w_hh is None else opts.w_hh
+    kw = dict(lengths=lengths, reverse=reverse)
     if spec.kernel != "lstm":
-        return _gru_kernel(spec, aux, x, state, p, w, p.w_ih, p.ln_ih)
+        return _gru_kernel(spec, x, state, p, w, p.w_ih, p.ln_ih, opts, **kw)
     bias = p.b_hh if p.b_ih is None else (p.b_ih if p.b_hh is None else p.b_ih + p.b_hh)
-    return _lstm_kernel(aux, x, p.w_ih, state, p, w, bias, p.ln_ih)
+    return _lstm_kernel(x, p.w_ih, state, p, w, bias, p.ln_ih, opts, **kw)
 
 
 def scan(
@@ -191,12 +204,13 @@ def _scan_on(
     if path == "reference" or gx.shape[0] == 0 or gx.shape[1] == 0 or not _fusable(opts):
         logger.debug("scan: %s inputs the fused kernels do not cover; reference loop", spec.title)
         return reference.scan(spec, gx, state, p, lengths=lengths, reverse=reverse, options=opts)
-    aux = _aux(spec, gx, opts, lengths, reverse)
     w = p.w_hh if opts.w_hh is None else opts.w_hh
     if path == "cpu_kernels":
+        kw = dict(lengths=lengths, reverse=reverse)
         if spec.kernel == "lstm":
-            return _lstm_kernel(aux, gx, None, state, p, w, p.b_hh, None)
-        return _gru_kernel(spec, aux, gx, state, p, w, None, None)
+            return _lstm_kernel(gx, None, state, p, w, p.b_hh, None, opts, **kw)
+        return _gru_kernel(spec, gx, state, p, w, None, None, opts, **kw)
+    aux = _aux(spec, gx, opts, lengths, reverse)
     if spec.kernel == "lstm":
         inputs = LSTMInputs(gx, state[0], state[1], w, p.b_hh, p.w_hr, p.ln_hh, p.ln_c_weight,
                             p.ln_c_bias, p.peephole)  # fmt: skip
@@ -220,41 +234,51 @@ def _scan_on(
 def _aux(
     spec: CellSpec, gx: Tensor, opts: StepOptions, lengths: Tensor | None, reverse: bool
 ) -> Aux:
-    valid = None
-    if lengths is not None:
-        steps = torch.arange(gx.shape[0], device=gx.device)
-        valid = (steps[:, None] < lengths.to(gx.device)).unsqueeze(-1)  # (T, N, 1)
     zoned = {s.zoneout for s in spec.states}
-    return Aux(
-        seq=Seq(gx.shape[0], reverse, valid),
+    return direction_aux(
+        gx,
+        lengths=lengths,
+        reverse=reverse,
         mask=opts.dropout_mask,
-        keep_h=keep_weights(opts.zoneout_h, valid, gx),
-        keep_c=keep_weights(opts.zoneout_c, valid, gx) if "c" in zoned else None,
+        zoneout_h=opts.zoneout_h,
+        zoneout_c=opts.zoneout_c if "c" in zoned else None,
         nonlinearity=spec.nonlinearity,
     )
 
 
-def _gru_kernel(spec, aux, x, state, p, w, w_ih, ln_ih):
-    """``x`` is the layer input with ``w_ih`` (projected inside), or the projections with None."""
-    mode = spec.kernel.upper()
+def _zoneout_args(z: Tensor | float) -> tuple[Tensor | None, float]:
+    return (z, 0.0) if isinstance(z, Tensor) else (None, float(z))
+
+
+def _gru_kernel(spec, x, state, p, w, w_ih, ln_ih, opts, *, lengths, reverse):
+    """``x`` is the layer input with ``w_ih`` (projected inside), or the projections with None:
+    ``torch.ops.rnnkit.gru_sequence``."""
     b_ih = None if w_ih is None else p.b_ih
-    inputs = GRUKernelInputs(x, w_ih, state[0], w, b_ih, p.b_hh, ln_ih, p.ln_hh)
-    if _needs_grad(inputs):
-        out, h = KernelGRUSequence.apply(mode, aux, *inputs)
-        return out, (h,)
-    with torch.no_grad():
-        hs, _ = gru_kernel_forward(mode, aux, inputs, save=False)
-    return aux.seq.outputs(hs), (aux.seq.last(hs),)
-
-
-def _lstm_kernel(aux, x, w_ih, state, p, w, bias, ln_ih):
-    """``x`` is the layer input with ``w_ih`` (projected inside), or the projections with None."""
-    inputs = LSTMKernelInputs(
-        x, w_ih, state[0], state[1], w, bias, ln_ih, p.ln_hh, p.ln_c_weight, p.ln_c_bias, p.peephole
+    tensors = (x, w_ih, state[0], w, b_ih, p.b_hh, ln_ih, p.ln_hh)
+    out, h, *_ = torch.ops.rnnkit.gru_sequence(
+        *tensors,
+        opts.dropout_mask,
+        *_zoneout_args(opts.zoneout_h),
+        lengths,
+        reverse,
+        spec.name,
+        _needs_grad(tensors),
     )
-    if _needs_grad(inputs):
-        out, h, c = KernelLSTMSequence.apply(aux, *inputs)
-        return out, (h, c)
-    with torch.no_grad():
-        hs, c_n, _ = lstm_kernel_forward(aux, inputs, save=False)
-    return aux.seq.outputs(hs), (aux.seq.last(hs), c_n)
+    return out, (h,)
+
+
+def _lstm_kernel(x, w_ih, state, p, w, bias, ln_ih, opts, *, lengths, reverse):
+    """``x`` is the layer input with ``w_ih`` (projected inside), or the projections with None:
+    ``torch.ops.rnnkit.lstm_sequence``."""
+    tensors = (x, w_ih, state[0], state[1], w, bias, ln_ih, p.ln_hh, p.ln_c_weight, p.ln_c_bias,
+               p.peephole)  # fmt: skip
+    out, h, c, *_ = torch.ops.rnnkit.lstm_sequence(
+        *tensors,
+        opts.dropout_mask,
+        *_zoneout_args(opts.zoneout_h),
+        *_zoneout_args(opts.zoneout_c),
+        lengths,
+        reverse,
+        _needs_grad(tensors),
+    )
+    return out, (h, c)

@@ -85,6 +85,28 @@ class Aux:
     nonlinearity: str = "tanh"
 
 
+def direction_aux(
+    like: Tensor,
+    *,
+    lengths: Tensor | None = None,
+    reverse: bool = False,
+    mask: Tensor | None = None,
+    zoneout_h: Tensor | float = 0.0,
+    zoneout_c: Tensor | float | None = None,
+    nonlinearity: str = "tanh",
+) -> Aux:
+    """The :class:`Aux` of one direction over ``like (T, N, .)``: ``lengths (N,)``, the recurrent
+    dropout mask ``(N, R)``, the zoneout masks ``(T, N, .)`` or rates of ``h`` and of ``c``
+    (``zoneout_c`` None: the cell has no ``c``)."""
+    valid = None
+    if lengths is not None:
+        steps = torch.arange(like.shape[0], device=like.device)
+        valid = (steps[:, None] < lengths.to(like.device)).unsqueeze(-1)  # (T, N, 1)
+    keep_c = None if zoneout_c is None else keep_weights(zoneout_c, valid, like)
+    return Aux(Seq(like.shape[0], reverse, valid), mask, keep_weights(zoneout_h, valid, like),
+               keep_c, nonlinearity)  # fmt: skip
+
+
 def stack_visited(items: list[Tensor], seq: Seq, backward: bool = False) -> Tensor:
     """Stack per-step tensors collected in visiting order into time order ``(T, ...)``."""
     forward_in_time = seq.reverse == backward

@@ -22,12 +22,11 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from ..gemm import Gemm, outer_sum
 from ..sequence import Aux, recurrent_input, sum_leading, visiting_steps
-from .library import kernel, make_context
-from .lstm import input_grads, point_gx, projected_chunks, with_mask_like
+from .library import kernel, make_context, transposed
+from .lstm import StepOrder, input_grads, loop_gemm, point_gx, projected_chunks, with_mask_like
 
 GATES = {"GRU": 3, "RNN": 1}
 ACTS = {"GRU": 4, "RNN": 1}  # saved activations per hidden unit: (r, z, n, gh_n) or h'
@@ -78,18 +77,27 @@ def gru_kernel_forward(mode: str, aux: Aux, inputs: GRUInputs, save: bool):
         stats=stats, hm=hm, acts_st=n * width if save else 0, xhat_st=0,
         stats_st=n * 6 if save else 0,
     )  # fmt: skip
-    fwd = kernel(f"{mode.lower()}_fwd", x.dtype)
     ref = ctypes.byref(ctx)
-    step_gemm = Gemm(w, n).step_fn()
-    hss = hs.unbind(0)
-    h = h0 if aux.mask is None else h0 * aux.mask
+    h = h0 if aux.mask is None else (h0 * aux.mask).contiguous()
     a = x.new_empty(n, g)  # the recurrent GEMM's output, reused at every step
-    for buf, first, chunk in projected_chunks(aux, x, w_ih, False):
-        point_gx(ctx, buf, first)
-        for t, prev in chunk:
-            a = step_gemm(h, a)
-            fwd(ref, t, prev, a.data_ptr())
-            h = hss[t] if hm is None else hm
+    gemm = loop_gemm(x)
+    if gemm is not None:  # the time loop in C, its GEMMs on torch's BLAS
+        wt = transposed(w.detach())
+        loop, steps_in, done = kernel("gru_fwd_seq", x.dtype), StepOrder(aux.seq), 0
+        for buf, first, chunk in projected_chunks(aux, x, w_ih, False):
+            point_gx(ctx, buf, first)
+            loop(ref, *steps_in.pointers(done), len(chunk), wt.data_ptr(), a.data_ptr(),
+                 h.data_ptr(), int(mode == "RNN"), gemm)  # fmt: skip
+            done += len(chunk)
+    else:  # the time loop in Python, one GEMM call and one step-kernel call per step
+        fwd = kernel(f"{mode.lower()}_fwd", x.dtype)
+        step_gemm, hss = Gemm(w, n).step_fn(), hs.unbind(0)
+        for buf, first, chunk in projected_chunks(aux, x, w_ih, False):
+            point_gx(ctx, buf, first)
+            for t, prev in chunk:
+                a = step_gemm(h, a)
+                fwd(ref, t, prev, a.data_ptr())
+                h = hss[t] if hm is None else hm
     del alive
     saved = dict(hs=hs, acts=acts, stats=stats) if save else {}
     return hs, saved
@@ -98,69 +106,76 @@ def gru_kernel_forward(mode: str, aux: Aux, inputs: GRUInputs, save: bool):
 _SAVED = ("hs", "acts", "stats")
 
 
-class KernelGRUSequence(torch.autograd.Function):
-    """``(mode, aux, x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh) -> (outputs, h_n)``; mode "GRU" or
-    "RNN"; ``x`` is the layer input with ``w_ih``, or the projection ``x W_ih^T`` with None."""
-
-    @staticmethod
-    def forward(ctx, mode: str, aux: Aux, x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh):  # noqa: D102
-        inputs = GRUInputs(x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh)
-        hs, saved = gru_kernel_forward(mode, aux, inputs, save=True)
-        ctx.mode, ctx.aux = mode, aux
-        keep_gx = x.contiguous() if ln_ih is not None and w_ih is None else None
-        ctx.save_for_backward(x if w_ih is not None else None, w_ih, keep_gx, h0.contiguous(), w,
-                              b_ih, b_hh, ln_ih, ln_hh, *(saved[k] for k in _SAVED))  # fmt: skip
-        return aux.seq.outputs(hs), aux.seq.last(hs)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, d_out, d_hn):  # noqa: D102
-        x, w_ih, gx, h0, w, b_ih, b_hh, ln_ih, ln_hh, *rest = ctx.saved_tensors
-        sv = dict(zip(_SAVED, rest))
-        mode, hs = ctx.mode, sv["hs"]
-        aux = with_mask_like(ctx.aux, hs)
-        seq = aux.seq
-        need = GRUInputs(*ctx.needs_input_grad[2:])
-        steps, n, hid = hs.shape
-        g = GATES[mode] * hid
-        if ln_ih is not None and gx is None:
-            gx = _project(x, w_ih)  # rebuilt, not saved
-        # with the input LN, dz is a scratch row (b_ih's gradient summed in C) and the gradient
-        # of gx overwrites the rebuilt gx in place; without, dz is the gradient of gx
-        ln_in = ln_ih is not None
-        dz = hs.new_empty(1 if ln_in else steps, n, g)
-        # da (the gradient of h W_hh^T) lives in a scratch row, 3H less per step: without layer
-        # norms and with the projection inside it is rebuilt from dz in place at the end, as
-        # (dz_r, dz_z, dz_n r), for one dW_hh GEMM; otherwise dW_hh gathers a GEMM per step
-        compact = w_ih is not None and not ln_in and ln_hh is None
-        da = hs.new_empty(1, n, g)
-        dw = None if compact or not need.w else w.new_zeros(w.shape)
-        dgx = (gx if w_ih is not None else gx.clone()) if ln_in else None
-        dhk = d_hn.contiguous().clone()
-        dout = seq.outputs(d_out).contiguous()
-        grads = {
-            "g_bias_ih": torch.zeros_like(b_ih) if need.b_ih and ln_in else None,
-            "g_bias": torch.zeros_like(b_hh) if need.b_hh else None,
-            "g_ln_ih": torch.zeros_like(ln_ih) if need.ln_ih else None,
-            "g_ln_w": torch.zeros_like(ln_hh) if need.ln_hh else None,
-        }
-        width = ACTS[mode] * hid
-        h_in = recurrent_input(seq.before(hs, h0), aux.mask)  # (T, N, H): each step's GEMM input
-        recompute = ln_hh is not None
-        arec = hs.new_empty(n, g) if recompute else None
-        xhat = hs.new_empty(1, n, g) if recompute else None  # the context points into these:
-        cctx, alive = make_context(  # they must stay referenced until the loop is done
-            aux, h0, gx=gx, bias_ih=b_ih, bias=b_hh, ln_ih=ln_ih, ln_w=ln_hh, hs=hs,
-            acts=sv["acts"], xhat=xhat,
-            stats=sv["stats"], acts_st=n * width, xhat_st=0, stats_st=n * 6, dout=dout, dhk=dhk,
-            dz=dz, dz_st=0 if ln_in else n * g, da=da, da_st=0, dgx=dgx, arec=arec, **grads,
+def gru_kernel_backward(
+    mode: str,
+    aux: Aux,
+    inputs: GRUInputs,
+    saved: dict,
+    need: GRUInputs,
+    d_out: Tensor,
+    d_hn: Tensor,
+) -> GRUInputs:
+    """The gradients of :func:`gru_kernel_forward`'s inputs (``need``: which, by name; the others
+    are None) from those of its outputs ``d_out (T, N, H)``, ``d_hn (N, H)`` and what it saved;
+    ``inputs.x`` is the layer input with ``w_ih``, or the projections with ``w_ih=None``."""
+    x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh = inputs
+    h0, sv = h0.contiguous(), saved
+    gx = x.contiguous() if ln_ih is not None and w_ih is None else None
+    hs = sv["hs"]
+    aux = with_mask_like(aux, hs)
+    seq = aux.seq
+    steps, n, hid = hs.shape
+    g = GATES[mode] * hid
+    if ln_ih is not None and gx is None:
+        gx = _project(x, w_ih)  # rebuilt, not saved
+    # with the input LN, dz is a scratch row (b_ih's gradient summed in C) and the gradient
+    # of gx overwrites the rebuilt gx in place; without, dz is the gradient of gx
+    ln_in = ln_ih is not None
+    dz = hs.new_empty(1 if ln_in else steps, n, g)
+    # da (the gradient of h W_hh^T) lives in a scratch row, 3H less per step: without layer
+    # norms and with the projection inside it is rebuilt from dz in place at the end, as
+    # (dz_r, dz_z, dz_n r), for one dW_hh GEMM; otherwise dW_hh gathers a GEMM per step
+    compact = w_ih is not None and not ln_in and ln_hh is None
+    da = hs.new_empty(1, n, g)
+    dw = None if compact or not need.w else w.new_zeros(w.shape)
+    dgx = (gx if w_ih is not None else gx.clone()) if ln_in else None
+    dhk = d_hn.contiguous().clone()
+    dout = seq.outputs(d_out).contiguous()
+    grads = {
+        "g_bias_ih": torch.zeros_like(b_ih) if need.b_ih and ln_in else None,
+        "g_bias": torch.zeros_like(b_hh) if need.b_hh else None,
+        "g_ln_ih": torch.zeros_like(ln_ih) if need.ln_ih else None,
+        "g_ln_w": torch.zeros_like(ln_hh) if need.ln_hh else None,
+    }
+    width = ACTS[mode] * hid
+    h_in = recurrent_input(seq.before(hs, h0), aux.mask)  # (T, N, H): each step's GEMM input
+    recompute = ln_hh is not None
+    arec = hs.new_empty(n, g) if recompute else None
+    xhat = hs.new_empty(1, n, g) if recompute else None  # the context points into these:
+    cctx, alive = make_context(  # they must stay referenced until the loop is done
+        aux, h0, gx=gx, bias_ih=b_ih, bias=b_hh, ln_ih=ln_ih, ln_w=ln_hh, hs=hs,
+        acts=sv["acts"], xhat=xhat,
+        stats=sv["stats"], acts_st=n * width, xhat_st=0, stats_st=n * 6, dout=dout, dhk=dhk,
+        dz=dz, dz_st=0 if ln_in else n * g, da=da, da_st=0, dgx=dgx, arec=arec, **grads,
+    )  # fmt: skip
+    ref = ctypes.byref(cctx)
+    rec, buf = None, hs.new_empty(n, hid)
+    gemm = loop_gemm(hs)
+    if gemm is not None:  # the time loop in C
+        w_rows, h_in = w.detach().contiguous(), h_in.contiguous()
+        wt = transposed(w.detach()) if recompute else w_rows
+        visits = StepOrder(seq)  # referenced until the call returns: the C loop reads it
+        kernel("gru_bwd_seq", hs.dtype)(
+            ref, *visits.pointers(0), steps, w_rows.data_ptr(), wt.data_ptr(),
+            h_in.data_ptr(), None if dw is None else dw.data_ptr(), buf.data_ptr(),
+            int(mode == "RNN"), gemm,
         )  # fmt: skip
-        ref = ctypes.byref(cctx)
+        rec = buf if steps else None
+    else:  # the time loop in Python
         bwd = kernel(f"{mode.lower()}_bwd", hs.dtype)
         step_gemm_t = Gemm(w.t(), n).step_fn()
         step_gemm = Gemm(w, n).step_fn() if recompute else None
         order, prevs = visiting_steps(seq)
-        rec, buf = None, hs.new_empty(n, hid)
         for t, prev in zip(reversed(order), reversed(prevs)):
             if step_gemm is not None:
                 step_gemm(h_in[t], arec)
@@ -168,16 +183,16 @@ class KernelGRUSequence(torch.autograd.Function):
             rec = step_gemm_t(da[0], buf)
             if dw is not None:
                 dw.addmm_(da[0].t(), h_in[t])
-        dh0 = torch.empty_like(h0)
-        kernel("bwd_finish", hs.dtype)(ref, None if rec is None else rec.data_ptr(),
-                                       dh0.data_ptr())  # fmt: skip
-        del alive
-        db_ih = grads["g_bias_ih"] if ln_in else (sum_leading(dz) if need.b_ih else None)
-        dx, dw_ih = input_grads(need.x, need.w_ih, dz if dgx is None else dgx, x, w_ih)
-        if compact and need.w:
-            da = dz  # dz is spent: turn it into da in place
-            if mode == "GRU":
-                da[..., 2 * hid :].mul_(sv["acts"][..., :hid])  # dz_n * r
-            dw = outer_sum(da, h_in)
-        return (None, None, dx, dw_ih, dh0 if need.h0 else None, dw, db_ih, grads["g_bias"],
-                grads["g_ln_ih"], grads["g_ln_w"])  # fmt: skip
+    dh0 = torch.empty_like(h0)
+    kernel("bwd_finish", hs.dtype)(ref, None if rec is None else rec.data_ptr(),
+                                   dh0.data_ptr())  # fmt: skip
+    del alive
+    db_ih = grads["g_bias_ih"] if ln_in else (sum_leading(dz) if need.b_ih else None)
+    dx, dw_ih = input_grads(need.x, need.w_ih, dz if dgx is None else dgx, x, w_ih)
+    if compact and need.w:
+        da = dz  # dz is spent: turn it into da in place
+        if mode == "GRU":
+            da[..., 2 * hid :].mul_(sv["acts"][..., :hid])  # dz_n * r
+        dw = outer_sum(da, h_in)
+    return GRUInputs(dx, dw_ih, dh0 if need.h0 else None, dw, db_ih, grads["g_bias"],
+                     grads["g_ln_ih"], grads["g_ln_w"])  # fmt: skip

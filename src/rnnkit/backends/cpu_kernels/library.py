@@ -43,7 +43,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-ABI_VERSION = 7
+ABI_VERSION = 8
 SOURCE_DIR = Path(__file__).parent / "csrc"
 SOURCES = ("rnnkit_cpu.c", "rnnkit_cpu.h", "lstm_template.h", "gru_template.h")
 # -ffast-math for vectorised math, but NaN and Inf kept: they propagate as in torch.nn
@@ -243,11 +243,24 @@ def library(dtype: torch.dtype = torch.float32) -> ctypes.CDLL | None:
     return lib
 
 
+# the time loops: (ctx, order, prevs, count, ...) with the BLAS GEMM as the last argument
+_LOOP_FUNCTIONS = {
+    "lstm_fwd_seq": (_P, _P, _P),  # wt, a, h_first
+    "lstm_bwd_seq": (_P, _P),  # w, rec
+    "gru_fwd_seq": (_P, _P, _P, ctypes.c_long),  # wt, a, h_first, rnn
+    "gru_bwd_seq": (_P, _P, _P, _P, _P, ctypes.c_long),  # w, wt, h_in, dw, rec, rnn
+}
+
+
 def _declare(lib: ctypes.CDLL, suffix: str) -> None:
     """Argument and return types of the library's functions (AttributeError when one is missing)."""
     for name in _STEP_FUNCTIONS:
         fn = getattr(lib, f"{name}_{suffix}")
         fn.argtypes = [ctypes.POINTER(StepCtx), ctypes.c_long, ctypes.c_long, _P]
+        fn.restype = None
+    for name, extra in _LOOP_FUNCTIONS.items():
+        fn = getattr(lib, f"{name}_{suffix}")
+        fn.argtypes = [ctypes.POINTER(StepCtx), _P, _P, ctypes.c_long, *extra, _P]
         fn.restype = None
     fin = getattr(lib, f"bwd_finish_{suffix}")
     fin.argtypes = [ctypes.POINTER(StepCtx), _P, _P]
@@ -258,6 +271,33 @@ def _declare(lib: ctypes.CDLL, suffix: str) -> None:
     bern = getattr(lib, f"bernoulli_{suffix}")
     bern.argtypes = [_P, ctypes.c_long, ctypes.c_double, ctypes.c_ulonglong]
     bern.restype = None
+
+
+_GEMM_SYMBOLS = {torch.float32: "sgemm_", torch.float64: "dgemm_"}
+
+
+@functools.cache
+def _torch_blas() -> ctypes.CDLL | None:
+    """torch's own CPU library, which carries the BLAS that ``torch.mm`` uses (MKL on x86)."""
+    path = Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"
+    try:
+        return ctypes.CDLL(str(path))
+    except OSError:
+        return None
+
+
+def blas_gemm(dtype: torch.dtype) -> int | None:
+    """The address of torch's BLAS ``sgemm_``/``dgemm_`` for ``dtype`` (LP64), which the C time
+    loops call for the per-step GEMMs; None where torch's library exports none (a build without
+    a BLAS, another platform): the Python loop with ``torch.mm`` serves then."""
+    lib = _torch_blas()
+    symbol = _GEMM_SYMBOLS.get(dtype)
+    if lib is None or symbol is None:
+        return None
+    try:
+        return ctypes.cast(getattr(lib, symbol), ctypes.c_void_p).value
+    except AttributeError:
+        return None
 
 
 def available(like: torch.Tensor) -> bool:
@@ -336,8 +376,8 @@ def make_context(aux, h0: torch.Tensor, **fields) -> tuple[StepCtx, list]:
 
 
 def kernel(name: str, dtype: torch.dtype):
-    """The C function ``{name}_{f32|f64}``: ``{lstm,gru,rnn}_{fwd,bwd}``, ``bwd_finish``,
-    ``bernoulli``."""
+    """The C function ``{name}_{f32|f64}``: ``{lstm,gru,rnn}_{fwd,bwd}``, the time loops
+    ``{lstm,gru}_{fwd,bwd}_seq``, ``bwd_finish``, ``bernoulli``."""
     lib = library(dtype)
     if lib is None:
         raise RuntimeError("rnnkit CPU kernels are unavailable: call available() first")

@@ -23,11 +23,10 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
-from ..gemm import Gemm, outer_sum
+from ..gemm import Gemm, dnn_serves, outer_sum
 from ..sequence import Aux, recurrent_input, sum_leading, visiting_steps
-from .library import kernel, make_context
+from .library import blas_gemm, kernel, make_context, transposed
 
 # input projections are computed a chunk of steps ahead of the recurrence: about L2-sized, but at
 # least MIN_CHUNK_ROWS rows per GEMM (a GEMM of one step's few rows runs far below peak)
@@ -66,6 +65,27 @@ def projected_chunks(aux: Aux, x: Tensor, w_ih: Tensor | None, keep_all: bool):
         out = buf[lo - first : hi - first]
         gemm(x[lo:hi].reshape(-1, x.shape[-1]), out=out.view(-1, g))
         yield buf, first, chunk
+
+
+def loop_gemm(like: Tensor) -> int | None:
+    """The BLAS GEMM that the C time loops (``*_seq`` in ``csrc/``) call for the per-step GEMMs, or
+    None: then Python steps the loop, with oneDNN's GEMMs where those are the faster ones
+    (:func:`rnnkit.backends.gemm.prefer_onednn`) or ``torch.mm`` where torch exports no BLAS."""
+    return None if dnn_serves(like) else blas_gemm(like.dtype)
+
+
+class StepOrder:
+    """The visiting order of one direction as two int64 arrays the C loops read: ``order[s]`` the
+    step visited ``s``-th, ``prevs[s]`` the one before it (-1: the initial state)."""
+
+    def __init__(self, seq) -> None:
+        order, prevs = visiting_steps(seq)
+        self.pairs = list(zip(order, prevs))
+        self._arrays = torch.tensor([order, prevs], dtype=torch.int64).reshape(2, -1)
+
+    def pointers(self, first: int) -> tuple[int, int]:
+        """The addresses of ``order[first:]`` and ``prevs[first:]``."""
+        return self._arrays[0, first:].data_ptr(), self._arrays[1, first:].data_ptr()
 
 
 def with_mask_like(aux: Aux, like: Tensor) -> Aux:
@@ -131,21 +151,31 @@ def lstm_kernel_forward(aux: Aux, inputs: LSTMInputs, save: bool):
                 stats_st=n * 6 if save else 0)  # fmt: skip
     ctx, alive = make_context(aux, h0, c0=c0, bias=bias, ln_ih=ln_ih, ln_w=ln_hh, lnc_w=ln_cw,
                               lnc_b=ln_cb, peep=peep, **bufs)  # fmt: skip
-    fwd = kernel("lstm_fwd", x.dtype)
     ref = ctypes.byref(ctx)
-    step_gemm = Gemm(w, n).step_fn()
-    hss = hs.unbind(0)
-    h = h0 if mask is None else h0 * mask
+    h = h0 if mask is None else (h0 * mask).contiguous()
     a = x.new_empty(n, g4)  # the recurrent GEMM's output, reused at every step
     keep_gx = save and ln_ih is not None
     gx = None
-    for buf, first, chunk in projected_chunks(aux, x, w_ih, keep_gx):
-        point_gx(ctx, buf, first)
-        gx = buf
-        for t, prev in chunk:
-            a = step_gemm(h, a)
-            fwd(ref, t, prev, a.data_ptr())
-            h = hss[t] if mask is None else hm
+    gemm = loop_gemm(x)
+    if gemm is not None:  # the time loop in C, its GEMMs on torch's BLAS
+        wt = transposed(w.detach())
+        loop, steps_in = kernel("lstm_fwd_seq", x.dtype), StepOrder(aux.seq)
+        done = 0
+        for buf, first, chunk in projected_chunks(aux, x, w_ih, keep_gx):
+            point_gx(ctx, buf, first)
+            gx = buf
+            loop(ref, *steps_in.pointers(done), len(chunk), wt.data_ptr(), a.data_ptr(),
+                 h.data_ptr(), gemm)  # fmt: skip
+            done += len(chunk)
+    else:  # the time loop in Python, one GEMM call and one step-kernel call per step
+        fwd, step_gemm, hss = kernel("lstm_fwd", x.dtype), Gemm(w, n).step_fn(), hs.unbind(0)
+        for buf, first, chunk in projected_chunks(aux, x, w_ih, keep_gx):
+            point_gx(ctx, buf, first)
+            gx = buf
+            for t, prev in chunk:
+                a = step_gemm(h, a)
+                fwd(ref, t, prev, a.data_ptr())
+                h = hss[t] if mask is None else hm
     del alive
     c_n = cs[0 if aux.seq.reverse else -1].clone() if steps else c0.clone()
     saved = {}
@@ -170,66 +200,67 @@ def input_grads(need_x: bool, need_w: bool, d_gx: Tensor, x: Tensor, w_ih: Tenso
     return dx, (outer_sum(d_gx, x) if need_w else None)
 
 
-class KernelLSTMSequence(torch.autograd.Function):
-    """``(aux, x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep) -> (outputs, h_n, c_n)``;
-    ``x`` is the layer input with ``w_ih``, or the projections ``x W_ih^T`` with None."""
-
-    @staticmethod
-    def forward(ctx, aux: Aux, x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep):  # noqa: D102
-        inputs = LSTMInputs(x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep)
-        hs, c_n, saved = lstm_kernel_forward(aux, inputs, save=True)
-        ctx.aux = aux
-        ctx.save_for_backward(x if w_ih is not None else None, w_ih, h0.contiguous(),
-                              c0.contiguous(), w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep,
-                              *(saved[k] for k in _SAVED))  # fmt: skip
-        return aux.seq.outputs(hs), aux.seq.last(hs), c_n
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, d_out, d_hn, d_cn):  # noqa: D102
-        x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep, *rest = ctx.saved_tensors
-        sv = dict(zip(_SAVED, rest))
-        aux = with_mask_like(ctx.aux, sv["hs"])
-        seq, mask = aux.seq, aux.mask
-        need = LSTMInputs(*ctx.needs_input_grad[1:])
-        hs, acts = sv["hs"], sv["acts"]
-        steps, n, g4 = acts.shape
-        dz = torch.empty_like(acts)
-        da = torch.empty_like(acts) if ln_hh is not None else None
-        dgx = torch.empty_like(acts) if ln_ih is not None else None
-        dhk = d_hn.contiguous().clone()
-        dc = d_cn.contiguous().clone()
-        dout = seq.outputs(d_out).contiguous()
-        grads = {
-            "g_peep": torch.zeros_like(peep) if need.peep else None,
-            "g_lnc_w": torch.zeros_like(ln_cw) if need.ln_cw else None,
-            "g_lnc_b": torch.zeros_like(ln_cb) if need.ln_cb else None,
-            "g_ln_w": torch.zeros_like(ln_hh) if need.ln_hh else None,
-            "g_ln_ih": torch.zeros_like(ln_ih) if need.ln_ih else None,
-        }
-        cn = sv["cn"] if sv["cn"] is not None else sv["cs"]
-        bufs = dict(hs=hs, cs=sv["cs"], cn=cn, acts=acts, xhat=sv["xhat"], stats=sv["stats"],
-                    cn_st=n * (g4 // 4), acts_st=n * g4, xhat_st=n * g4, stats_st=n * 6,
-                    dout=dout, dhk=dhk, dc=dc, dz=dz, da=da, dgx=dgx, **grads)  # fmt: skip
-        cctx, alive = make_context(aux, h0, gx=sv["gx"], c0=c0, bias=bias, ln_ih=ln_ih,
-                                   ln_w=ln_hh, lnc_w=ln_cw, lnc_b=ln_cb, peep=peep,
-                                   **bufs)  # fmt: skip
-        ref = ctypes.byref(cctx)
-        bwd = kernel("lstm_bwd", hs.dtype)
-        step_gemm_t = Gemm(w.t(), n).step_fn()
+def lstm_kernel_backward(
+    aux: Aux,
+    inputs: LSTMInputs,
+    saved: dict,
+    need: LSTMInputs,
+    d_out: Tensor,
+    d_hn: Tensor,
+    d_cn: Tensor,
+) -> LSTMInputs:
+    """The gradients of :func:`lstm_kernel_forward`'s inputs (``need``: which, by name; the others
+    are None) from those of its outputs ``d_out (T, N, H)``, ``d_hn``, ``d_cn (N, H)`` and what it
+    saved; ``inputs.x`` is the layer input (with ``w_ih``) or None."""
+    x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep = inputs
+    h0, c0, sv = h0.contiguous(), c0.contiguous(), saved
+    aux = with_mask_like(aux, sv["hs"])
+    seq, mask = aux.seq, aux.mask
+    hs, acts = sv["hs"], sv["acts"]
+    steps, n, g4 = acts.shape
+    dz = torch.empty_like(acts)
+    da = torch.empty_like(acts) if ln_hh is not None else None
+    dgx = torch.empty_like(acts) if ln_ih is not None else None
+    dhk = d_hn.contiguous().clone()
+    dc = d_cn.contiguous().clone()
+    dout = seq.outputs(d_out).contiguous()
+    grads = {
+        "g_peep": torch.zeros_like(peep) if need.peep else None,
+        "g_lnc_w": torch.zeros_like(ln_cw) if need.ln_cw else None,
+        "g_lnc_b": torch.zeros_like(ln_cb) if need.ln_cb else None,
+        "g_ln_w": torch.zeros_like(ln_hh) if need.ln_hh else None,
+        "g_ln_ih": torch.zeros_like(ln_ih) if need.ln_ih else None,
+    }
+    cn = sv["cn"] if sv["cn"] is not None else sv["cs"]
+    bufs = dict(hs=hs, cs=sv["cs"], cn=cn, acts=acts, xhat=sv["xhat"], stats=sv["stats"],
+                cn_st=n * (g4 // 4), acts_st=n * g4, xhat_st=n * g4, stats_st=n * 6,
+                dout=dout, dhk=dhk, dc=dc, dz=dz, da=da, dgx=dgx, **grads)  # fmt: skip
+    cctx, alive = make_context(aux, h0, gx=sv["gx"], c0=c0, bias=bias, ln_ih=ln_ih,
+                               ln_w=ln_hh, lnc_w=ln_cw, lnc_b=ln_cb, peep=peep,
+                               **bufs)  # fmt: skip
+    ref = ctypes.byref(cctx)
+    d_pre = da if da is not None else dz
+    rec, buf = None, hs.new_empty(n, hs.shape[-1])
+    gemm = loop_gemm(hs)
+    if gemm is not None:  # the time loop in C
+        w_rows = w.detach().contiguous()
+        visits = StepOrder(aux.seq)  # referenced until the call returns: the C loop reads it
+        kernel("lstm_bwd_seq", hs.dtype)(ref, *visits.pointers(0), steps, w_rows.data_ptr(),
+                                         buf.data_ptr(), gemm)  # fmt: skip
+        rec = buf if steps else None
+    else:
+        bwd, step_gemm_t = kernel("lstm_bwd", hs.dtype), Gemm(w.t(), n).step_fn()
         order, prevs = visiting_steps(aux.seq)
-        d_pre = da if da is not None else dz
-        rec, buf = None, hs.new_empty(n, hs.shape[-1])
         for t, prev in zip(reversed(order), reversed(prevs)):
             bwd(ref, t, prev, None if rec is None else rec.data_ptr())
             rec = step_gemm_t(d_pre[t], buf)
-        dh0 = torch.empty_like(h0)
-        kernel("bwd_finish", hs.dtype)(ref, None if rec is None else rec.data_ptr(),
-                                       dh0.data_ptr())  # fmt: skip
-        del alive
-        dw = outer_sum(d_pre, recurrent_input(seq.before(hs, h0), mask)) if need.w else None
-        db = sum_leading(dz) if need.bias else None
-        dx, dw_ih = input_grads(need.x, need.w_ih, dz if dgx is None else dgx, x, w_ih)
-        return (None, dx, dw_ih, dh0 if need.h0 else None, dc if need.c0 else None, dw, db,
-                grads["g_ln_ih"], grads["g_ln_w"], grads["g_lnc_w"], grads["g_lnc_b"],
-                grads["g_peep"])  # fmt: skip
+    dh0 = torch.empty_like(h0)
+    kernel("bwd_finish", hs.dtype)(ref, None if rec is None else rec.data_ptr(),
+                                   dh0.data_ptr())  # fmt: skip
+    del alive
+    dw = outer_sum(d_pre, recurrent_input(seq.before(hs, h0), mask)) if need.w else None
+    db = sum_leading(dz) if need.bias else None
+    dx, dw_ih = input_grads(need.x, need.w_ih, dz if dgx is None else dgx, x, w_ih)
+    return LSTMInputs(dx, dw_ih, dh0 if need.h0 else None, dc if need.c0 else None, dw, db,
+                      grads["g_ln_ih"], grads["g_ln_w"], grads["g_lnc_w"], grads["g_lnc_b"],
+                      grads["g_peep"])  # fmt: skip

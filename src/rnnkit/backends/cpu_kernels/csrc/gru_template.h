@@ -156,6 +156,41 @@ void FN(rnn_bwd)(const StepCtx *x, long t, long prev, const REAL *restrict rec) 
     }
 }
 
+/* The GRU (G = 3H) or Elman RNN (rnn != 0, G = H) forward time loop: lstm_fwd_seq's contract. */
+void FN(gru_fwd_seq)(const StepCtx *x, const long *order, const long *prevs, long count,
+                     const REAL *wt, REAL *a, const REAL *h_first, long rnn, gemm_fn gemm) {
+    const long N = x->N, H = x->H, G = rnn ? H : 3 * H;
+    for (long s = 0; s < count; s++) {
+        const long t = order[s], prev = prevs[s];
+        const REAL *hin = prev < 0 ? h_first
+                          : (x->mask ? (const REAL *)x->hm : (const REAL *)x->hs + prev * N * H);
+        FN(gemm_rm)(gemm, N, G, H, hin, wt, a, 0);
+        if (rnn) FN(rnn_fwd)(x, t, prev, a);
+        else FN(gru_fwd)(x, t, prev, a);
+    }
+}
+
+/* The GRU/RNN backward time loop, steps visited last to first. Per step: with the recurrent layer
+ * norm, arec = h_in_t W_hh^T recomputed (wt = W_hh^T (H, G)); the step kernel; rec (N, H) =
+ * da_t W_hh (w (G, H)); with dw, dw (G, H) += da_t^T h_in_t. h_in (T, N, H): each step's GEMM
+ * input. */
+void FN(gru_bwd_seq)(const StepCtx *x, const long *order, const long *prevs, long count,
+                     const REAL *w, const REAL *wt, const REAL *h_in, REAL *dw, REAL *rec,
+                     long rnn, gemm_fn gemm) {
+    const long N = x->N, H = x->H, G = rnn ? H : 3 * H;
+    for (long s = count - 1; s >= 0; s--) {
+        const long t = order[s];
+        const REAL *hin = h_in + t * N * H;
+        if (x->arec) FN(gemm_rm)(gemm, N, G, H, hin, wt, (REAL *)x->arec, 0);
+        const REAL *r = s == count - 1 ? (const REAL *)0 : rec;
+        if (rnn) FN(rnn_bwd)(x, t, prevs[s], r);
+        else FN(gru_bwd)(x, t, prevs[s], r);
+        const REAL *da = (const REAL *)x->da + t * x->da_st;
+        FN(gemm_rm)(gemm, N, H, G, da, w, rec, 0);
+        if (dw) FN(gemm_tn)(gemm, G, H, N, da, hin, dw, 1);
+    }
+}
+
 #undef FN
 #undef CAT
 #undef CAT2

@@ -17,8 +17,10 @@ static inline const REAL *FN(keep_row)(const Keep *k, long t, long n, REAL *w) {
     return (const REAL *)0;
 }
 
-/* torch.lerp(new, prev, w): exact at w = 0 and w = 1 */
+/* torch.lerp(new, prev, w), exact at w = 0; w = 1 (a kept unit, a padded step) selects prev, so a
+ * NaN or Inf in the discarded new value stays out of the state, as the reference's torch.where */
 static inline REAL FN(lerp)(REAL nw, REAL prev, REAL w) {
+    if (w == (REAL)1) return prev;
     return w < (REAL)0.5 ? nw + w * (prev - nw) : prev - (prev - nw) * ((REAL)1 - w);
 }
 
@@ -357,6 +359,52 @@ void FN(bwd_finish)(const StepCtx *x, const REAL *restrict rec, REAL *restrict d
         REAL d = dhk[k];
         if (rec) d += mask ? rec[k] * mask[k] : rec[k];
         dh0[k] = d;
+    }
+}
+
+/* One GEMM of the time loop, row-major: c (m, n) = a (m, k) b (k, n) [+ c with accumulate] */
+static inline void FN(gemm_rm)(gemm_fn gemm, long m, long n, long k, const REAL *a, const REAL *b,
+                               REAL *c, int accumulate) {
+    const int M = (int)m, Nn = (int)n, K = (int)k;
+    const REAL one = 1, beta = accumulate ? (REAL)1 : (REAL)0;
+    /* column-major view: c^T (n, m) = b^T (n, k) a^T (k, m) */
+    gemm("N", "N", &Nn, &M, &K, &one, b, &Nn, a, &K, &beta, c, &Nn);
+}
+
+/* c (m, n) (+)= a^T b for a (k, m), b (k, n), row-major: a weight gradient summed over rows */
+static inline void FN(gemm_tn)(gemm_fn gemm, long m, long n, long k, const REAL *a, const REAL *b,
+                               REAL *c, int accumulate) {
+    const int M = (int)m, Nn = (int)n, K = (int)k;
+    const REAL one = 1, beta = accumulate ? (REAL)1 : (REAL)0;
+    gemm("N", "T", &Nn, &M, &K, &one, b, &Nn, a, &M, &beta, c, &Nn);
+}
+
+/* The forward time loop over steps order[0:count) (prevs: the step before each, -1 for the initial
+ * state): per step the recurrent GEMM a (N, 4H) = hin W_hh^T with wt = W_hh^T (H, 4H) row-major,
+ * then lstm_fwd. h_first is the first GEMM input (h0, or h0 * mask). */
+void FN(lstm_fwd_seq)(const StepCtx *x, const long *order, const long *prevs, long count,
+                      const REAL *wt, REAL *a, const REAL *h_first, gemm_fn gemm) {
+    const long N = x->N, H = x->H;
+    for (long s = 0; s < count; s++) {
+        const long t = order[s], prev = prevs[s];
+        const REAL *hin = prev < 0 ? h_first
+                          : (x->mask ? (const REAL *)x->hm : (const REAL *)x->hs + prev * N * H);
+        FN(gemm_rm)(gemm, N, 4 * H, H, hin, wt, a, 0);
+        FN(lstm_fwd)(x, t, prev, a);
+    }
+}
+
+/* The backward time loop over steps order[0:count), visited last to first: lstm_bwd, then the
+ * recurrent gradient rec (N, H) = d_pre_t W_hh (w: W_hh (4H, H) row-major; d_pre: da with the
+ * recurrent layer norm, else dz). rec holds the last GEMM's result for bwd_finish. */
+void FN(lstm_bwd_seq)(const StepCtx *x, const long *order, const long *prevs, long count,
+                      const REAL *w, REAL *rec, gemm_fn gemm) {
+    const long N = x->N, H = x->H, G = 4 * H;
+    const REAL *d_pre = x->ln_w ? (const REAL *)x->da : (const REAL *)x->dz;
+    for (long s = count - 1; s >= 0; s--) {
+        const long t = order[s];
+        FN(lstm_bwd)(x, t, prevs[s], s == count - 1 ? (const REAL *)0 : rec);
+        FN(gemm_rm)(gemm, N, H, G, d_pre + t * N * G, w, rec, 0);
     }
 }
 

@@ -43,4 +43,11 @@ typedef struct {
     long da_st;       /* per-step stride of da (GRU/RNN; 0: a scratch row rebuilt from dz later) */
 } StepCtx;
 
+/* A column-major BLAS GEMM (sgemm_/dgemm_, LP64: int sizes), the one torch itself links (MKL),
+ * looked up by the Python side and passed in, so the time loops call it without going through
+ * Python. */
+typedef void (*gemm_fn)(const char *ta, const char *tb, const int *m, const int *n, const int *k,
+                        const void *alpha, const void *a, const int *lda, const void *b,
+                        const int *ldb, const void *beta, void *c, const int *ldc);
+
 #endif

@@ -1,0 +1,409 @@
+"""The C-kernel sequences as registered torch ops: ``torch.ops.rnnkit.lstm_sequence``,
+``gru_sequence`` and their ``*_backward``.
+
+Each op runs one direction of one layer (:func:`.lstm.lstm_kernel_forward`,
+:func:`.gru.gru_kernel_forward`) and has a fake implementation (shapes only), a registered autograd
+formula and a vmap rule, so that ``torch.compile`` (inductor included), ``torch.export``,
+``torch.func`` and ``vmap`` see one opaque op where they used to meet ctypes calls they cannot trace.
+
+Arguments beside the tensors of :class:`.lstm.LSTMInputs` / :class:`.gru.GRUInputs`: the recurrent
+dropout ``mask (N, R)``; zoneout as masks ``(T, N, C)`` (training) or rates (evaluation); ``lengths
+(N,)``; ``reverse``; ``save`` (keep what backward needs). Outputs: the layer output ``(T, N, H)``,
+the final state, then the saved buffers (empty tensors where there is nothing to keep), which the
+autograd formula hands to the backward op.
+
+Second-order gradients: when the backward itself is differentiated (``create_graph=True``), the
+formula recomputes the direction with the reference backend's torch ops
+(:func:`rnnkit.backends.reference.scan`) and differentiates that, so gradient penalties get the
+reference's exact second derivatives instead of a silent zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from ...functional import CellParams, StepOptions
+from ...registry import get_cell
+from .. import reference
+from ..sequence import direction_aux
+from .gru import _SAVED as GRU_SAVED
+from .gru import GRUInputs, gru_kernel_backward, gru_kernel_forward
+from .lstm import _SAVED as LSTM_SAVED
+from .lstm import LSTMInputs, lstm_kernel_backward, lstm_kernel_forward
+
+Opt = Tensor | None
+
+
+def _none_if_empty(t: Tensor) -> Tensor | None:
+    return None if t.dim() == 1 and t.shape[0] == 0 else t
+
+
+def _zoneout(mask: Opt, rate: float) -> Tensor | float:
+    return rate if mask is None else mask
+
+
+def _lengths_aux(x: Tensor, lengths: Opt, reverse: bool, mask: Opt, zh: Opt, rh: float,
+                 zc: Tensor | float | None, nonlinearity: str = "tanh"):  # fmt: skip
+    return direction_aux(x, lengths=lengths, reverse=reverse, mask=mask,
+                         zoneout_h=_zoneout(zh, rh), zoneout_c=zc,
+                         nonlinearity=nonlinearity)  # fmt: skip
+
+
+# ----------------------------------------------------------------------------------------- LSTM
+@torch.library.custom_op("rnnkit::lstm_sequence", mutates_args=())
+def lstm_sequence(
+    x: Tensor,
+    w_ih: Opt,
+    h0: Tensor,
+    c0: Tensor,
+    w: Tensor,
+    bias: Opt,
+    ln_ih: Opt,
+    ln_hh: Opt,
+    ln_cw: Opt,
+    ln_cb: Opt,
+    peep: Opt,
+    mask: Opt,
+    zoneout_h: Opt,
+    rate_h: float,
+    zoneout_c: Opt,
+    rate_c: float,
+    lengths: Opt,
+    reverse: bool,
+    save: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """``(out (T, N, H), h_n, c_n (N, H), hs, cs, cn, acts, xhat, stats, gx)``: one LSTM direction
+    on the C kernels (``x (T, N, D)`` with ``w_ih``, or the projections ``(T, N, 4H)``)."""  # fmt: skip
+    aux = _lengths_aux(x, lengths, reverse, mask, zoneout_h, rate_h, _zoneout(zoneout_c, rate_c))
+    inputs = LSTMInputs(x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep)
+    hs, c_n, saved = lstm_kernel_forward(aux, inputs, save=save)
+    out, h_n = aux.seq.outputs(hs), aux.seq.last(hs)
+    if not save:
+        return out, h_n, c_n, *_empties(x, 7)
+    saved["hs"] = hs if lengths is not None else None  # else it is out itself
+    if w_ih is None:
+        saved["gx"] = None  # the input itself: backward reads x
+    return out, h_n, c_n, *_or_empty(x, (saved[k] for k in LSTM_SAVED))
+
+
+@lstm_sequence.register_fake
+def _(x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep, mask, zoneout_h, rate_h,
+      zoneout_c, rate_c, lengths, reverse, save):  # fmt: skip
+    steps, n = x.shape[:2]
+    hid = h0.shape[-1]
+    main = (x.new_empty(steps, n, hid), x.new_empty(n, hid), x.new_empty(n, hid))
+    if not save:
+        return *main, *_empties(x, 7)
+    blend_c = zoneout_c is not None or rate_c != 0 or lengths is not None
+    any_ln = any(t is not None for t in (ln_ih, ln_hh, ln_cw, ln_cb))
+
+    def seq(width: int, keep: bool = True) -> Tensor:
+        return x.new_empty(steps, n, width) if keep else x.new_empty(0)
+
+    return (*main, seq(hid, lengths is not None), seq(hid), seq(hid, blend_c), seq(4 * hid),
+            seq(4 * hid, ln_hh is not None), seq(6, any_ln),
+            seq(4 * hid, ln_ih is not None and w_ih is not None))  # fmt: skip
+
+
+_LSTM_TENSORS = 11  # the LSTMInputs at the head of the op's arguments
+
+
+def _setup_lstm(ctx, inputs, output) -> None:
+    (x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep, mask, zh, rh, zc, rc, lengths,
+     reverse, _save) = inputs  # fmt: skip
+    ctx.rates, ctx.reverse = (rh, rc), reverse
+    ctx.save_for_backward(x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep, mask, zh, zc,
+                          lengths, output[0], *output[3:])  # fmt: skip
+
+
+def _backward_lstm(ctx, d_out, d_hn, d_cn, *_):
+    (x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep, mask, zh, zc, lengths, out,
+     *saved) = ctx.saved_tensors  # fmt: skip
+    rh, rc = ctx.rates
+    tensors = (x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep)
+    need = list(ctx.needs_input_grad[:_LSTM_TENSORS])
+    d_out, d_hn, d_cn = _materialize((d_out, d_hn, d_cn), (out, h0, c0))
+    if torch.is_grad_enabled():  # the backward is itself differentiated (create_graph=True)
+        state = (h0, c0)
+        p = CellParams(w_ih, w, None, bias, None, ln_ih, ln_hh, ln_cw, ln_cb, peep)
+        opts = StepOptions(mask, None, _zoneout(zh, rh), _zoneout(zc, rc))
+        grads = _reference_grads(get_cell("lstm"), x, state, p, opts, lengths, ctx.reverse,
+                                 tensors, need, (d_out, d_hn, d_cn))  # fmt: skip
+    else:
+        grads = torch.ops.rnnkit.lstm_sequence_backward(
+            d_out,
+            d_hn,
+            d_cn,
+            *tensors,
+            mask,
+            zh,
+            rh,
+            zc,
+            rc,
+            lengths,
+            ctx.reverse,
+            out,
+            *saved,
+            need,
+        )
+        grads = [g if n else None for g, n in zip(grads, need)]
+    return (*grads, *([None] * 8))
+
+
+@torch.library.custom_op("rnnkit::lstm_sequence_backward", mutates_args=())
+def lstm_sequence_backward(
+    d_out: Tensor,
+    d_hn: Tensor,
+    d_cn: Tensor,
+    x: Tensor,
+    w_ih: Opt,
+    h0: Tensor,
+    c0: Tensor,
+    w: Tensor,
+    bias: Opt,
+    ln_ih: Opt,
+    ln_hh: Opt,
+    ln_cw: Opt,
+    ln_cb: Opt,
+    peep: Opt,
+    mask: Opt,
+    zoneout_h: Opt,
+    rate_h: float,
+    zoneout_c: Opt,
+    rate_c: float,
+    lengths: Opt,
+    reverse: bool,
+    out: Tensor,
+    hs: Tensor,
+    cs: Tensor,
+    cn: Tensor,
+    acts: Tensor,
+    xhat: Tensor,
+    stats: Tensor,
+    gx: Tensor,
+    need: Sequence[bool],
+) -> list[Tensor]:
+    """The gradients of :func:`lstm_sequence`'s eleven tensor inputs (an empty tensor where
+    ``need`` is False) from those of its outputs and its saved buffers."""  # fmt: skip
+    aux = _lengths_aux(x, lengths, reverse, mask, zoneout_h, rate_h, _zoneout(zoneout_c, rate_c))
+    saved = dict(zip(LSTM_SAVED, map(_none_if_empty, (hs, cs, cn, acts, xhat, stats, gx))))
+    if saved["hs"] is None:
+        saved["hs"] = out
+    if saved["gx"] is None and ln_ih is not None:
+        saved["gx"] = x.contiguous()  # the input was the projections themselves
+    inputs = LSTMInputs(x if w_ih is not None else None, w_ih, h0, c0, w, bias, ln_ih, ln_hh,
+                        ln_cw, ln_cb, peep)  # fmt: skip
+    grads = lstm_kernel_backward(aux, inputs, saved, LSTMInputs(*need), d_out, d_hn, d_cn)
+    return _filled(grads, (x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep), need)
+
+
+@lstm_sequence_backward.register_fake
+def _(d_out, d_hn, d_cn, x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep, *rest):
+    need = rest[-1]
+    return _fake_grads((x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep), need, x)
+
+
+# ------------------------------------------------------------------------------------ GRU, RNN
+@torch.library.custom_op("rnnkit::gru_sequence", mutates_args=())
+def gru_sequence(
+    x: Tensor,
+    w_ih: Opt,
+    h0: Tensor,
+    w: Tensor,
+    b_ih: Opt,
+    b_hh: Opt,
+    ln_ih: Opt,
+    ln_hh: Opt,
+    mask: Opt,
+    zoneout_h: Opt,
+    rate_h: float,
+    lengths: Opt,
+    reverse: bool,
+    cell: str,
+    save: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """``(out (T, N, H), h_n (N, H), hs, acts, stats)``: one direction of registered cell ``cell``
+    (``"gru"``, ``"rnn"``, ``"rnn_relu"``) on the C kernels."""  # fmt: skip
+    spec = get_cell(cell)
+    aux = _lengths_aux(x, lengths, reverse, mask, zoneout_h, rate_h, None, spec.nonlinearity)
+    inputs = GRUInputs(x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh)
+    hs, saved = gru_kernel_forward(spec.kernel.upper(), aux, inputs, save=save)
+    out, h_n = aux.seq.outputs(hs), aux.seq.last(hs)
+    if not save:
+        return out, h_n, *_empties(x, 3)
+    saved["hs"] = hs if lengths is not None else None
+    return out, h_n, *_or_empty(x, (saved[k] for k in GRU_SAVED))
+
+
+@gru_sequence.register_fake
+def _(x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh, mask, zoneout_h, rate_h, lengths, reverse, cell,
+      save):  # fmt: skip
+    steps, n = x.shape[:2]
+    hid = h0.shape[-1]
+    main = (x.new_empty(steps, n, hid), x.new_empty(n, hid))
+    if not save:
+        return *main, *_empties(x, 3)
+    width = 4 * hid if get_cell(cell).kernel == "gru" else hid
+    hs = x.new_empty(steps, n, hid) if lengths is not None else x.new_empty(0)
+    any_ln = ln_ih is not None or ln_hh is not None
+    stats = x.new_empty(steps, n, 6) if any_ln else x.new_empty(0)
+    return *main, hs, x.new_empty(steps, n, width), stats
+
+
+_GRU_TENSORS = 8
+
+
+def _setup_gru(ctx, inputs, output) -> None:
+    x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh, mask, zh, rh, lengths, reverse, cell, _ = inputs
+    ctx.rate, ctx.reverse, ctx.cell = rh, reverse, cell
+    ctx.save_for_backward(x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh, mask, zh, lengths, output[0],
+                          *output[2:])  # fmt: skip
+
+
+def _backward_gru(ctx, d_out, d_hn, *_):
+    x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh, mask, zh, lengths, out, *saved = ctx.saved_tensors
+    tensors = (x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh)
+    need = list(ctx.needs_input_grad[:_GRU_TENSORS])
+    d_out, d_hn = _materialize((d_out, d_hn), (out, h0))
+    if torch.is_grad_enabled():  # the backward is itself differentiated (create_graph=True)
+        p = CellParams(w_ih, w, b_ih, b_hh, None, ln_ih, ln_hh)
+        opts = StepOptions(mask, None, _zoneout(zh, ctx.rate))
+        grads = _reference_grads(get_cell(ctx.cell), x, (h0,), p, opts, lengths, ctx.reverse,
+                                 tensors, need, (d_out, d_hn))  # fmt: skip
+    else:
+        grads = torch.ops.rnnkit.gru_sequence_backward(
+            d_out,
+            d_hn,
+            *tensors,
+            mask,
+            zh,
+            ctx.rate,
+            lengths,
+            ctx.reverse,
+            ctx.cell,
+            out,
+            *saved,
+            need,
+        )
+        grads = [g if n else None for g, n in zip(grads, need)]
+    return (*grads, *([None] * 7))
+
+
+@torch.library.custom_op("rnnkit::gru_sequence_backward", mutates_args=())
+def gru_sequence_backward(
+    d_out: Tensor,
+    d_hn: Tensor,
+    x: Tensor,
+    w_ih: Opt,
+    h0: Tensor,
+    w: Tensor,
+    b_ih: Opt,
+    b_hh: Opt,
+    ln_ih: Opt,
+    ln_hh: Opt,
+    mask: Opt,
+    zoneout_h: Opt,
+    rate_h: float,
+    lengths: Opt,
+    reverse: bool,
+    cell: str,
+    out: Tensor,
+    hs: Tensor,
+    acts: Tensor,
+    stats: Tensor,
+    need: Sequence[bool],
+) -> list[Tensor]:
+    """The gradients of :func:`gru_sequence`'s eight tensor inputs (empty where ``need`` is
+    False)."""  # fmt: skip
+    spec = get_cell(cell)
+    aux = _lengths_aux(x, lengths, reverse, mask, zoneout_h, rate_h, None, spec.nonlinearity)
+    saved = dict(zip(GRU_SAVED, map(_none_if_empty, (hs, acts, stats))))
+    if saved["hs"] is None:
+        saved["hs"] = out
+    inputs = GRUInputs(x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh)
+    grads = gru_kernel_backward(spec.kernel.upper(), aux, inputs, saved, GRUInputs(*need), d_out,
+                                d_hn)  # fmt: skip
+    return _filled(grads, inputs, need)
+
+
+@gru_sequence_backward.register_fake
+def _(d_out, d_hn, x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh, *rest):
+    return _fake_grads((x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh), rest[-1], x)
+
+
+# ------------------------------------------------------------------------------------- shared
+def _empties(like: Tensor, count: int) -> list[Tensor]:
+    """``count`` distinct empty tensors (an op's outputs may not share storage)."""
+    return [like.new_empty(0) for _ in range(count)]
+
+
+def _or_empty(like: Tensor, tensors) -> list[Tensor]:
+    return [like.new_empty(0) if t is None else t for t in tensors]
+
+
+def _materialize(grads: Sequence[Tensor | None], like: Sequence[Tensor]) -> list[Tensor]:
+    """Zeros for the outputs that received no gradient."""
+    return [torch.zeros_like(t) if g is None else g.contiguous() for g, t in zip(grads, like)]
+
+
+def _filled(grads: Sequence[Tensor | None], inputs: Sequence[Tensor | None], need) -> list[Tensor]:
+    """The op's gradient list: each needed gradient (zeros where the kernels had none), else an
+    empty tensor (ops return no None)."""
+    like = next(t for t in inputs if t is not None)
+    out = []
+    for g, t, n in zip(grads, inputs, need):
+        if not n or t is None:
+            out.append(like.new_empty(0))
+        elif g is not None and any(g is i for i in inputs if i is not None):
+            out.append(g.clone())  # an input passed through (the projections' own gradient)
+        else:
+            out.append(torch.zeros_like(t) if g is None else g.contiguous())
+    return out
+
+
+def _fake_grads(inputs: Sequence[Tensor | None], need, like: Tensor) -> list[Tensor]:
+    return [t.new_empty(t.shape) if n and t is not None else like.new_empty(0)
+            for t, n in zip(inputs, need)]  # fmt: skip
+
+
+def _reference_grads(spec, x, state, p, opts, lengths, reverse, tensors, need, d_outputs):
+    """The input gradients by autograd through the reference loop, with ``create_graph`` (the
+    double-backward path)."""
+    wanted = [t for t, n in zip(tensors, need) if n and t is not None]
+    kw = dict(lengths=lengths, reverse=reverse, options=opts)
+    with torch.enable_grad():
+        if p.w_ih is None:  # x is the projections
+            out, final = reference.scan(spec, x, state, p, **kw)
+        else:
+            out, final = reference.layer_direction(spec, x, state, p, **kw)
+        found = torch.autograd.grad((out, *final), wanted, d_outputs, create_graph=True,
+                                    allow_unused=True)  # fmt: skip
+    it = iter(found)
+    return [next(it) if n and t is not None else None for t, n in zip(tensors, need)]
+
+
+torch.library.register_autograd("rnnkit::lstm_sequence", _backward_lstm, setup_context=_setup_lstm)
+torch.library.register_autograd("rnnkit::gru_sequence", _backward_gru, setup_context=_setup_gru)
+
+
+# ------------------------------------------------------------------------------------- vmap
+def _vmap_by_loop(op):
+    """A vmap rule that runs ``op`` once per batch entry and stacks the results: the sequences of
+    a batch entry are independent of the others'."""
+
+    def rule(info, in_dims, *args):
+        def entry(b: int):
+            return [a if d is None or a is None else a.select(d, b) for a, d in zip(args, in_dims)]
+
+        results = [op(*entry(b)) for b in range(info.batch_size)]
+        outs = tuple(torch.stack(items) for items in zip(*results))
+        return outs, tuple(0 for _ in outs)
+
+    return rule
+
+
+for _op in (lstm_sequence, gru_sequence, lstm_sequence_backward, gru_sequence_backward):
+    _op.register_vmap(_vmap_by_loop(_op))
