@@ -25,8 +25,16 @@ from torch import Tensor
 
 from ..gemm import Gemm, outer_sum
 from ..sequence import Aux, recurrent_input, sum_leading, visiting_steps
-from .library import kernel, make_context, transposed
-from .lstm import StepOrder, input_grads, loop_gemm, point_gx, projected_chunks, with_mask_like
+from .library import kernel, make_context, thread_sums
+from .lstm import (
+    StepOrder,
+    input_grads,
+    loop_gemm,
+    point_gx,
+    projected_chunks,
+    transposed_weight,
+    with_mask_like,
+)
 
 GATES = {"GRU": 3, "RNN": 1}
 ACTS = {"GRU": 4, "RNN": 1}  # saved activations per hidden unit: (r, z, n, gh_n) or h'
@@ -82,7 +90,7 @@ def gru_kernel_forward(mode: str, aux: Aux, inputs: GRUInputs, save: bool):
     a = x.new_empty(n, g)  # the recurrent GEMM's output, reused at every step
     gemm = loop_gemm(x)
     if gemm is not None:  # the time loop in C, its GEMMs on torch's BLAS
-        wt = transposed(w.detach())
+        wt = transposed_weight(w)
         loop, steps_in, done = kernel("gru_fwd_seq", x.dtype), StepOrder(aux.seq), 0
         for buf, first, chunk in projected_chunks(aux, x, w_ih, False):
             point_gx(ctx, buf, first)
@@ -159,11 +167,12 @@ def gru_kernel_backward(
         dz=dz, dz_st=0 if ln_in else n * g, da=da, da_st=0, dgx=dgx, arec=arec, **grads,
     )  # fmt: skip
     ref = ctypes.byref(cctx)
+    add_up = thread_sums(cctx, grads, alive)
     rec, buf = None, hs.new_empty(n, hid)
     gemm = loop_gemm(hs)
     if gemm is not None:  # the time loop in C
         w_rows, h_in = w.detach().contiguous(), h_in.contiguous()
-        wt = transposed(w.detach()) if recompute else w_rows
+        wt = transposed_weight(w) if recompute else w_rows
         visits = StepOrder(seq)  # referenced until the call returns: the C loop reads it
         kernel("gru_bwd_seq", hs.dtype)(
             ref, *visits.pointers(0), steps, w_rows.data_ptr(), wt.data_ptr(),
@@ -186,6 +195,7 @@ def gru_kernel_backward(
     dh0 = torch.empty_like(h0)
     kernel("bwd_finish", hs.dtype)(ref, None if rec is None else rec.data_ptr(),
                                    dh0.data_ptr())  # fmt: skip
+    add_up()
     del alive
     db_ih = grads["g_bias_ih"] if ln_in else (sum_leading(dz) if need.b_ih else None)
     dx, dw_ih = input_grads(need.x, need.w_ih, dz if dgx is None else dgx, x, w_ih)

@@ -43,12 +43,14 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-ABI_VERSION = 8
+ABI_VERSION = 9
 SOURCE_DIR = Path(__file__).parent / "csrc"
 SOURCES = ("rnnkit_cpu.c", "rnnkit_cpu.h", "lstm_template.h", "gru_template.h")
-# -ffast-math for vectorised math, but NaN and Inf kept: they propagate as in torch.nn
+# -ffast-math for vectorised math, but NaN and Inf kept: they propagate as in torch.nn. -fopenmp:
+# the step kernels split a step's batch rows over torch's threads; the library then needs
+# libgomp.so.1, which is the copy torch has loaded already (one thread pool, no oversubscription)
 FLAGS = ("-O2", "-ftree-vectorize", "-march=native", "-ffast-math", "-fno-finite-math-only",
-         "-fopenmp-simd", "-fPIC", "-shared")  # fmt: skip
+         "-fopenmp", "-fPIC", "-shared")  # fmt: skip
 SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
 
 
@@ -90,7 +92,15 @@ class StepCtx(ctypes.Structure):
         ("dz_st", ctypes.c_long),
         ("g_bias_ih", _P),
         ("da_st", ctypes.c_long),
+        ("nthreads", ctypes.c_long),
+        ("partials", _P),
+        ("part_len", ctypes.c_long),
+        ("part_off", ctypes.c_long * 7),
     ]
+
+
+# the gradient sums of a backward step, in the order of RNNKIT_SUMS (rnnkit_cpu.h)
+SUMS = ("g_peep", "g_lnc_w", "g_lnc_b", "g_ln_w", "g_ln_ih", "g_bias", "g_bias_ih")
 
 
 def _cpu_signature() -> str:
@@ -361,7 +371,9 @@ def make_context(aux, h0: torch.Tensor, **fields) -> tuple[StepCtx, list]:
     n, hid = h0.shape
     kh, kh_t = _keep(aux.keep_h, h0)
     kc, kc_t = _keep(aux.keep_c, h0)
-    ctx = StepCtx(N=n, H=hid, kh=kh, kc=kc, relu=int(aux.nonlinearity == "relu"))
+    ctx = StepCtx(N=n, H=hid, kh=kh, kc=kc, relu=int(aux.nonlinearity == "relu"),
+                  nthreads=torch.get_num_threads())  # fmt: skip
+    ctx.part_off[:] = [-1] * len(SUMS)
     ctx.h0 = h0.data_ptr()
     ctx.mask = None if aux.mask is None else aux.mask.data_ptr()
     alive = [kh_t, kc_t, h0, aux.mask]
@@ -373,6 +385,30 @@ def make_context(aux, h0: torch.Tensor, **fields) -> tuple[StepCtx, list]:
     if fields.get("lnc_w") is not None or fields.get("lnc_b") is not None:
         ctx.has_lnc = 1
     return ctx, alive
+
+
+def thread_sums(ctx: StepCtx, fields: dict, alive: list):
+    """Rows of their own for the gradient sums (:data:`SUMS` in ``fields``) of threads 1.. of the
+    backward step kernels, which split each step's batch rows; returns the function that adds
+    those rows into the sums after the loop (a no-op on one thread)."""
+    present = [(i, fields[name]) for i, name in enumerate(SUMS) if fields.get(name) is not None]
+    if ctx.nthreads <= 1 or not present:
+        return lambda: None
+    total, parts = 0, []
+    for i, grad in present:
+        ctx.part_off[i] = total
+        parts.append((grad, total))
+        total += grad.numel()
+    partials = grad.new_zeros(ctx.nthreads - 1, total)  # (threads - 1, sums)
+    ctx.partials, ctx.part_len = partials.data_ptr(), total
+    alive.append(partials)
+
+    def add_up() -> None:
+        sums = partials.sum(0)
+        for grad, off in parts:
+            grad.view(-1).add_(sums[off : off + grad.numel()])
+
+    return add_up
 
 
 def kernel(name: str, dtype: torch.dtype):

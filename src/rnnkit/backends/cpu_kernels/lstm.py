@@ -19,6 +19,7 @@ Shapes: ``x (T, N, D)`` with ``w_ih (4H, D)``, or ``gx (T, N, 4H)`` with ``w_ih=
 from __future__ import annotations
 
 import ctypes
+import functools
 from typing import NamedTuple
 
 import torch
@@ -26,11 +27,12 @@ from torch import Tensor
 
 from ..gemm import Gemm, dnn_serves, outer_sum
 from ..sequence import Aux, recurrent_input, sum_leading, visiting_steps
-from .library import blas_gemm, kernel, make_context, transposed
+from .library import blas_gemm, kernel, make_context, thread_sums
 
-# input projections are computed a chunk of steps ahead of the recurrence: about L2-sized, but at
-# least MIN_CHUNK_ROWS rows per GEMM (a GEMM of one step's few rows runs far below peak)
-CHUNK_BYTES = 256 * 1024
+# input projections are computed a chunk of steps ahead of the recurrence: at most about an L2
+# cache (a server core's 1-2 MB), but at least MIN_CHUNK_ROWS rows per GEMM (a GEMM of one step's
+# few rows runs far below peak; at T=35, N=20, H=128 three 256 KB chunks cost 1.5x one GEMM)
+CHUNK_BYTES = 2 * 1024 * 1024
 MIN_CHUNK_ROWS = 256
 
 
@@ -74,18 +76,33 @@ def loop_gemm(like: Tensor) -> int | None:
     return None if dnn_serves(like) else blas_gemm(like.dtype)
 
 
+@functools.lru_cache(maxsize=64)
+def _visits(steps: int, reverse: bool) -> Tensor:
+    order = list(range(steps - 1, -1, -1)) if reverse else list(range(steps))
+    return torch.tensor([order, [-1, *order[:-1]]], dtype=torch.int64).reshape(2, -1)
+
+
 class StepOrder:
     """The visiting order of one direction as two int64 arrays the C loops read: ``order[s]`` the
-    step visited ``s``-th, ``prevs[s]`` the one before it (-1: the initial state)."""
+    step visited ``s``-th, ``prevs[s]`` the one before it (-1: the initial state); the arrays
+    of each ``(steps, reverse)`` are made once (they are never written)."""
 
     def __init__(self, seq) -> None:
-        order, prevs = visiting_steps(seq)
-        self.pairs = list(zip(order, prevs))
-        self._arrays = torch.tensor([order, prevs], dtype=torch.int64).reshape(2, -1)
+        self._arrays = _visits(seq.steps, seq.reverse)
 
     def pointers(self, first: int) -> tuple[int, int]:
         """The addresses of ``order[first:]`` and ``prevs[first:]``."""
-        return self._arrays[0, first:].data_ptr(), self._arrays[1, first:].data_ptr()
+        base, row = self._arrays.data_ptr(), self._arrays.shape[1] * 8
+        return base + 8 * first, base + row + 8 * first
+
+
+def transposed_weight(w: Tensor) -> Tensor:
+    """``w.t().contiguous()`` by the C kernels' tiled transpose (the time loops' GEMMs read
+    ``W^T`` row-major, which MKL runs ~30% faster than ``W`` transposed for a step's few rows)."""
+    w = w.detach().contiguous()
+    out = w.new_empty(w.shape[1], w.shape[0])
+    kernel("transpose", w.dtype)(w.data_ptr(), out.data_ptr(), w.shape[0], w.shape[1])
+    return out
 
 
 def with_mask_like(aux: Aux, like: Tensor) -> Aux:
@@ -158,7 +175,7 @@ def lstm_kernel_forward(aux: Aux, inputs: LSTMInputs, save: bool):
     gx = None
     gemm = loop_gemm(x)
     if gemm is not None:  # the time loop in C, its GEMMs on torch's BLAS
-        wt = transposed(w.detach())
+        wt = transposed_weight(w)
         loop, steps_in = kernel("lstm_fwd_seq", x.dtype), StepOrder(aux.seq)
         done = 0
         for buf, first, chunk in projected_chunks(aux, x, w_ih, keep_gx):
@@ -239,6 +256,7 @@ def lstm_kernel_backward(
                                ln_w=ln_hh, lnc_w=ln_cw, lnc_b=ln_cb, peep=peep,
                                **bufs)  # fmt: skip
     ref = ctypes.byref(cctx)
+    add_up = thread_sums(cctx, grads, alive)
     d_pre = da if da is not None else dz
     rec, buf = None, hs.new_empty(n, hs.shape[-1])
     gemm = loop_gemm(hs)
@@ -257,6 +275,7 @@ def lstm_kernel_backward(
     dh0 = torch.empty_like(h0)
     kernel("bwd_finish", hs.dtype)(ref, None if rec is None else rec.data_ptr(),
                                    dh0.data_ptr())  # fmt: skip
+    add_up()
     del alive
     dw = outer_sum(d_pre, recurrent_input(seq.before(hs, h0), mask)) if need.w else None
     db = sum_leading(dz) if need.bias else None

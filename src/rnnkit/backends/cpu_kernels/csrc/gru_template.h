@@ -28,6 +28,7 @@ void FN(gru_fwd)(const StepCtx *x, long t, long prev, const REAL *restrict a) {
     REAL *hs = (REAL *)x->hs + t * N * H, *acts = (REAL *)x->acts + t * x->acts_st;
     REAL *xh = lnw ? (REAL *)x->xhat + t * x->xhat_st : (REAL *)0;
     REAL *st = x->stats ? (REAL *)x->stats + t * x->stats_st : (REAL *)0;
+    #pragma omp parallel for num_threads(x->nthreads) if (x->nthreads > 1) schedule(static)
     for (long n = 0; n < N; n++) {
         const REAL *restrict hpn = hp + n * H;
         REAL *restrict z = acts + n * 4 * H, *restrict ghn = z + 3 * H, *restrict hn = hs + n * H;
@@ -57,6 +58,7 @@ void FN(rnn_fwd)(const StepCtx *x, long t, long prev, const REAL *restrict a) {
     REAL *hs = (REAL *)x->hs + t * N * H, *acts = (REAL *)x->acts + t * x->acts_st;
     REAL *xh = lnw ? (REAL *)x->xhat + t * x->xhat_st : (REAL *)0;
     REAL *st = x->stats ? (REAL *)x->stats + t * x->stats_st : (REAL *)0;
+    #pragma omp parallel for num_threads(x->nthreads) if (x->nthreads > 1) schedule(static)
     for (long n = 0; n < N; n++) {
         REAL *restrict pre = acts + n * H, *restrict hn = hs + n * H;
         REAL *stn = st ? st + n * 6 : (REAL *)0;
@@ -105,11 +107,17 @@ static inline void FN(finish_row)(const StepCtx *x, long t, long n, REAL *restri
 /* GRU backward step t (rec: da_{t+1} W_hh, NULL first). Writes dz_t = d xi, da_t = d a and the
  * carried dhk; accumulates g_bias (b_hh), g_bias_ih (b_ih; with dz a scratch row, dz_st = 0),
  * g_ln_w, g_ln_ih. */
-void FN(gru_bwd)(const StepCtx *x, long t, long prev, const REAL *restrict rec) {
+void FN(gru_bwd)(const StepCtx *x0, long t, long prev, const REAL *restrict rec) {
+    #pragma omp parallel num_threads(x0->nthreads) if (x0->nthreads > 1)
+    {
+    StepCtx own;
+    FN(thread_ctx)(x0, &own); /* the gradient sums of threads 1.. go to their own rows */
+    const StepCtx *x = &own;
     const long N = x->N, H = x->H, G = 3 * H;
     const REAL *hp = prev < 0 ? (const REAL *)x->h0 : (const REAL *)x->hs + prev * N * H;
     const REAL *acts = (const REAL *)x->acts + t * x->acts_st;
     const REAL *st = x->stats ? (const REAL *)x->stats + t * x->stats_st : (const REAL *)0;
+    #pragma omp for schedule(static)
     for (long n = 0; n < N; n++) {
         const REAL *restrict an = acts + n * 4 * H, *restrict hpn = hp + n * H;
         const REAL *restrict r = an, *restrict zg = an + H, *restrict nn = an + 2 * H,
@@ -130,14 +138,21 @@ void FN(gru_bwd)(const StepCtx *x, long t, long prev, const REAL *restrict rec) 
         }
         FN(finish_row)(x, t, n, dzn, dan, st ? st + n * 6 : (const REAL *)0, G);
     }
+    }
 }
 
 /* Elman RNN backward step t; as gru_bwd with dz_t = da_t = dh' act'(pre) */
-void FN(rnn_bwd)(const StepCtx *x, long t, long prev, const REAL *restrict rec) {
+void FN(rnn_bwd)(const StepCtx *x0, long t, long prev, const REAL *restrict rec) {
+    #pragma omp parallel num_threads(x0->nthreads) if (x0->nthreads > 1)
+    {
+    StepCtx own;
+    FN(thread_ctx)(x0, &own); /* the gradient sums of threads 1.. go to their own rows */
+    const StepCtx *x = &own;
     const long N = x->N, H = x->H;
     (void)prev;
     const REAL *acts = (const REAL *)x->acts + t * x->acts_st;
     const REAL *st = x->stats ? (const REAL *)x->stats + t * x->stats_st : (const REAL *)0;
+    #pragma omp for schedule(static)
     for (long n = 0; n < N; n++) {
         const REAL *restrict hn = acts + n * H;
         REAL *restrict dzn = (REAL *)x->dz + t * x->dz_st + n * H;
@@ -153,6 +168,7 @@ void FN(rnn_bwd)(const StepCtx *x, long t, long prev, const REAL *restrict rec) 
         #pragma omp simd
         for (long j = 0; j < H; j++) dan[j] = dzn[j];
         FN(finish_row)(x, t, n, dzn, dan, st ? st + n * 6 : (const REAL *)0, H);
+    }
     }
 }
 

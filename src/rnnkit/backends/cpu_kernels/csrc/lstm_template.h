@@ -17,6 +17,22 @@ static inline const REAL *FN(keep_row)(const Keep *k, long t, long n, REAL *w) {
     return (const REAL *)0;
 }
 
+/* The context a thread of a backward step works with: x0 itself for thread 0; for thread k > 0 a
+ * copy whose gradient sums (g_peep ... g_bias_ih) point into row k - 1 of x0->partials, which the
+ * Python side adds up after the loop (each thread sums the rows n it was given). */
+static inline void FN(thread_ctx)(const StepCtx *x0, StepCtx *own) {
+    *own = *x0;
+#ifdef _OPENMP
+    const int tid = omp_get_thread_num();
+    if (tid == 0 || !x0->partials) return;
+    REAL *row = (REAL *)x0->partials + (tid - 1) * x0->part_len;
+    void **sums[RNNKIT_SUMS] = {&own->g_peep, &own->g_lnc_w, &own->g_lnc_b, &own->g_ln_w,
+                                &own->g_ln_ih, &own->g_bias, &own->g_bias_ih};
+    for (int i = 0; i < RNNKIT_SUMS; i++)
+        if (x0->part_off[i] >= 0) *sums[i] = row + x0->part_off[i];
+#endif
+}
+
 /* torch.lerp(new, prev, w), exact at w = 0; w = 1 (a kept unit, a padded step) selects prev, so a
  * NaN or Inf in the discarded new value stays out of the state, as the reference's torch.where */
 static inline REAL FN(lerp)(REAL nw, REAL prev, REAL w) {
@@ -32,9 +48,18 @@ static inline void FN(blend)(const Keep *k, long t, long n, const REAL *nw,
     if (row) {
         #pragma omp simd
         for (long j = 0; j < H; j++) out[j] = FN(lerp)(nw[j], prev[j], row[j]);
-    } else if (w != 0) {
+    } else if (w == (REAL)1) { /* every unit kept (a padded step): the previous state */
         #pragma omp simd
-        for (long j = 0; j < H; j++) out[j] = FN(lerp)(nw[j], prev[j], w);
+        for (long j = 0; j < H; j++) out[j] = prev[j];
+    } else if (w != 0) { /* one weight for the row (zoneout in evaluation): lerp's two forms */
+        const REAL v = (REAL)1 - w;
+        if (w < (REAL)0.5) {
+            #pragma omp simd
+            for (long j = 0; j < H; j++) out[j] = nw[j] + w * (prev[j] - nw[j]);
+        } else {
+            #pragma omp simd
+            for (long j = 0; j < H; j++) out[j] = prev[j] - (prev[j] - nw[j]) * v;
+        }
     } else if (out != nw) {
         #pragma omp simd
         for (long j = 0; j < H; j++) out[j] = nw[j];
@@ -213,6 +238,7 @@ void FN(lstm_fwd)(const StepCtx *x, long t, long prev, const REAL *restrict a) {
     REAL *st = x->stats ? (REAL *)x->stats + t * x->stats_st : (REAL *)0;
     REAL *hm = (REAL *)x->hm;
     const int blend_c = x->kc.p != 0 || x->kc.val != 0.0;
+    #pragma omp parallel for num_threads(x->nthreads) if (x->nthreads > 1) schedule(static)
     for (long n = 0; n < N; n++) {
         const REAL *restrict an = a + n * G, *restrict gxn = gx + n * G;
         const REAL *restrict cpn = cp + n * H, *restrict hpn = hp + n * H;
@@ -266,7 +292,12 @@ void FN(lstm_fwd)(const StepCtx *x, long t, long prev, const REAL *restrict a) {
  * step). Reads dout_t, the carried gradients dhk (of h_t, kept part) and dc (of c_t); writes
  * dz_t (gradient of z), da_t (of a, with LN), the new dhk and dc (of h_prev's kept part and
  * c_prev), and accumulates the peephole and layer-norm gain gradients. */
-void FN(lstm_bwd)(const StepCtx *x, long t, long prev, const REAL *restrict rec) {
+void FN(lstm_bwd)(const StepCtx *x0, long t, long prev, const REAL *restrict rec) {
+    #pragma omp parallel num_threads(x0->nthreads) if (x0->nthreads > 1)
+    {
+    StepCtx own;
+    FN(thread_ctx)(x0, &own); /* the gradient sums of threads 1.. go to their own rows */
+    const StepCtx *x = &own;
     const long N = x->N, H = x->H, G = 4 * H;
     const REAL *lnw = x->ln_w, *peep = x->peep, *lncw = x->lnc_w;
     const REAL *cp = prev < 0 ? (const REAL *)x->c0 : (const REAL *)x->cs + prev * N * H;
@@ -278,6 +309,7 @@ void FN(lstm_bwd)(const StepCtx *x, long t, long prev, const REAL *restrict rec)
     REAL *da = lnw ? (REAL *)x->da + t * N * G : (REAL *)0;
     REAL *g_peep = x->g_peep, *g_lncw = x->g_lnc_w, *g_lncb = x->g_lnc_b, *g_lnw = x->g_ln_w;
     const long has_lnc = x->has_lnc;
+    #pragma omp for schedule(static)
     for (long n = 0; n < N; n++) {
         const REAL *restrict an = acts + n * G, *restrict cpn = cp + n * H, *restrict cnn = cn + n * H;
         const REAL *restrict ai = an, *restrict af = an + H, *restrict ag = an + 2 * H, *restrict ao = an + 3 * H;
@@ -347,6 +379,7 @@ void FN(lstm_bwd)(const StepCtx *x, long t, long prev, const REAL *restrict rec)
         }
         if (lnw) FN(ln_backward)(dzn, xh + n * G, lnw, st[n * 6 + 1], g_lnw, da + n * G, G);
         if (x->ln_ih) FN(input_ln_backward)(x, t, n, dzn, st + n * 6, G);
+    }
     }
 }
 

@@ -24,6 +24,10 @@ typedef struct {
  * of a buffer in elements: 0 makes it a scratch row reused at every step (inference).
  * GRU and RNN (gru_template.h): bias is b_hh (inside the reset gate's product) and bias_ih = b_ih;
  * acts keeps (r, z, n, LN(a)_n + b_hh_n) for the GRU, and h' (before the blend) for the RNN. */
+/* the gradient sums of a backward step: g_peep, g_lnc_w, g_lnc_b, g_ln_w, g_ln_ih, g_bias,
+ * g_bias_ih */
+#define RNNKIT_SUMS 7
+
 typedef struct {
     long N, H, relu;
     const void *bias_ih;
@@ -41,6 +45,13 @@ typedef struct {
     long dz_st;       /* per-step stride of dz (GRU/RNN; 0: a scratch row, its sums in g_bias_ih) */
     void *g_bias_ih;
     long da_st;       /* per-step stride of da (GRU/RNN; 0: a scratch row rebuilt from dz later) */
+    /* threads of the step kernels' loops over the batch rows (torch's thread count; 1: serial),
+     * and for backward the zeroed (nthreads - 1, part_len) sums of threads 1.. with each
+     * gradient sum's offset in a row (-1: not summed), in the order of RNNKIT_SUMS */
+    long nthreads;
+    void *partials;
+    long part_len;
+    long part_off[RNNKIT_SUMS];
 } StepCtx;
 
 /* A column-major BLAS GEMM (sgemm_/dgemm_, LP64: int sizes), the one torch itself links (MKL),
