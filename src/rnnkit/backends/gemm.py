@@ -69,8 +69,14 @@ def onednn_gemms() -> bool:
 
 
 def dnn_serves(x: Tensor) -> bool:
-    """Whether :class:`Gemm` runs ``x``'s GEMMs on oneDNN (CPU float32, see :func:`prefer_onednn`)."""
-    return x.device.type == "cpu" and x.dtype == torch.float32 and onednn_gemms()
+    """Whether :class:`Gemm` runs ``x``'s GEMMs on oneDNN (CPU float32, see :func:`prefer_onednn`;
+    never while torch.compile traces, whose inductor cannot lower the prepacked op)."""
+    return (
+        x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and not torch.compiler.is_compiling()
+        and onednn_gemms()
+    )
 
 
 class Gemm:

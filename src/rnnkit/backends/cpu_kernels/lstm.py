@@ -20,14 +20,19 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import logging
+import os
+import time
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
 from ..gemm import Gemm, dnn_serves, outer_sum
-from ..sequence import Aux, recurrent_input, sum_leading, visiting_steps
+from ..sequence import Aux, Seq, recurrent_input, sum_leading, visiting_steps
 from .library import blas_gemm, kernel, make_context, thread_sums
+
+logger = logging.getLogger(__name__)
 
 # input projections are computed a chunk of steps ahead of the recurrence: at most about an L2
 # cache (a server core's 1-2 MB), but at least MIN_CHUNK_ROWS rows per GEMM (a GEMM of one step's
@@ -71,9 +76,47 @@ def projected_chunks(aux: Aux, x: Tensor, w_ih: Tensor | None, keep_all: bool):
 
 def loop_gemm(like: Tensor) -> int | None:
     """The BLAS GEMM that the C time loops (``*_seq`` in ``csrc/``) call for the per-step GEMMs, or
-    None: then Python steps the loop, with oneDNN's GEMMs where those are the faster ones
-    (:func:`rnnkit.backends.gemm.prefer_onednn`) or ``torch.mm`` where torch exports no BLAS."""
-    return None if dnn_serves(like) else blas_gemm(like.dtype)
+    None: then Python steps the loop, one oneDNN GEMM call per step.
+
+    Where MKL is the GEMM (Intel CPUs, float64, ``RNNKIT_CPU_GEMM=mkl``) the C loop takes torch's
+    BLAS. Where oneDNN is (:func:`rnnkit.backends.gemm.prefer_onednn`: other vendors' CPUs, whose
+    MKL code paths are generic), the two are measured once per process on a small layer and the
+    faster serves (:func:`c_loop_measured_faster`); ``RNNKIT_CPU_GEMM=onednn`` insists on oneDNN.
+    None too where torch exports no BLAS."""
+    gemm = blas_gemm(like.dtype)
+    if gemm is None or not dnn_serves(like):
+        return gemm
+    if os.environ.get("RNNKIT_CPU_GEMM", "").lower() == "onednn":
+        return None
+    return gemm if c_loop_measured_faster() else None
+
+
+@functools.cache
+def c_loop_measured_faster() -> bool:
+    """Whether the C time loop on torch's BLAS runs a small float32 LSTM (T=24, N=16, H=256)
+    faster than the Python loop with oneDNN's per-step GEMMs, here (best of 5 runs each, ~20 ms
+    in all, once per process)."""
+    gen = torch.Generator().manual_seed(0)
+    steps, n, hid = 24, 16, 256
+    x = torch.randn(steps, n, 4 * hid, generator=gen)
+    h0 = torch.zeros(n, hid)
+    w = torch.randn(4 * hid, hid, generator=gen) / hid**0.5
+    inputs = LSTMInputs(x, None, h0, h0, w, None, None, None, None, None, None)
+    aux = Aux(Seq(steps, False))
+
+    def best(gemm: int | None) -> float:
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            _forward(aux, inputs, False, gemm)
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    with torch.no_grad():
+        c_loop, python_loop = best(blas_gemm(torch.float32)), best(None)
+    logger.info("rnnkit: per-step GEMMs measured: C loop + BLAS %.0f us, Python loop + oneDNN "
+                "%.0f us", c_loop * 1e6, python_loop * 1e6)  # fmt: skip
+    return c_loop <= python_loop
 
 
 @functools.lru_cache(maxsize=64)
@@ -141,7 +184,13 @@ def lstm_kernel_forward(aux: Aux, inputs: LSTMInputs, save: bool):
     """Run the sequence of ``inputs`` (:class:`LSTMInputs`) from ``x (T, N, D)`` and ``w_ih``,
     or from the projections ``x (T, N, 4H)`` with ``w_ih=None``; returns ``(hs (T, N, H), c_n (N,
     H), saved dict)`` (with the projections as ``gx`` when the input layer norm needs them in
-    backward)."""
+    backward). The time loop runs in C where :func:`loop_gemm` says so."""
+    return _forward(aux, inputs, save, loop_gemm(inputs.x))
+
+
+def _forward(aux: Aux, inputs: LSTMInputs, save: bool, gemm: int | None):
+    """:func:`lstm_kernel_forward` with the time loop in C on BLAS GEMM ``gemm``, or in Python
+    (None)."""
     x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep = inputs
     steps, n = x.shape[:2]
     hid = h0.shape[-1]
@@ -173,7 +222,6 @@ def lstm_kernel_forward(aux: Aux, inputs: LSTMInputs, save: bool):
     a = x.new_empty(n, g4)  # the recurrent GEMM's output, reused at every step
     keep_gx = save and ln_ih is not None
     gx = None
-    gemm = loop_gemm(x)
     if gemm is not None:  # the time loop in C, its GEMMs on torch's BLAS
         wt = transposed_weight(w)
         loop, steps_in = kernel("lstm_fwd_seq", x.dtype), StepOrder(aux.seq)
