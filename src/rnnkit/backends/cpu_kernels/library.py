@@ -43,7 +43,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-ABI_VERSION = 9
+ABI_VERSION = 10
 SOURCE_DIR = Path(__file__).parent / "csrc"
 SOURCES = ("rnnkit_cpu.c", "rnnkit_cpu.h", "lstm_template.h", "gru_template.h")
 # -ffast-math for vectorised math, but NaN and Inf kept: they propagate as in torch.nn. -fopenmp:

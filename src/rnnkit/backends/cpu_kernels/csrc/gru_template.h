@@ -21,14 +21,14 @@ static inline void FN(blend_out)(const StepCtx *x, long t, long n, REAL *restric
 /* GRU forward step t: a (N, 3H) = hm_prev W_hh^T.
  *   gh = [LN(a; ln_w)] + b_hh;  r, z = sig(xi_rz + gh_rz);  n = tanh(xi_n + r gh_n)
  *   h' = n + z (h - n);  h_t = lerp(h', h, kh_t);  acts_t = (r, z, n, gh_n) */
-void FN(gru_fwd)(const StepCtx *x, long t, long prev, const REAL *restrict a) {
+static void FN(gru_fwd_rows)(const StepCtx *x, long t, long prev, const REAL *restrict a) {
     const long N = x->N, H = x->H, G = 3 * H;
     const REAL *lnw = x->ln_w, *bias = x->bias;
     const REAL *hp = prev < 0 ? (const REAL *)x->h0 : (const REAL *)x->hs + prev * N * H;
     REAL *hs = (REAL *)x->hs + t * N * H, *acts = (REAL *)x->acts + t * x->acts_st;
     REAL *xh = lnw ? (REAL *)x->xhat + t * x->xhat_st : (REAL *)0;
     REAL *st = x->stats ? (REAL *)x->stats + t * x->stats_st : (REAL *)0;
-    #pragma omp parallel for num_threads(x->nthreads) if (x->nthreads > 1) schedule(static)
+    #pragma omp for schedule(static)
     for (long n = 0; n < N; n++) {
         const REAL *restrict hpn = hp + n * H;
         REAL *restrict z = acts + n * 4 * H, *restrict ghn = z + 3 * H, *restrict hn = hs + n * H;
@@ -50,15 +50,21 @@ void FN(gru_fwd)(const StepCtx *x, long t, long prev, const REAL *restrict a) {
     }
 }
 
+/* gru_fwd_rows on torch's threads (one step called from Python) */
+void FN(gru_fwd)(const StepCtx *x, long t, long prev, const REAL *restrict a) {
+    #pragma omp parallel num_threads(x->nthreads) if (x->nthreads > 1)
+    FN(gru_fwd_rows)(x, t, prev, a);
+}
+
 /* Elman RNN forward step t: h' = act(xi + [LN(a; ln_w)] + b_hh), act tanh or relu; acts_t = h' */
-void FN(rnn_fwd)(const StepCtx *x, long t, long prev, const REAL *restrict a) {
+static void FN(rnn_fwd_rows)(const StepCtx *x, long t, long prev, const REAL *restrict a) {
     const long N = x->N, H = x->H;
     const REAL *lnw = x->ln_w, *bias = x->bias;
     const REAL *hp = prev < 0 ? (const REAL *)x->h0 : (const REAL *)x->hs + prev * N * H;
     REAL *hs = (REAL *)x->hs + t * N * H, *acts = (REAL *)x->acts + t * x->acts_st;
     REAL *xh = lnw ? (REAL *)x->xhat + t * x->xhat_st : (REAL *)0;
     REAL *st = x->stats ? (REAL *)x->stats + t * x->stats_st : (REAL *)0;
-    #pragma omp parallel for num_threads(x->nthreads) if (x->nthreads > 1) schedule(static)
+    #pragma omp for schedule(static)
     for (long n = 0; n < N; n++) {
         REAL *restrict pre = acts + n * H, *restrict hn = hs + n * H;
         REAL *stn = st ? st + n * 6 : (REAL *)0;
@@ -76,6 +82,12 @@ void FN(rnn_fwd)(const StepCtx *x, long t, long prev, const REAL *restrict a) {
         for (long j = 0; j < H; j++) hn[j] = pre[j];
         FN(blend_out)(x, t, n, hn, hp + n * H, H);
     }
+}
+
+/* rnn_fwd_rows on torch's threads (one step called from Python) */
+void FN(rnn_fwd)(const StepCtx *x, long t, long prev, const REAL *restrict a) {
+    #pragma omp parallel num_threads(x->nthreads) if (x->nthreads > 1)
+    FN(rnn_fwd_rows)(x, t, prev, a);
 }
 
 /* the gradients of the input part (dz_t, and dgx_t through the input LN) and of the recurrent
@@ -107,8 +119,7 @@ static inline void FN(finish_row)(const StepCtx *x, long t, long n, REAL *restri
 /* GRU backward step t (rec: da_{t+1} W_hh, NULL first). Writes dz_t = d xi, da_t = d a and the
  * carried dhk; accumulates g_bias (b_hh), g_bias_ih (b_ih; with dz a scratch row, dz_st = 0),
  * g_ln_w, g_ln_ih. */
-void FN(gru_bwd)(const StepCtx *x0, long t, long prev, const REAL *restrict rec) {
-    #pragma omp parallel num_threads(x0->nthreads) if (x0->nthreads > 1)
+static void FN(gru_bwd_rows)(const StepCtx *x0, long t, long prev, const REAL *restrict rec) {
     {
     StepCtx own;
     FN(thread_ctx)(x0, &own); /* the gradient sums of threads 1.. go to their own rows */
@@ -141,9 +152,14 @@ void FN(gru_bwd)(const StepCtx *x0, long t, long prev, const REAL *restrict rec)
     }
 }
 
-/* Elman RNN backward step t; as gru_bwd with dz_t = da_t = dh' act'(pre) */
-void FN(rnn_bwd)(const StepCtx *x0, long t, long prev, const REAL *restrict rec) {
+/* gru_bwd_rows on torch's threads (one step called from Python) */
+void FN(gru_bwd)(const StepCtx *x0, long t, long prev, const REAL *restrict rec) {
     #pragma omp parallel num_threads(x0->nthreads) if (x0->nthreads > 1)
+    FN(gru_bwd_rows)(x0, t, prev, rec);
+}
+
+/* Elman RNN backward step t; as gru_bwd with dz_t = da_t = dh' act'(pre) */
+static void FN(rnn_bwd_rows)(const StepCtx *x0, long t, long prev, const REAL *restrict rec) {
     {
     StepCtx own;
     FN(thread_ctx)(x0, &own); /* the gradient sums of threads 1.. go to their own rows */
@@ -172,17 +188,29 @@ void FN(rnn_bwd)(const StepCtx *x0, long t, long prev, const REAL *restrict rec)
     }
 }
 
+/* rnn_bwd_rows on torch's threads (one step called from Python) */
+void FN(rnn_bwd)(const StepCtx *x0, long t, long prev, const REAL *restrict rec) {
+    #pragma omp parallel num_threads(x0->nthreads) if (x0->nthreads > 1)
+    FN(rnn_bwd_rows)(x0, t, prev, rec);
+}
+
 /* The GRU (G = 3H) or Elman RNN (rnn != 0, G = H) forward time loop: lstm_fwd_seq's contract. */
 void FN(gru_fwd_seq)(const StepCtx *x, const long *order, const long *prevs, long count,
                      const REAL *wt, REAL *a, const REAL *h_first, long rnn, gemm_fn gemm) {
     const long N = x->N, H = x->H, G = rnn ? H : 3 * H;
-    for (long s = 0; s < count; s++) {
-        const long t = order[s], prev = prevs[s];
-        const REAL *hin = prev < 0 ? h_first
-                          : (x->mask ? (const REAL *)x->hm : (const REAL *)x->hs + prev * N * H);
-        FN(gemm_rm)(gemm, N, G, H, hin, wt, a, 0);
-        if (rnn) FN(rnn_fwd)(x, t, prev, a);
-        else FN(gru_fwd)(x, t, prev, a);
+    #pragma omp parallel num_threads(x->nthreads) if (x->nthreads > 1)
+    {
+        long lo, hi;
+        rk_share(G, &lo, &hi);
+        for (long s = 0; s < count; s++) {
+            const long t = order[s], prev = prevs[s];
+            const REAL *hin = prev < 0 ? h_first
+                              : (x->mask ? (const REAL *)x->hm : (const REAL *)x->hs + prev * N * H);
+            FN(gemm_nn)(gemm, N, hi - lo, H, hin, H, wt + lo, G, a + lo, G, 0);
+            #pragma omp barrier
+            if (rnn) FN(rnn_fwd_rows)(x, t, prev, a);
+            else FN(gru_fwd_rows)(x, t, prev, a);
+        }
     }
 }
 
@@ -194,16 +222,26 @@ void FN(gru_bwd_seq)(const StepCtx *x, const long *order, const long *prevs, lon
                      const REAL *w, const REAL *wt, const REAL *h_in, REAL *dw, REAL *rec,
                      long rnn, gemm_fn gemm) {
     const long N = x->N, H = x->H, G = rnn ? H : 3 * H;
-    for (long s = count - 1; s >= 0; s--) {
-        const long t = order[s];
-        const REAL *hin = h_in + t * N * H;
-        if (x->arec) FN(gemm_rm)(gemm, N, G, H, hin, wt, (REAL *)x->arec, 0);
-        const REAL *r = s == count - 1 ? (const REAL *)0 : rec;
-        if (rnn) FN(rnn_bwd)(x, t, prevs[s], r);
-        else FN(gru_bwd)(x, t, prevs[s], r);
-        const REAL *da = (const REAL *)x->da + t * x->da_st;
-        FN(gemm_rm)(gemm, N, H, G, da, w, rec, 0);
-        if (dw) FN(gemm_tn)(gemm, G, H, N, da, hin, dw, 1);
+    #pragma omp parallel num_threads(x->nthreads) if (x->nthreads > 1)
+    {
+        long glo, ghi, hlo, hhi;
+        rk_share(G, &glo, &ghi);
+        rk_share(H, &hlo, &hhi);
+        for (long s = count - 1; s >= 0; s--) {
+            const long t = order[s];
+            const REAL *hin = h_in + t * N * H;
+            if (x->arec) {
+                FN(gemm_nn)(gemm, N, ghi - glo, H, hin, H, wt + glo, G, (REAL *)x->arec + glo, G, 0);
+                #pragma omp barrier
+            }
+            const REAL *r = s == count - 1 ? (const REAL *)0 : rec;
+            if (rnn) FN(rnn_bwd_rows)(x, t, prevs[s], r);
+            else FN(gru_bwd_rows)(x, t, prevs[s], r);
+            const REAL *da = (const REAL *)x->da + t * x->da_st;
+            FN(gemm_nn)(gemm, N, hhi - hlo, G, da, G, w + hlo, H, rec + hlo, H, 0);
+            if (dw) FN(gemm_tn)(gemm, ghi - glo, H, N, da + glo, G, hin, H, dw + glo * H, H, 1);
+            #pragma omp barrier
+        }
     }
 }
 

@@ -225,7 +225,7 @@ static inline void FN(add_recurrent)(REAL *restrict out, const REAL *restrict sr
  *   c' = f c + i g;  o = sig(z_o + P_o c');  h' = o tanh([LN(c'; lnc)])
  *   h_t = lerp(h', h, kh_t);  c_t = lerp(c', c, kc_t);  hm = h_t * mask
  * acts_t keeps (i, f, g, o). */
-void FN(lstm_fwd)(const StepCtx *x, long t, long prev, const REAL *restrict a) {
+static void FN(lstm_fwd_rows)(const StepCtx *x, long t, long prev, const REAL *restrict a) {
     const long N = x->N, H = x->H, G = 4 * H;
     const REAL *gx = (const REAL *)x->gx + t * N * G;
     const REAL *bias = x->bias, *lnw = x->ln_w, *peep = x->peep;
@@ -238,7 +238,7 @@ void FN(lstm_fwd)(const StepCtx *x, long t, long prev, const REAL *restrict a) {
     REAL *st = x->stats ? (REAL *)x->stats + t * x->stats_st : (REAL *)0;
     REAL *hm = (REAL *)x->hm;
     const int blend_c = x->kc.p != 0 || x->kc.val != 0.0;
-    #pragma omp parallel for num_threads(x->nthreads) if (x->nthreads > 1) schedule(static)
+    #pragma omp for schedule(static)
     for (long n = 0; n < N; n++) {
         const REAL *restrict an = a + n * G, *restrict gxn = gx + n * G;
         const REAL *restrict cpn = cp + n * H, *restrict hpn = hp + n * H;
@@ -288,12 +288,17 @@ void FN(lstm_fwd)(const StepCtx *x, long t, long prev, const REAL *restrict a) {
     }
 }
 
+/* lstm_fwd_rows on torch's threads (one step called from Python) */
+void FN(lstm_fwd)(const StepCtx *x, long t, long prev, const REAL *restrict a) {
+    #pragma omp parallel num_threads(x->nthreads) if (x->nthreads > 1)
+    FN(lstm_fwd_rows)(x, t, prev, a);
+}
+
 /* Backward step t: rec (N, H) = da_{t+1} W_hh from the step after (NULL at the first backward
  * step). Reads dout_t, the carried gradients dhk (of h_t, kept part) and dc (of c_t); writes
  * dz_t (gradient of z), da_t (of a, with LN), the new dhk and dc (of h_prev's kept part and
  * c_prev), and accumulates the peephole and layer-norm gain gradients. */
-void FN(lstm_bwd)(const StepCtx *x0, long t, long prev, const REAL *restrict rec) {
-    #pragma omp parallel num_threads(x0->nthreads) if (x0->nthreads > 1)
+static void FN(lstm_bwd_rows)(const StepCtx *x0, long t, long prev, const REAL *restrict rec) {
     {
     StepCtx own;
     FN(thread_ctx)(x0, &own); /* the gradient sums of threads 1.. go to their own rows */
@@ -383,6 +388,12 @@ void FN(lstm_bwd)(const StepCtx *x0, long t, long prev, const REAL *restrict rec
     }
 }
 
+/* lstm_bwd_rows on torch's threads (one step called from Python) */
+void FN(lstm_bwd)(const StepCtx *x0, long t, long prev, const REAL *restrict rec) {
+    #pragma omp parallel num_threads(x0->nthreads) if (x0->nthreads > 1)
+    FN(lstm_bwd_rows)(x0, t, prev, rec);
+}
+
 /* dh0 = dhk + rec * mask after the last backward step (rec may be NULL for a 0-step sequence) */
 void FN(bwd_finish)(const StepCtx *x, const REAL *restrict rec, REAL *restrict dh0) {
     const long NH = x->N * x->H;
@@ -395,49 +406,69 @@ void FN(bwd_finish)(const StepCtx *x, const REAL *restrict rec, REAL *restrict d
     }
 }
 
-/* One GEMM of the time loop, row-major: c (m, n) = a (m, k) b (k, n) [+ c with accumulate] */
-static inline void FN(gemm_rm)(gemm_fn gemm, long m, long n, long k, const REAL *a, const REAL *b,
-                               REAL *c, int accumulate) {
-    const int M = (int)m, Nn = (int)n, K = (int)k;
+/* c (m, n) (+)= a (m, k) b (k, n), all row-major with leading dimensions (a column block of b and
+ * c: b + lo, c + lo): one GEMM of the time loops, on the column-major BLAS as c^T = b^T a^T */
+static inline void FN(gemm_nn)(gemm_fn gemm, long m, long n, long k, const REAL *a, long lda,
+                               const REAL *b, long ldb, REAL *c, long ldc, int accumulate) {
+    if (m <= 0 || n <= 0) return;
+    const int M = (int)m, Nn = (int)n, K = (int)k, LA = (int)lda, LB = (int)ldb, LC = (int)ldc;
     const REAL one = 1, beta = accumulate ? (REAL)1 : (REAL)0;
-    /* column-major view: c^T (n, m) = b^T (n, k) a^T (k, m) */
-    gemm("N", "N", &Nn, &M, &K, &one, b, &Nn, a, &K, &beta, c, &Nn);
+    gemm("N", "N", &Nn, &M, &K, &one, b, &LB, a, &LA, &beta, c, &LC);
 }
 
-/* c (m, n) (+)= a^T b for a (k, m), b (k, n), row-major: a weight gradient summed over rows */
-static inline void FN(gemm_tn)(gemm_fn gemm, long m, long n, long k, const REAL *a, const REAL *b,
-                               REAL *c, int accumulate) {
-    const int M = (int)m, Nn = (int)n, K = (int)k;
+/* c (m, n) (+)= a^T b for a (k, m), b (k, n), row-major (a column block of a: a + lo): a weight
+ * gradient summed over the batch rows */
+static inline void FN(gemm_tn)(gemm_fn gemm, long m, long n, long k, const REAL *a, long lda,
+                               const REAL *b, long ldb, REAL *c, long ldc, int accumulate) {
+    if (m <= 0 || n <= 0) return;
+    const int M = (int)m, Nn = (int)n, K = (int)k, LA = (int)lda, LB = (int)ldb, LC = (int)ldc;
     const REAL one = 1, beta = accumulate ? (REAL)1 : (REAL)0;
-    gemm("N", "T", &Nn, &M, &K, &one, b, &Nn, a, &M, &beta, c, &Nn);
+    gemm("N", "T", &Nn, &M, &K, &one, b, &LB, a, &LA, &beta, c, &LC);
 }
+
+/* The time loops run in one parallel region on torch's threads: per step each thread computes its
+ * share of the GEMM's output columns (rk_share; BLAS runs single-threaded inside the region), a
+ * barrier, then the step kernel with the batch rows split over the threads (its loop ends in a
+ * barrier). One fork for the whole sequence; on one thread the region is the plain loop. */
 
 /* The forward time loop over steps order[0:count) (prevs: the step before each, -1 for the initial
  * state): per step the recurrent GEMM a (N, 4H) = hin W_hh^T with wt = W_hh^T (H, 4H) row-major,
- * then lstm_fwd. h_first is the first GEMM input (h0, or h0 * mask). */
+ * then the step kernel. h_first is the first GEMM input (h0, or h0 * mask). */
 void FN(lstm_fwd_seq)(const StepCtx *x, const long *order, const long *prevs, long count,
                       const REAL *wt, REAL *a, const REAL *h_first, gemm_fn gemm) {
-    const long N = x->N, H = x->H;
-    for (long s = 0; s < count; s++) {
-        const long t = order[s], prev = prevs[s];
-        const REAL *hin = prev < 0 ? h_first
-                          : (x->mask ? (const REAL *)x->hm : (const REAL *)x->hs + prev * N * H);
-        FN(gemm_rm)(gemm, N, 4 * H, H, hin, wt, a, 0);
-        FN(lstm_fwd)(x, t, prev, a);
+    const long N = x->N, H = x->H, G = 4 * H;
+    #pragma omp parallel num_threads(x->nthreads) if (x->nthreads > 1)
+    {
+        long lo, hi;
+        rk_share(G, &lo, &hi);
+        for (long s = 0; s < count; s++) {
+            const long t = order[s], prev = prevs[s];
+            const REAL *hin = prev < 0 ? h_first
+                              : (x->mask ? (const REAL *)x->hm : (const REAL *)x->hs + prev * N * H);
+            FN(gemm_nn)(gemm, N, hi - lo, H, hin, H, wt + lo, G, a + lo, G, 0);
+            #pragma omp barrier
+            FN(lstm_fwd_rows)(x, t, prev, a);
+        }
     }
 }
 
-/* The backward time loop over steps order[0:count), visited last to first: lstm_bwd, then the
- * recurrent gradient rec (N, H) = d_pre_t W_hh (w: W_hh (4H, H) row-major; d_pre: da with the
+/* The backward time loop over steps order[0:count), visited last to first: the step kernel, then
+ * the recurrent gradient rec (N, H) = d_pre_t W_hh (w: W_hh (4H, H) row-major; d_pre: da with the
  * recurrent layer norm, else dz). rec holds the last GEMM's result for bwd_finish. */
 void FN(lstm_bwd_seq)(const StepCtx *x, const long *order, const long *prevs, long count,
                       const REAL *w, REAL *rec, gemm_fn gemm) {
     const long N = x->N, H = x->H, G = 4 * H;
     const REAL *d_pre = x->ln_w ? (const REAL *)x->da : (const REAL *)x->dz;
-    for (long s = count - 1; s >= 0; s--) {
-        const long t = order[s];
-        FN(lstm_bwd)(x, t, prevs[s], s == count - 1 ? (const REAL *)0 : rec);
-        FN(gemm_rm)(gemm, N, H, G, d_pre + t * N * G, w, rec, 0);
+    #pragma omp parallel num_threads(x->nthreads) if (x->nthreads > 1)
+    {
+        long lo, hi;
+        rk_share(H, &lo, &hi);
+        for (long s = count - 1; s >= 0; s--) {
+            const long t = order[s];
+            FN(lstm_bwd_rows)(x, t, prevs[s], s == count - 1 ? (const REAL *)0 : rec);
+            FN(gemm_nn)(gemm, N, hi - lo, G, d_pre + t * N * G, G, w + lo, H, rec + lo, H, 0);
+            #pragma omp barrier
+        }
     }
 }
 

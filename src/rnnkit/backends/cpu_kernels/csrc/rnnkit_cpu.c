@@ -9,6 +9,21 @@
 
 #define LN_EPS 1e-5
 
+/* this thread's share [lo, hi) of n columns, in whole blocks of 16 (a vector register's worth):
+ * the columns of a GEMM split over the threads of the enclosing parallel region */
+static inline void rk_share(long n, long *lo, long *hi) {
+#ifdef _OPENMP
+    const long tid = omp_get_thread_num(), nth = omp_get_num_threads();
+#else
+    const long tid = 0, nth = 1;
+#endif
+    const long blocks = (n + 15) / 16;
+    *lo = blocks * tid / nth * 16;
+    *hi = blocks * (tid + 1) / nth * 16;
+    if (*lo > n) *lo = n;
+    if (*hi > n) *hi = n;
+}
+
 #ifdef RNNKIT_F64
 #define REAL double
 #define SFX f64
@@ -76,4 +91,4 @@ void BERNOULLI_CAT(transpose, SFX)(const REAL *restrict src, REAL *restrict dst,
 }
 
 /* the version the Python side checks before binding the structs */
-long rnnkit_abi_version(void) { return 9; }
+long rnnkit_abi_version(void) { return 10; }
