@@ -1,16 +1,17 @@
-"""rnnkit's CPU kernels (``csrc/``): the gate math of one time step, fused into one C call.
+"""rnnkit's CPU kernels (``csrc/``): a recurrent layer direction's time loop in C.
 
 torch.nn's CPU LSTM runs each step as one GEMM plus one fused elementwise kernel; a variant written
 in torch ops needs about ten elementwise calls per step, each a few microseconds of dispatch and a
-pass over memory. The C kernels here do one step's whole elementwise work (gates, layer norms,
-peepholes, zoneout, ``lengths``, the recurrent-dropout mask of the next GEMM's input) in one call
-through :mod:`ctypes` (~0.5 us), between the per-step GEMMs that torch runs.
+pass over memory. The C kernels do one step's whole elementwise work (gates, layer norms,
+peepholes, zoneout, ``lengths``, the recurrent-dropout mask of the next GEMM's input) in one
+function, and the time loops (``*_seq``) call it and the per-step GEMM (on the BLAS inside torch's
+own library, :func:`blas_gemm`) without returning to Python, on torch's OpenMP threads.
 
 The library is compiled on first use with the system C compiler (``$CC`` or ``cc``) for this CPU
-(``-march=native``, vector math from glibc's libmvec), about half a second, and cached under
-``$RNNKIT_CACHE_DIR`` (default ``~/.cache/rnnkit``) keyed by the sources, the flags and the CPU.
-Where no compiler works, or with ``RNNKIT_CPU_KERNELS=0``, :func:`library` returns None and the
-fused layers run their torch-op implementation instead (:mod:`rnnkit.backends.torch_ops`).
+(``-march=native``), a second or two, and cached under ``$RNNKIT_CACHE_DIR`` (default
+``~/.cache/rnnkit``) keyed by the sources, the flags and the CPU. Where no compiler works, or with
+``RNNKIT_CPU_KERNELS=0``, :func:`library` returns None and the fused layers run their torch-op
+implementation instead (:mod:`rnnkit.backends.torch_ops`).
 """
 
 from __future__ import annotations

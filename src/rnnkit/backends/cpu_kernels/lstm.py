@@ -1,16 +1,19 @@
-"""LSTM sequence on rnnkit's C step kernels (:mod:`rnnkit.backends.cpu_kernels`), CPU float32/float64.
+"""LSTM sequence on rnnkit's C kernels (:mod:`rnnkit.backends.cpu_kernels`), CPU float32/float64.
 
-Per step forward: one GEMM ``a = hm W_hh^T`` and one C call that does the rest of
-:func:`rnnkit.functional.input_projection`'s layer norm, :func:`rnnkit.registry.lstm.lstm_step`,
-zoneout and ``lengths`` (``lstm_fwd`` in ``csrc/lstm_template.h``). The input enters as the bare
-GEMM ``gx = x W_ih^T``, computed a chunk of steps ahead of the recurrence
-(:func:`projected_chunks`); its layer norm and both biases (``bias = b_ih + b_hh``) are applied
-row by row inside the step kernel, which saves two passes over the ``(T, N, 4H)`` projections.
-Backward, per step: one C call (``lstm_bwd``: the gate gradients ``dz``, the layer-norm
+Forward: the input enters as the bare GEMM ``gx = x W_ih^T``, computed a chunk of steps ahead of
+the recurrence (:func:`projected_chunks`); its layer norm and both biases (``bias = b_ih + b_hh``)
+are applied row by row inside the step kernel, which saves two passes over the ``(T, N, 4H)``
+projections. The time loop runs in C (``lstm_fwd_seq`` in ``csrc/lstm_template.h``): per step one
+GEMM ``a = hm W_hh^T`` on torch's BLAS, split by columns over torch's threads, and the step kernel
+(``lstm_fwd``: the rest of :func:`rnnkit.functional.input_projection`'s layer norm,
+:func:`rnnkit.registry.lstm.lstm_step`, zoneout and ``lengths``), split by batch rows. Backward, per
+step (``lstm_bwd_seq``): the step kernel (``lstm_bwd``: the gate gradients ``dz``, the layer-norm
 backward, the carried ``dh``/``dc``, the peephole and gain gradients) and one GEMM ``da W_hh``;
-the weight gradients are single GEMMs over all steps. Saved for backward: the gate activations
-``(T, N, 4H)``, the states ``(T, N, H)`` and, with layer norm, the normalised recurrent
-pre-activations, the projections (input layer norm) and the row statistics.
+the weight gradients are single GEMMs over all steps. Where :func:`loop_gemm` finds the Python
+loop faster (oneDNN's GEMMs on a non-Intel CPU), Python steps the same kernels.
+Saved for backward: the gate activations ``(T, N, 4H)``, the states ``(T, N, H)`` and, with layer
+norm, the normalised recurrent pre-activations, the projections (input layer norm) and the row
+statistics.
 Shapes: ``x (T, N, D)`` with ``w_ih (4H, D)``, or ``gx (T, N, 4H)`` with ``w_ih=None``; ``h0``,
 ``c0 (N, H)``, ``w (4H, H)``, ``bias``, ``ln_ih``, ``ln_hh (4H,)``. No projection
 (``proj_size``): :mod:`rnnkit.backends.torch_ops.lstm` serves that.

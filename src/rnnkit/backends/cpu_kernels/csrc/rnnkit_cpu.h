@@ -1,9 +1,11 @@
-/* rnnkit's CPU kernels: the per-step elementwise math of the fused recurrent layers.
+/* rnnkit's CPU kernels: the time loops of the fused recurrent layers.
  *
- * One call does all the gate math of one time step for the whole batch, between the per-step
- * recurrent GEMMs that torch runs (oneDNN). The formulas are rnnkit.functional's (lstm_step,
- * zoneout, layer_norm; docstrings there); tests check these kernels against it and against the
- * NumPy reference to 1e-9 in float64. Built on first use by rnnkit/cpu_kernels.py.
+ * A step kernel does all the gate math of one time step for the whole batch; a time loop
+ * (*_seq) runs a direction's steps, each a recurrent GEMM on the BLAS torch links (passed in as
+ * gemm_fn) and a step kernel, on torch's OpenMP threads. The formulas are rnnkit.registry's and
+ * rnnkit.functional's (lstm_step, zoneout, layer_norm; docstrings there); tests check these
+ * kernels against them and against the NumPy reference to 1e-9 in float64. Built on first use by
+ * rnnkit/backends/cpu_kernels/library.py.
  */
 #ifndef RNNKIT_CPU_H
 #define RNNKIT_CPU_H
