@@ -32,6 +32,7 @@ def _probe(env: dict[str, str]) -> str:
         "import torch; from rnnkit.backends import cpu_kernels;"
         "print(cpu_kernels.available(torch.zeros(1)))"
     )
+    env = {"RNNKIT_PREBUILT_KERNELS": "0", **env}  # these tests are about the cache
     run = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env},
                          capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
     return run.stdout.strip()
@@ -71,6 +72,7 @@ def test_a_damaged_cached_library_is_rebuilt_not_loaded(tmp_path, damage):
         "import torch; from rnnkit.backends import cpu_kernels;"
         "print(cpu_kernels.available(torch.zeros(1)))"
     )
+    env = {"RNNKIT_PREBUILT_KERNELS": "0", **env}
     run = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env},
                          capture_output=True, text=True, timeout=60)  # fmt: skip
     assert run.returncode == 0, run.stderr
@@ -194,3 +196,39 @@ def test_transposed_is_the_row_major_transpose(dtype, shape):
 
 def test_cc_with_an_unbalanced_quote_falls_back_with_a_warning(tmp_path):
     assert _probe({"CC": 'gcc "-O0', "RNNKIT_CACHE_DIR": str(tmp_path)}) == "False"
+
+
+@needs_cc
+def test_built_at_install_time_then_loaded_without_compiling(tmp_path, monkeypatch):
+    """setup.py builds the kernels into prebuilt/ (build.prebuild); a process then loads them from
+    there and compiles nothing into its cache."""
+    from rnnkit.backends.cpu_kernels import build
+
+    monkeypatch.setattr(build, "SUFFIXES", ("f32",))
+    folder = tmp_path / "prebuilt"
+    assert build.prebuild(folder) == []
+    (built,) = folder.glob("rnnkit_cpu_f32_*.so")
+    assert build.intact(built)
+    assert build.prebuild(folder) == []  # already there: not rebuilt
+    assert list(folder.glob("*.so")) == [built]
+    code = (
+        "import importlib, pathlib, torch; from rnnkit.backends.cpu_kernels import build;"
+        f"build.PREBUILT_DIR = pathlib.Path({str(folder)!r});"
+        "loader = importlib.import_module('rnnkit.backends.cpu_kernels.library');"
+        "lib = loader.library(torch.float32); print(lib is not None, lib._name)"
+    )
+    cache = tmp_path / "cache"
+    run = subprocess.run([sys.executable, "-c", code], env={**os.environ,
+                         "RNNKIT_CACHE_DIR": str(cache)}, capture_output=True, text=True,
+                         timeout=60, check=True)  # fmt: skip
+    assert run.stdout.split() == ["True", str(built)]
+    assert not cache.exists()  # nothing compiled
+
+
+def test_without_a_compiler_nothing_is_prebuilt(tmp_path, monkeypatch):
+    from rnnkit.backends.cpu_kernels import build
+
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
+    problems = build.prebuild(tmp_path / "prebuilt")
+    assert len(problems) == len(build.SUFFIXES)
+    assert not list((tmp_path / "prebuilt").glob("*.so"))

@@ -1,6 +1,8 @@
-"""The CPU C-kernel backend: one C call per time step for the whole elementwise work of the LSTM,
-GRU and RNN variants (``csrc/``), between torch's GEMMs. :mod:`.library` builds, caches, verifies
-and loads the compiled library; :mod:`.lstm` and :mod:`.gru` are the sequence Functions."""
+"""The CPU C-kernel backend: the LSTM, GRU and RNN variants' time loops in C (``csrc/``), each step
+one GEMM on torch's BLAS and one kernel for the whole elementwise work. :mod:`.build` compiles the
+library (at install time or on first use), :mod:`.library` finds, verifies and loads it;
+:mod:`.lstm` and :mod:`.gru` run one direction forward and backward; :mod:`.ops` registers those
+as torch ops."""
 
 from .library import available, bernoulli, draw_seed, enabled, kernel, library, transposed
 

@@ -7,9 +7,10 @@ peepholes, zoneout, ``lengths``, the recurrent-dropout mask of the next GEMM's i
 function, and the time loops (``*_seq``) call it and the per-step GEMM (on the BLAS inside torch's
 own library, :func:`blas_gemm`) without returning to Python, on torch's OpenMP threads.
 
-The library is compiled on first use with the system C compiler (``$CC`` or ``cc``) for this CPU
-(``-march=native``), a second or two, and cached under ``$RNNKIT_CACHE_DIR`` (default
-``~/.cache/rnnkit``) keyed by the sources, the flags and the CPU. Where no compiler works, or with
+The library is compiled at install time (``setup.py``, into ``prebuilt/``) or else on first use,
+a second or two, with the system C compiler (``$CC`` or ``cc``) for this CPU (``-march=native``),
+and cached under ``$RNNKIT_CACHE_DIR`` (default ``~/.cache/rnnkit``) keyed by the sources, the
+flags and the CPU (:mod:`.build`). Where no compiler works, or with
 ``RNNKIT_CPU_KERNELS=0``, :func:`library` returns None and the fused layers run their torch-op
 implementation instead (:mod:`rnnkit.backends.torch_ops`).
 """
@@ -18,19 +19,15 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import hashlib
-import json
 import logging
 import os
-import platform
-import shlex
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
+
+from . import build
 
 __all__ = [
     "Keep",
@@ -44,14 +41,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-ABI_VERSION = 10
-SOURCE_DIR = Path(__file__).parent / "csrc"
-SOURCES = ("rnnkit_cpu.c", "rnnkit_cpu.h", "lstm_template.h", "gru_template.h")
-# -ffast-math for vectorised math, but NaN and Inf kept: they propagate as in torch.nn. -fopenmp:
-# the step kernels split a step's batch rows over torch's threads; the library then needs
-# libgomp.so.1, which is the copy torch has loaded already (one thread pool, no oversubscription)
-FLAGS = ("-O2", "-ftree-vectorize", "-march=native", "-ffast-math", "-fno-finite-math-only",
-         "-fopenmp", "-fPIC", "-shared")  # fmt: skip
 SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
 
 
@@ -104,93 +93,6 @@ class StepCtx(ctypes.Structure):
 SUMS = ("g_peep", "g_lnc_w", "g_lnc_b", "g_ln_w", "g_ln_ih", "g_bias", "g_bias_ih")
 
 
-def _cpu_signature() -> str:
-    """What ``-march=native`` depends on: the machine and the CPU's feature flags."""
-    flags = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("flags", "Features", "model name")):
-                flags += line
-                if line.startswith(("flags", "Features")):
-                    break
-    except OSError:
-        pass
-    return f"{platform.machine()}|{platform.processor()}|{flags}"
-
-
-def cache_dir() -> Path:
-    root = os.environ.get("RNNKIT_CACHE_DIR") or Path.home() / ".cache" / "rnnkit"
-    return Path(root) / "kernels"
-
-
-def _flags(suffix: str) -> tuple[str, ...]:
-    return (*FLAGS, "-DRNNKIT_F64") if suffix == "f64" else FLAGS
-
-
-def _library_path(compiler: list[str], suffix: str) -> Path:
-    digest = hashlib.sha256()
-    for name in SOURCES:
-        digest.update((SOURCE_DIR / name).read_bytes())
-    digest.update(
-        " ".join((*compiler, *_flags(suffix), _cpu_signature(), str(ABI_VERSION))).encode()
-    )
-    return cache_dir() / f"rnnkit_cpu_{suffix}_{digest.hexdigest()[:16]}.so"
-
-
-def _file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _record_path(target: Path) -> Path:
-    """The build record beside a library: its size and SHA-256, written after the build."""
-    return target.with_suffix(".json")
-
-
-def _compile(compiler: list[str], target: Path, suffix: str) -> None:
-    """Compile into a temporary file next to ``target``, then rename it and its build record into
-    place: concurrent processes (DDP ranks) may race, and each sees either no file or a whole one."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
-    os.close(fd)
-    source = str(SOURCE_DIR / "rnnkit_cpu.c")
-    cmd = [*compiler, *_flags(suffix), f"-I{SOURCE_DIR}", source, "-o", tmp, "-lm"]
-    try:
-        subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=120)
-        record = {"size": os.path.getsize(tmp), "sha256": _file_digest(Path(tmp))}
-        fd, tmp_record = tempfile.mkstemp(suffix=".json", dir=target.parent)
-        with os.fdopen(fd, "w") as f:
-            json.dump(record, f)
-        os.replace(tmp, target)
-        os.replace(tmp_record, _record_path(target))
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _intact(target: Path) -> bool:
-    """Whether ``target`` is the file its build record describes (size, then SHA-256). A library
-    truncated or replaced in the cache would crash the process (SIGBUS) or misbehave on load."""
-    try:
-        record = json.loads(_record_path(target).read_text())
-        return target.stat().st_size == record["size"] and _file_digest(target) == record["sha256"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-
-
-def _compiler() -> list[str] | None:
-    """``$CC`` split like a shell word list (``CC="gcc -O0"`` is a compiler and a flag), or ``cc`` /
-    ``gcc`` from ``PATH``; None when there is none."""
-    cc = os.environ.get("CC", "").strip()
-    if cc:
-        try:
-            return shlex.split(cc)
-        except ValueError as err:  # an unbalanced quote
-            logger.warning("rnnkit CPU kernels: CC=%r is not a command line (%s)", cc, err)
-            return None
-    found = shutil.which("cc") or shutil.which("gcc")
-    return None if found is None else [found]
-
-
 _OFF = ("0", "false", "no", "off")
 _ON = ("", "1", "true", "yes", "on")
 
@@ -221,13 +123,22 @@ def library(dtype: torch.dtype = torch.float32) -> ctypes.CDLL | None:
     if sys.platform == "win32" or dtype not in SUFFIX:
         return None
     suffix = SUFFIX[dtype]
-    compiler = _compiler()
+    try:
+        compiler = build.compiler()
+    except build.CompilerError as err:
+        logger.warning("rnnkit CPU kernels: %s", err)
+        return None
     if compiler is None:
         logger.info("rnnkit CPU kernels: no C compiler found; fused layers use torch ops")
         return None
-    target = _library_path(compiler, suffix)
+    name = build.library_name(compiler, suffix)
+    prebuilt = build.PREBUILT_DIR / name
+    if build.prebuilt_enabled() and prebuilt.exists() and build.intact(prebuilt):
+        target = prebuilt  # built at install time
+    else:
+        target = build.cache_dir() / name
     try:
-        if target.exists() and not _intact(target):
+        if target.exists() and not build.intact(target):
             logger.warning(
                 "rnnkit CPU kernels: %s does not match its build record (damaged or replaced); "
                 "rebuilding it", target,
@@ -235,7 +146,7 @@ def library(dtype: torch.dtype = torch.float32) -> ctypes.CDLL | None:
             target.unlink()
         if not target.exists():
             logger.info("rnnkit CPU kernels: compiling %s", target)
-            _compile(compiler, target, suffix)
+            build.compile_library(compiler, target, suffix)
         lib = ctypes.CDLL(str(target))
         lib.rnnkit_abi_version.restype = ctypes.c_long
         abi = lib.rnnkit_abi_version()
@@ -243,7 +154,7 @@ def library(dtype: torch.dtype = torch.float32) -> ctypes.CDLL | None:
         detail = getattr(err, "stderr", "") or err
         logger.warning("rnnkit CPU kernels unavailable (%s); fused layers use torch ops", detail)
         return None
-    if abi != ABI_VERSION:  # pragma: no cover - a stale file under the name
+    if abi != build.ABI_VERSION:  # pragma: no cover - a stale file under the name
         logger.warning("rnnkit CPU kernels: ABI mismatch in %s; fused layers use torch ops", target)
         return None
     try:
