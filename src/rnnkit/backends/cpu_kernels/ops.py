@@ -113,13 +113,14 @@ _LSTM_TENSORS = 11  # the LSTMInputs at the head of the op's arguments
 
 def _setup_lstm(ctx, inputs, output) -> None:
     (x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep, mask, zh, rh, zc, rc, lengths,
-     reverse, _save) = inputs  # fmt: skip
-    ctx.rates, ctx.reverse = (rh, rc), reverse
+     reverse, save) = inputs  # fmt: skip
+    ctx.rates, ctx.reverse, ctx.save = (rh, rc), reverse, save
     ctx.save_for_backward(x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep, mask, zh, zc,
                           lengths, output[0], *output[3:])  # fmt: skip
 
 
 def _backward_lstm(ctx, d_out, d_hn, d_cn, *_):
+    _check_saved(ctx, "lstm_sequence")
     (x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep, mask, zh, zc, lengths, out,
      *saved) = ctx.saved_tensors  # fmt: skip
     rh, rc = ctx.rates
@@ -257,13 +258,14 @@ _GRU_TENSORS = 8
 
 
 def _setup_gru(ctx, inputs, output) -> None:
-    x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh, mask, zh, rh, lengths, reverse, cell, _ = inputs
-    ctx.rate, ctx.reverse, ctx.cell = rh, reverse, cell
+    x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh, mask, zh, rh, lengths, reverse, cell, save = inputs
+    ctx.rate, ctx.reverse, ctx.cell, ctx.save = rh, reverse, cell, save
     ctx.save_for_backward(x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh, mask, zh, lengths, output[0],
                           *output[2:])  # fmt: skip
 
 
 def _backward_gru(ctx, d_out, d_hn, *_):
+    _check_saved(ctx, "gru_sequence")
     x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh, mask, zh, lengths, out, *saved = ctx.saved_tensors
     tensors = (x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh)
     need = list(ctx.needs_input_grad[:_GRU_TENSORS])
@@ -335,6 +337,14 @@ def _(d_out, d_hn, x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh, *rest):
 
 
 # ------------------------------------------------------------------------------------- shared
+def _check_saved(ctx, name: str) -> None:
+    """Differentiating a call made with ``save=False`` is an error (its backward used to read the
+    empty buffers: a segfault in the GRU kernel, an AttributeError in the LSTM one)."""
+    if not ctx.save:
+        raise RuntimeError(f"rnnkit::{name} was called with save=False, which keeps nothing for "
+                           "backward; call it with save=True to differentiate it")  # fmt: skip
+
+
 def _empties(like: Tensor, count: int) -> list[Tensor]:
     """``count`` distinct empty tensors (an op's outputs may not share storage)."""
     return [like.new_empty(0) for _ in range(count)]
@@ -396,7 +406,8 @@ def _vmap_by_loop(op):
 
     def rule(info, in_dims, *args):
         def entry(b: int):
-            return [a if d is None or a is None else a.select(d, b) for a, d in zip(args, in_dims)]
+            return [a.select(d, b) if isinstance(a, Tensor) and d is not None else a
+                    for a, d in zip(args, in_dims)]  # fmt: skip
 
         results = [op(*entry(b)) for b in range(info.batch_size)]
         outs = tuple(torch.stack(items) for items in zip(*results))
