@@ -179,6 +179,9 @@ class _RecurrentLayer(VariantModule):
         lengths_dev = None if lengths is None else lengths.to(x.device)
         backend = "fused" if self.backend == "auto" else self.backend
         layer_input = x
+        if lengths_dev is not None:  # the padding is never read: a NaN there reaches no gradient
+            valid = torch.arange(steps, device=x.device)[:, None] < lengths_dev  # (T, N)
+            layer_input = x.masked_fill(~valid.unsqueeze(-1), 0.0)
         finals: list[list[Tensor]] = [[] for _ in state]
         for k in range(self.num_layers):
             outputs = []

@@ -35,7 +35,7 @@ def drop_connect(weight: Tensor, p: float) -> Tensor:
 
     On CPU the mask is drawn by :func:`rnnkit.backends.cpu_kernels.bernoulli` from a seed and drawn again
     from it in backward, so nothing of the weight's size is kept for the backward pass."""
-    if 0.0 < p < 1.0 and cpu_kernels.available(weight):
+    if 0.0 < p < 1.0 and not cpu_kernels.tracing() and cpu_kernels.available(weight):
         return _SeededDropConnect.apply(weight, p, cpu_kernels.draw_seed())
     return weight * dropout_mask(tuple(weight.shape), p, weight)
 

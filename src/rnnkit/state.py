@@ -121,6 +121,8 @@ def check_lengths(lengths: Any, batch: int, steps: int) -> Tensor:
             f"lengths must have one entry per sequence ({batch}), got {lengths.numel()}"
         )
     lengths = lengths.detach().to("cpu", torch.int64)
+    if torch.compiler.is_compiling():  # torch.export/compile trace: the values are not known yet
+        return lengths
     if batch and int(lengths.min()) < 1:
         raise ValueError(f"lengths must be >= 1, got min {int(lengths.min())}")
     if batch and int(lengths.max()) > steps:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch.fx.experimental.symbolic_shapes import GuardOnDataDependentSymNode
 
 import rnnkit
 from rnnkit.backends.cpu_kernels import ops  # noqa: F401 - registers torch.ops.rnnkit
@@ -25,12 +24,6 @@ LSTM_OP = torch.ops.rnnkit.lstm_sequence.default
 GRU_OP = torch.ops.rnnkit.gru_sequence.default
 UTILS = ("test_schema", "test_autograd_registration", "test_faketensor",
          "test_aot_dispatch_static", "test_aot_dispatch_dynamic")  # fmt: skip
-# The GRU/RNN layer-norm `stats` output has columns the kernels never write (an unused
-# statistic's slots of x.new_empty(T, N, 6)), so two runs of the op differ there and the
-# aot_dispatch utilities, which compare every output of an eager and a traced run, fail at
-# random. test_saved_stats_are_fully_written is the strict xfail for it; those cases run the
-# other utilities.
-NO_AOT = UTILS[:3]
 
 
 # ------------------------------------------------------------------------- op arguments
@@ -109,7 +102,7 @@ FORWARD_CASES = {
     "gru-masks-lengths": (GRU_OP, lambda: gru_args(
         mask=True, zoneout="mask", lengths=True), UTILS),
     "gru-ln-lengths-reverse": (GRU_OP, lambda: gru_args(
-        ln=True, lengths=True, reverse=True), NO_AOT),
+        ln=True, lengths=True, reverse=True), UTILS),
     "rnn_relu-projected-rate-reverse": (GRU_OP, lambda: gru_args(
         "rnn_relu", projected=True, zoneout="rate", reverse=True), UTILS),
     "rnn-ln-nosave": (GRU_OP, lambda: gru_args(
@@ -161,10 +154,6 @@ def _nan_filled(self, *size, **kw):
     return torch.Tensor.new_full(self, shape, float("nan"), **kw)
 
 
-@pytest.mark.xfail(strict=True, reason="gru.py/lstm.py allocate the saved `stats` with new_empty "
-                   "and never write the slots of a statistic the variant lacks (GRU/RNN with layer "
-                   "norm; LSTM with the input layer norm off, i.e. projections as input), so the op's "
-                   "outputs hold uninitialised memory")  # fmt: skip
 def test_saved_stats_are_fully_written(monkeypatch):
     monkeypatch.setattr(torch.Tensor, "new_empty", _nan_filled)
     stats = GRU_OP(*gru_args(ln=True, grad=False))[4]
@@ -334,12 +323,6 @@ def test_exported_layer_equals_eager(cls, kw, op):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=GuardOnDataDependentSymNode,
-    reason="lengths are validated with Python ints (state.check_lengths: "
-    "int(lengths.min()) < 1), a data-dependent guard that export cannot trace",
-)
 def test_export_with_lengths_kwarg():
     torch.manual_seed(0)
     layer = rnnkit.GRU(D, H, layer_norm=True, dtype=DT).eval()
@@ -348,13 +331,6 @@ def test_export_with_lengths_kwarg():
     torch.testing.assert_close(ep.module()(x, lengths=LENGTHS)[0], layer(x, lengths=LENGTHS)[0])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=torch._dynamo.exc.Unsupported,
-    reason="strict export traces dispatch with dynamo, which cannot trace the os.stat "
-    "under cpu_kernels.library() (dynamo ignores its lru_cache): 'Dynamo does not know how "
-    "to trace the builtin posix.stat'",
-)
 def test_strict_export():
     torch.manual_seed(0)
     layer = rnnkit.GRU(D, H, layer_norm=True, dtype=DT).eval()
@@ -366,9 +342,9 @@ def test_strict_export():
 @pytest.mark.xfail(
     strict=True,
     raises=RuntimeError,
-    reason="backend='torch_ops' (autograd.Functions): gemm.Gemm calls the C transpose "
-    "kernel through ctypes (cpu_kernels.library.transposed -> w.data_ptr()) on export's "
-    "fake tensors",
+    reason="backend='torch_ops' (CUDA, no compiler, LSTM projections) is autograd.Functions whose "
+    "forward writes with out= ops, which export's tracing refuses ('functions with out=... "
+    "arguments don't support automatic differentiation'); the C-kernel ops serve CPU export",
 )
 def test_export_torch_ops_backend():
     torch.manual_seed(0)

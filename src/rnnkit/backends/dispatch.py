@@ -95,11 +95,18 @@ def _cpu_kernels_refusal(spec: CellSpec, like: Tensor, p: CellParams) -> str | N
         return "they do not cover LSTM projections (proj_size)"
     if like.device.type != "cpu" or like.dtype not in KERNEL_DTYPES:
         return f"they serve CPU float32/float64 tensors, got {like.device.type} {like.dtype}"
+    return _kernels_unavailable(str(like.dtype).removeprefix("torch.")) or None
+
+
+@torch.compiler.assume_constant_result
+def _kernels_unavailable(dtype: str) -> str:
+    """Why the C library cannot serve ``dtype`` (``"float32"``) now, or ``""``: the environment
+    and the library on disk, which torch.compile reads once, while it traces, as a constant."""
     if not cpu_kernels.enabled():
         return "RNNKIT_CPU_KERNELS switches them off"
-    if cpu_kernels.library(like.dtype) is None:
+    if cpu_kernels.library(getattr(torch, dtype)) is None:
         return "the C library could not be built or loaded (see the log)"
-    return None
+    return ""
 
 
 def transforms_active() -> bool:

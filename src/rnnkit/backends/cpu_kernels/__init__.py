@@ -4,6 +4,24 @@ library (at install time or on first use), :mod:`.library` finds, verifies and l
 :mod:`.lstm` and :mod:`.gru` run one direction forward and backward; :mod:`.ops` registers those
 as torch ops."""
 
-from .library import available, bernoulli, draw_seed, enabled, kernel, library, transposed
+from .library import (
+    available,
+    bernoulli,
+    draw_seed,
+    enabled,
+    kernel,
+    library,
+    tracing,
+    transposed,
+)
 
-__all__ = ["available", "bernoulli", "draw_seed", "enabled", "kernel", "library", "transposed"]
+__all__ = [
+    "available",
+    "bernoulli",
+    "draw_seed",
+    "enabled",
+    "kernel",
+    "library",
+    "tracing",
+    "transposed",
+]

@@ -78,7 +78,7 @@ def gru_kernel_forward(mode: str, aux: Aux, inputs: GRUInputs, save: bool):
     hs = x.new_empty(steps, n, hid)
     acts = x.new_empty(rows, n, width)
     xhat = x.new_empty(1, n, g) if ln_hh is not None else None  # a scratch row: not saved
-    stats = x.new_empty(rows, n, 6) if any_ln else None
+    stats = x.new_zeros(rows, n, 6) if any_ln else None  # zeros: the slots no norm here uses
     hm = x.new_empty(n, hid) if aux.mask is not None else None
     ctx, alive = make_context(
         aux, h0, bias_ih=b_ih, bias=b_hh, ln_ih=ln_ih, ln_w=ln_hh, hs=hs, acts=acts, xhat=xhat,

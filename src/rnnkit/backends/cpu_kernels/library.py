@@ -235,7 +235,7 @@ def available(like: torch.Tensor) -> bool:
 def transposed(w: torch.Tensor) -> torch.Tensor:
     """``w.t().contiguous()`` for a 2-D ``w``, by a tiled C transpose where the kernels serve it
     (2-2.5x faster than torch's strided copy for weight-sized matrices)."""
-    if w.dim() != 2 or not w.is_contiguous() or not available(w):
+    if w.dim() != 2 or not w.is_contiguous() or tracing() or not available(w):
         return w.t().contiguous()
     out = w.new_empty(w.shape[1], w.shape[0])
     kernel("transpose", w.dtype)(w.data_ptr(), out.data_ptr(), w.shape[0], w.shape[1])
@@ -247,14 +247,21 @@ def draw_seed() -> int:
     return int(torch.randint(0, 2**62, ()).item())
 
 
+def tracing() -> bool:
+    """Whether torch.compile / torch.export or a torch.func transform is tracing this call: C calls
+    on raw pointers are invisible to them (and fake tensors have no data)."""
+    return torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active()
+
+
 def bernoulli(
     shape: tuple[int, ...], p: float, like: torch.Tensor, seed: int | None = None
 ) -> torch.Tensor | None:
     """A ``shape`` tensor of Bernoulli(``p``) draws (1 with probability ``p``) in ``like``'s dtype,
     from the C counter-based generator: the same ``seed`` gives the same draws; by default the
     seed comes from torch's global generator (so ``torch.manual_seed`` reproduces them). None
-    where the kernels do not serve ``like``."""
-    if not (0.0 < p < 1.0) or not available(like):
+    where the kernels do not serve ``like``, and while torch.compile or a torch.func transform
+    traces (they cannot see into a C call): torch's own ``bernoulli_`` serves then."""
+    if not (0.0 < p < 1.0) or tracing() or not available(like):
         return None
     out = torch.empty(shape, dtype=like.dtype)
     seed = draw_seed() if seed is None else seed

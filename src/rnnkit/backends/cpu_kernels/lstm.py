@@ -212,7 +212,7 @@ def _forward(aux: Aux, inputs: LSTMInputs, save: bool, gemm: int | None):
     acts = x.new_empty(rows, n, g4)
     xhat = x.new_empty(rows, n, g4) if ln_hh is not None else None
     any_ln = ln_ih is not None or ln_hh is not None or ln_c
-    stats = x.new_empty(rows, n, 6) if any_ln else None
+    stats = x.new_zeros(rows, n, 6) if any_ln else None  # zeros: the slots no norm here uses
     hm = x.new_empty(n, hid) if mask is not None else None
     per = n * hid if (save or not blend_c) else 0
     bufs = dict(hs=hs, cs=cs, cn=cn, acts=acts, xhat=xhat, stats=stats, hm=hm, cn_st=per,

@@ -73,7 +73,7 @@ static void FN(rnn_fwd_rows)(const StepCtx *x, long t, long prev, const REAL *re
         FN(add_recurrent)(pre, src, lnw, bias, H, 0);
         if (x->relu) {
             #pragma omp simd
-            for (long j = 0; j < H; j++) pre[j] = pre[j] > 0 ? pre[j] : 0;
+            for (long j = 0; j < H; j++) pre[j] = pre[j] < 0 ? 0 : pre[j]; /* NaN stays NaN, as torch.relu */
         } else {
             #pragma omp simd
             for (long j = 0; j < H; j++) pre[j] = TANH(pre[j]);

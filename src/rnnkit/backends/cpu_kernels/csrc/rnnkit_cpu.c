@@ -91,4 +91,4 @@ void BERNOULLI_CAT(transpose, SFX)(const REAL *restrict src, REAL *restrict dst,
 }
 
 /* the version the Python side checks before binding the structs */
-long rnnkit_abi_version(void) { return 10; }
+long rnnkit_abi_version(void) { return 11; }
