@@ -54,6 +54,7 @@ os.environ.setdefault("KINETO_LOG_LEVEL", "6")  # keep the profiler's start/stop
 import argparse
 import gc
 import json
+import signal
 import statistics
 import subprocess
 import sys
@@ -453,6 +454,10 @@ def configs(modes: list[str], sizes: list[Size], variants: list[str]):
                     yield mode, size, variant
 
 
+def stop(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> list[Row]:
     info = machine_header()  # first: torch's default thread count, before any change
     args = parser().parse_args(argv)
@@ -471,10 +476,16 @@ def main(argv: list[str] | None = None) -> list[Row]:
     if device.type == "cpu" and not args.no_cold:
         cold = cold_first_call_ms(sizes[0], args.thread_counts[0])
     rows = []
-    for mode, size, variant in configs(modes, sizes, variants):
-        print(f"{mode} {'x'.join(map(str, size))} {variant} ...", file=sys.stderr, flush=True)
-        rows.append(bench_config(mode, size, variant, args.thread_counts, args.rounds,
-                                 args.loop, device))  # fmt: skip
+    signal.signal(signal.SIGTERM, stop)  # `timeout` or a kill: print the rows measured so far
+    try:
+        for mode, size, variant in configs(modes, sizes, variants):
+            print(f"{mode} {'x'.join(map(str, size))} {variant} ...", file=sys.stderr, flush=True)
+            rows.append(bench_config(mode, size, variant, args.thread_counts, args.rounds,
+                                     args.loop, device))  # fmt: skip
+    except KeyboardInterrupt:
+        print(f"interrupted: the table has the first {len(rows)} rows", file=sys.stderr)
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
     torch.set_num_threads(int(info["torch_threads"]))
     elapsed = time.perf_counter() - t0
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
