@@ -352,3 +352,18 @@ def test_export_torch_ops_backend():
     x = torch.randn(T, N, D, dtype=DT)
     ep, _ = _exported(layer, (x,))
     torch.testing.assert_close(ep.module()(x)[0], layer(x)[0])
+
+
+def test_the_kernel_check_is_a_constant_for_dynamo_without_importing_it():
+    """dispatch marks its environment check as torch.compiler.assume_constant_result does (the
+    same attribute), without importing torch._dynamo when rnnkit is imported."""
+    import subprocess
+    import sys
+
+    from rnnkit.backends import dispatch
+
+    marked = torch.compiler.assume_constant_result(lambda: "")
+    assert vars(marked) == vars(dispatch._kernels_unavailable) == {"_dynamo_marked_constant": True}
+    code = "import sys, rnnkit; print('torch._dynamo' in sys.modules)"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.stdout.strip() == "False", run.stderr

@@ -98,7 +98,16 @@ def _cpu_kernels_refusal(spec: CellSpec, like: Tensor, p: CellParams) -> str | N
     return _kernels_unavailable(str(like.dtype).removeprefix("torch.")) or None
 
 
-@torch.compiler.assume_constant_result
+def _constant_for_dynamo(fn):
+    """``torch.compiler.assume_constant_result(fn)``: torch.compile evaluates ``fn`` once while it
+    traces and keeps the result as a constant. Set as the attribute that decorator sets, since
+    calling it imports torch._dynamo (1-2 s) when rnnkit is imported
+    (tests/backends/test_registered_ops.py checks the attribute against torch's decorator)."""
+    fn._dynamo_marked_constant = True
+    return fn
+
+
+@_constant_for_dynamo
 def _kernels_unavailable(dtype: str) -> str:
     """Why the C library cannot serve ``dtype`` (``"float32"``) now, or ``""``: the environment
     and the library on disk, which torch.compile reads once, while it traces, as a constant."""

@@ -53,7 +53,6 @@ def _lengths_aux(x: Tensor, lengths: Opt, reverse: bool, mask: Opt, zh: Opt, rh:
 
 
 # ----------------------------------------------------------------------------------------- LSTM
-@torch.library.custom_op("rnnkit::lstm_sequence", mutates_args=())
 def lstm_sequence(
     x: Tensor,
     w_ih: Opt,
@@ -89,8 +88,7 @@ def lstm_sequence(
     return out, h_n, c_n, *_or_empty(x, (saved[k] for k in LSTM_SAVED))
 
 
-@lstm_sequence.register_fake
-def _(x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep, mask, zoneout_h, rate_h,
+def _fake_lstm_sequence(x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep, mask, zoneout_h, rate_h,
       zoneout_c, rate_c, lengths, reverse, save):  # fmt: skip
     steps, n = x.shape[:2]
     hid = h0.shape[-1]
@@ -154,7 +152,6 @@ def _backward_lstm(ctx, d_out, d_hn, d_cn, *_):
     return (*grads, *([None] * 8))
 
 
-@torch.library.custom_op("rnnkit::lstm_sequence_backward", mutates_args=())
 def lstm_sequence_backward(
     d_out: Tensor,
     d_hn: Tensor,
@@ -201,14 +198,13 @@ def lstm_sequence_backward(
     return _filled(grads, (x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep), need)
 
 
-@lstm_sequence_backward.register_fake
-def _(d_out, d_hn, d_cn, x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep, *rest):
+def _fake_lstm_sequence_backward(d_out, d_hn, d_cn, x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw,
+                                 ln_cb, peep, *rest):  # fmt: skip
     need = rest[-1]
     return _fake_grads((x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep), need, x)
 
 
 # ------------------------------------------------------------------------------------ GRU, RNN
-@torch.library.custom_op("rnnkit::gru_sequence", mutates_args=())
 def gru_sequence(
     x: Tensor,
     w_ih: Opt,
@@ -239,9 +235,8 @@ def gru_sequence(
     return out, h_n, *_or_empty(x, (saved[k] for k in GRU_SAVED))
 
 
-@gru_sequence.register_fake
-def _(x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh, mask, zoneout_h, rate_h, lengths, reverse, cell,
-      save):  # fmt: skip
+def _fake_gru_sequence(x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh, mask, zoneout_h, rate_h, lengths,
+                       reverse, cell, save):  # fmt: skip
     steps, n = x.shape[:2]
     hid = h0.shape[-1]
     main = (x.new_empty(steps, n, hid), x.new_empty(n, hid))
@@ -294,7 +289,6 @@ def _backward_gru(ctx, d_out, d_hn, *_):
     return (*grads, *([None] * 7))
 
 
-@torch.library.custom_op("rnnkit::gru_sequence_backward", mutates_args=())
 def gru_sequence_backward(
     d_out: Tensor,
     d_hn: Tensor,
@@ -331,8 +325,7 @@ def gru_sequence_backward(
     return _filled(grads, inputs, need)
 
 
-@gru_sequence_backward.register_fake
-def _(d_out, d_hn, x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh, *rest):
+def _fake_gru_sequence_backward(d_out, d_hn, x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh, *rest):
     return _fake_grads((x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh), rest[-1], x)
 
 
@@ -395,6 +388,20 @@ def _reference_grads(spec, x, state, p, opts, lengths, reverse, tensors, need, d
     return [next(it) if n and t is not None else None for t, n in zip(tensors, need)]
 
 
+def _register(fn, fake) -> None:
+    """Define the op ``rnnkit::<fn's name>`` with the schema of ``fn``'s annotations, ``fn`` as its
+    CPU kernel and ``fake`` as its fake implementation. (``torch.library.custom_op`` would wrap
+    the kernel so that its first call imports torch._dynamo, a second or two of the first call.)"""
+    name = f"rnnkit::{fn.__name__}"
+    torch.library.define(name, torch.library.infer_schema(fn, mutates_args=()))
+    torch.library.impl(name, "CPU", fn)
+    torch.library.register_fake(name, fake)
+
+
+_register(lstm_sequence, _fake_lstm_sequence)
+_register(lstm_sequence_backward, _fake_lstm_sequence_backward)
+_register(gru_sequence, _fake_gru_sequence)
+_register(gru_sequence_backward, _fake_gru_sequence_backward)
 torch.library.register_autograd("rnnkit::lstm_sequence", _backward_lstm, setup_context=_setup_lstm)
 torch.library.register_autograd("rnnkit::gru_sequence", _backward_gru, setup_context=_setup_gru)
 
@@ -416,5 +423,5 @@ def _vmap_by_loop(op):
     return rule
 
 
-for _op in (lstm_sequence, gru_sequence, lstm_sequence_backward, gru_sequence_backward):
-    _op.register_vmap(_vmap_by_loop(_op))
+for _name in ("lstm_sequence", "gru_sequence", "lstm_sequence_backward", "gru_sequence_backward"):
+    torch.library.register_vmap(f"rnnkit::{_name}", _vmap_by_loop(getattr(torch.ops.rnnkit, _name)))
