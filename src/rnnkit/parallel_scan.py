@@ -1,0 +1,140 @@
+"""The linear recurrence ``h_t = a_t * h_{t-1} + b_t`` over a whole sequence at once, for the
+cells whose gates read only the input (minGRU and minLSTM; Feng et al. 2024, "Were RNNs All We
+Needed?"), with ``a_t`` in ``(0, 1]`` and ``b_t > 0`` given in log space.
+
+* :func:`log_scan`: the parallel scan in log space of Heinsen 2023 ("Efficient Parallelization of
+  a Ubiquitous Sequential Computation"): with ``a*_t = cumsum(log a)_t``,
+  ``h_t = exp(a*_t) h_0 + exp(a*_t + logcumsumexp(log b - a*)_t)``. The ``h_0`` term is split off,
+  so ``h_0`` may have any sign (log space needs positive terms: ``b_t > 0`` is).
+* :func:`chunked_scan`: the same recurrence cut into chunks of ``chunk`` steps: inside every chunk
+  the steps run one after another in linear space for all chunks at once, and the chunks are
+  joined by :func:`log_scan` over their end values. ``chunk=1`` is :func:`log_scan` itself,
+  ``chunk >= T`` the plain loop. Both levels are stable: inside a chunk ``|h|`` never grows
+  (``0 < a <= 1``), and the log-space join never exponentiates a large number.
+* :func:`scan_sequence`: ``lengths`` and ``reverse`` as :func:`rnnkit.backends.reference.scan`
+  gives them: each sequence's padded steps output zeros and leave its state alone, the reverse
+  direction starts at each sequence's own last valid step.
+
+Autograd differentiates every function here (only torch ops). Shapes: ``(T, N, H)`` sequences,
+``(N, H)`` states.
+
+Why chunks: on a CPU ``torch.logcumsumexp`` costs tens of nanoseconds per element (a scalar
+loop), several times a step-by-step loop's whole step, while an elementwise op on a chunk-sized
+tensor costs about a nanosecond; the chunked form runs ``chunk`` small steps plus one log-space
+scan over ``T / chunk`` ends.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+#: steps per chunk of :func:`chunked_scan` when the caller does not say (measured on CPU: see
+#: ``docs/cells.md``, "Benchmarks")
+DEFAULT_CHUNK = 32
+
+
+def log_scan(log_a: Tensor, log_b: Tensor, h0: Tensor | None = None) -> Tensor:
+    """Heinsen's log-space scan of ``h_t = a_t h_{t-1} + b_t`` over dimension 0.
+
+    ``log_a``, ``log_b (T, ...)`` (``log_a <= 0``; ``log_b`` finite or ``-inf``), ``h0 (...)``
+    of any sign or None (zeros) -> ``h (T, ...)``. ``h_t = A_t h0 + A_t sum_{s<=t} b_s / A_s``
+    with ``A_t = prod_{s<=t} a_s``, in logs: ``log(A_t sum b_s / A_s) = a*_t +
+    logcumsumexp(log b - a*)_t``.
+    """
+    a_star = torch.cumsum(log_a, dim=0)
+    h = torch.exp(a_star + torch.logcumsumexp(log_b - a_star, dim=0))
+    return h if h0 is None else h + torch.exp(a_star) * h0
+
+
+def chunked_scan(
+    log_a: Tensor, log_b: Tensor, h0: Tensor | None = None, chunk: int | None = None
+) -> Tensor:
+    """:func:`log_scan`'s result, computed chunk by chunk (see the module docstring).
+
+    ``log_a``, ``log_b (T, ...)``, ``h0 (...)`` or None, ``chunk`` steps per chunk (None:
+    :data:`DEFAULT_CHUNK`) -> ``h (T, ...)``.
+    """
+    steps = log_a.shape[0]
+    chunk = DEFAULT_CHUNK if chunk is None else chunk
+    if chunk < 1:
+        raise ValueError(f"chunk must be a positive number of steps, got {chunk}")
+    if chunk == 1:
+        return log_scan(log_a, log_b, h0)
+    chunk = min(chunk, steps)
+    count = math.ceil(steps / chunk)
+    a, b, log_a = torch.exp(log_a), torch.exp(log_b), log_a
+    pad = count * chunk - steps
+    if pad:  # a = 1, b = 0 after the end: the padded steps change nothing before it
+        a = torch.cat([a, a.new_ones(pad, *a.shape[1:])])
+        b = torch.cat([b, b.new_zeros(pad, *b.shape[1:])])
+        log_a = torch.cat([log_a, log_a.new_zeros(pad, *log_a.shape[1:])])
+    rest = a.shape[1:]
+    a, b = a.view(count, chunk, *rest), b.view(count, chunk, *rest)
+    # inside the chunks, from a zero start: local_t = a_t local_{t-1} + b_t, decay_t = prod a
+    local, decay = torch.zeros_like(b[:, 0]), torch.ones_like(a[:, 0])
+    locals_, decays = [], []
+    for a_t, b_t in zip(a.unbind(1), b.unbind(1)):
+        local = torch.addcmul(b_t, a_t, local)
+        decay = decay * a_t
+        locals_.append(local)
+        decays.append(decay)
+    local, decay = torch.stack(locals_, 1), torch.stack(decays, 1)  # (K, C, ...)
+    # the chunks' starts: start_0 = h0, start_k = A_{k-1} start_{k-1} + B_{k-1}, in log space
+    start0 = torch.zeros_like(b[0, 0]) if h0 is None else h0.expand_as(b[0, 0])
+    if count > 1:
+        log_ends_a = log_a.view(count, chunk, *rest).sum(1)[:-1]  # log A_k, exact
+        tiny = torch.finfo(b.dtype).tiny  # B_k >= 0; one below tiny contributes nothing
+        log_ends_b = torch.log(local[:-1, -1].clamp_min(tiny))
+        later = log_scan(log_ends_a, log_ends_b, h0)
+        starts = torch.cat([start0.unsqueeze(0), later])
+    else:
+        starts = start0.unsqueeze(0)
+    out = torch.addcmul(local, decay, starts.unsqueeze(1))
+    return out.reshape(count * chunk, *rest)[:steps]
+
+
+Coefficients = Callable[[Tensor], tuple[Tensor, Tensor]]
+
+
+def scan_sequence(
+    coefficients: Coefficients,
+    gx: Tensor,
+    h0: Tensor,
+    *,
+    lengths: Tensor | None = None,
+    reverse: bool = False,
+    chunk: int | None = None,
+) -> tuple[Tensor, Tensor]:
+    """One direction of a cell whose step is ``h_t = a_t h_{t-1} + b_t`` with
+    ``(log a, log b) = coefficients(gx)``, ``gx (T, N, G*H) -> (T, N, H)`` each, elementwise in
+    time.
+
+    ``h0 (N, H)``; ``lengths (N,)``: steps ``t >= lengths[n]`` output zeros and leave sequence
+    ``n``'s state alone; ``reverse``: each sequence runs from its own last valid step back to 0.
+    Returns ``(outputs (T, N, H), h_n (N, H))``, ``h_n`` each sequence's state after its last
+    step.
+    """
+    steps, batch = gx.shape[0], gx.shape[1]
+    order = None  # the time index each sequence reads at each step, when it is not 0..T-1
+    if reverse and lengths is None:
+        gx = gx.flip(0)
+    elif reverse:
+        t = torch.arange(steps, device=gx.device)[:, None]
+        last = (lengths.to(gx.device) - 1)[None, :]
+        order = torch.where(t <= last, last - t, t).unsqueeze(-1)  # (T, N, 1), an involution
+        gx = gx.gather(0, order.expand_as(gx))
+    log_a, log_b = coefficients(gx)
+    h = chunked_scan(log_a, log_b, h0, chunk)
+    if lengths is None:
+        final = h[-1]
+        return (h.flip(0) if reverse else h), final
+    last = (lengths.to(gx.device) - 1).view(1, batch, 1).expand(1, batch, h.shape[-1])
+    final = h.gather(0, last).squeeze(0)  # padded steps come after a sequence's last one
+    if order is not None:
+        h = h.gather(0, order.expand_as(h))
+    valid = torch.arange(steps, device=gx.device)[:, None] < lengths.to(gx.device)
+    return torch.where(valid.unsqueeze(-1), h, torch.zeros_like(h)), final
