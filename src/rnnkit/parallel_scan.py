@@ -32,9 +32,15 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-#: steps per chunk of :func:`chunked_scan` when the caller does not say (measured on CPU: see
-#: ``docs/cells.md``, "Benchmarks")
-DEFAULT_CHUNK = 32
+#: steps per chunk of :func:`chunked_scan` when the caller does not say, by device type: on CUDA
+#: ``logcumsumexp`` is a fast parallel scan, so the whole sequence goes through it; on CPU chunks
+#: of 64 steps were fastest (``python -m benchmarks.scan``; ``docs/cells.md``)
+DEFAULT_CHUNK = {"cuda": 1, "cpu": 64}
+
+
+def default_chunk(like: Tensor) -> int:
+    """The steps per chunk for tensors like ``like`` (:data:`DEFAULT_CHUNK`; 64 elsewhere)."""
+    return DEFAULT_CHUNK.get(like.device.type, 64)
 
 
 def log_scan(log_a: Tensor, log_b: Tensor, h0: Tensor | None = None) -> Tensor:
@@ -56,10 +62,10 @@ def chunked_scan(
     """:func:`log_scan`'s result, computed chunk by chunk (see the module docstring).
 
     ``log_a``, ``log_b (T, ...)``, ``h0 (...)`` or None, ``chunk`` steps per chunk (None:
-    :data:`DEFAULT_CHUNK`) -> ``h (T, ...)``.
+    :func:`default_chunk`) -> ``h (T, ...)``.
     """
     steps = log_a.shape[0]
-    chunk = DEFAULT_CHUNK if chunk is None else chunk
+    chunk = default_chunk(log_a) if chunk is None else chunk
     if chunk < 1:
         raise ValueError(f"chunk must be a positive number of steps, got {chunk}")
     if chunk == 1:

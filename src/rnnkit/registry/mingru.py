@@ -18,6 +18,8 @@ every step).
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -28,14 +30,20 @@ from .spec import CellSpec, StateSpec, register_cell
 
 
 def g(x: Tensor) -> Tensor:
-    """minGRU/minLSTM's positive activation: ``x + 0.5`` for ``x >= 0``, ``sigmoid(x)`` else."""
-    return torch.where(x >= 0, x + 0.5, torch.sigmoid(x))
+    """minGRU/minLSTM's positive activation: ``x + 0.5`` for ``x >= 0``, ``sigmoid(x)`` else,
+    computed without a branch as ``relu(x) + sigmoid(min(x, 0))`` (one-sided derivatives 1 and
+    ``sigmoid'``; at ``x = 0`` autograd gives ``sigmoid'(0) = 0.25``)."""
+    return F.relu(x) + torch.sigmoid(torch.clamp(x, max=0.0))
 
 
 def log_g(x: Tensor) -> Tensor:
-    """``log g(x)``: ``log(x + 0.5)`` for ``x >= 0``, ``-softplus(-x)`` else (finite everywhere;
-    the unused branch never sees a non-positive logarithm)."""
-    return torch.where(x >= 0, torch.log(F.relu(x) + 0.5), -F.softplus(-x))
+    """``log g(x)``: ``log(x + 0.5)`` for ``x >= 0``, ``log sigmoid(x) = -softplus(-x)`` else;
+    without a branch, ``log(relu(x) + 0.5) - softplus(-min(x, 0)) + log 2`` (finite for every
+    finite ``x``; same derivatives as :func:`g` / ``g``)."""
+    return torch.log(F.relu(x) + 0.5) - F.softplus(-torch.clamp(x, max=0.0)) + LOG2
+
+
+LOG2 = math.log(2.0)
 
 
 def mingru_step(gx: Tensor, h: Tensor) -> Tensor:
