@@ -129,4 +129,3 @@ class VariantConfig(CellConfig):
             if self.spec.accepts(name)
             and (name in _ALWAYS or getattr(self, name) != defaults[name].default)
         }
-
