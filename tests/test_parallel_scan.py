@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 import rnnkit
-from rnnkit.parallel_scan import chunked_scan, default_chunk, log_scan, scan_sequence
+from rnnkit.parallel_scan import chunk_size, chunked_scan, default_chunk, log_scan, scan_sequence
 from rnnkit.registry import mingru, minlstm
 
 F64 = torch.float64
@@ -31,6 +31,13 @@ def coefficients(steps: int, gen, dtype=F64, shape=(2, 8)):
     return log_a, log_b
 
 
+def scan(log_a, log_b, h0, chunk):
+    """Heinsen's scan for chunk 1, else the chunked one of the linear coefficients."""
+    if chunk == 1:
+        return log_scan(log_a, log_b, h0)
+    return chunked_scan(log_a.exp(), log_b.exp(), h0, chunk)
+
+
 @pytest.mark.parametrize("chunk", [1, 7, 64, 5000])
 def test_the_scan_equals_the_loop_at_4096_steps_for_any_sign_of_h0(chunk):
     gen = torch.Generator().manual_seed(chunk)
@@ -38,12 +45,19 @@ def test_the_scan_equals_the_loop_at_4096_steps_for_any_sign_of_h0(chunk):
     h0 = torch.randn(2, 8, generator=gen, dtype=F64) * 5  # negative entries among them
     assert (h0 < 0).any()
     want = loop(log_a, log_b, h0)
-    got = chunked_scan(log_a, log_b, h0, chunk)
-    torch.testing.assert_close(got, want, rtol=0, atol=1e-9)
-    if chunk == 1:
-        torch.testing.assert_close(log_scan(log_a, log_b, h0), got, rtol=0, atol=0)
-    torch.testing.assert_close(chunked_scan(log_a, log_b, None, chunk),
-                               loop(log_a, log_b, torch.zeros_like(h0)), rtol=0, atol=1e-9)  # fmt: skip
+    torch.testing.assert_close(scan(log_a, log_b, h0, chunk), want, rtol=0, atol=1e-9)
+    zero = loop(log_a, log_b, torch.zeros_like(h0))
+    torch.testing.assert_close(scan(log_a, log_b, None, chunk), zero, rtol=0, atol=1e-9)
+
+
+def test_chunk_sizes_avoid_padding_when_a_divisor_is_near():
+    assert [chunk_size(t, 64) for t in (35, 64, 100, 1000, 4096, 4097)] == [35, 64, 50, 50, 64, 64]
+    gen = torch.Generator().manual_seed(9)
+    log_a, log_b = coefficients(4097, gen)  # a prime: the last chunk is padded
+    h0 = torch.randn(2, 8, generator=gen, dtype=F64)
+    torch.testing.assert_close(
+        scan(log_a, log_b, h0, 64), loop(log_a, log_b, h0), rtol=0, atol=1e-9
+    )
 
 
 def test_the_scan_backward_equals_the_loop_backward():
@@ -54,8 +68,8 @@ def test_the_scan_backward_equals_the_loop_backward():
     grads = []
     for fn in (
         loop,
-        lambda a, b, h: chunked_scan(a, b, h, 1),
-        lambda a, b, h: chunked_scan(a, b, h, 37),
+        lambda a, b, h: scan(a, b, h, 1),
+        lambda a, b, h: scan(a, b, h, 37),
     ):
         leaves = [t.clone().requires_grad_() for t in (log_a, log_b, h0)]
         (fn(*leaves) * dout).sum().backward()
@@ -90,11 +104,10 @@ def test_lengths_keep_each_sequence_alone(reverse):
     gx = torch.randn(50, 3, 8, generator=gen, dtype=F64)
     h0 = torch.randn(3, 4, generator=gen, dtype=F64)
     lengths = torch.tensor([50, 1, 23])
-    out, h = scan_sequence(mingru.log_coefficients, gx, h0, lengths=lengths, reverse=reverse,
-                           chunk=8)  # fmt: skip
+    fns = (mingru.coefficients, mingru.log_coefficients)
+    out, h = scan_sequence(*fns, gx, h0, lengths=lengths, reverse=reverse, chunk=8)
     for n, length in enumerate(lengths.tolist()):
-        o, hn = scan_sequence(mingru.log_coefficients, gx[:length, n : n + 1], h0[n : n + 1],
-                              reverse=reverse, chunk=8)  # fmt: skip
+        o, hn = scan_sequence(*fns, gx[:length, n : n + 1], h0[n : n + 1], reverse=reverse, chunk=8)
         torch.testing.assert_close(out[:length, n : n + 1], o, rtol=0, atol=1e-13)
         torch.testing.assert_close(h[n : n + 1], hn, rtol=0, atol=1e-13)
         assert (out[length:, n] == 0).all()
@@ -107,7 +120,7 @@ def test_float32_stays_close_over_long_sequences():
     want = loop(log_a, log_b, h0)
     errors = {}
     for chunk in (1, 64):
-        got = chunked_scan(log_a.float(), log_b.float(), h0.float(), chunk).double()
+        got = scan(log_a.float(), log_b.float(), h0.float(), chunk).double()
         errors[chunk] = ((got - want).abs() / (want.abs() + 1)).max().item()
     # the pure log-space scan loses |cumsum log a| * 6e-8 (~1e-3 here); chunks joined in float64
     # keep float32's own accuracy
@@ -122,7 +135,8 @@ def test_extreme_pre_activations_give_finite_values_and_gradients():
         g = gx[..., :12] if module is mingru else gx
         h0 = torch.full((2, 6), -2.0)
         for chunk in (1, 4):
-            out, h = scan_sequence(module.log_coefficients, g, h0, chunk=chunk)
+            fns = (module.coefficients, module.log_coefficients)
+            out, h = scan_sequence(*fns, g, h0, chunk=chunk)
             out.sum().backward()
             assert torch.isfinite(out).all() and torch.isfinite(gx.grad).all(), (module, chunk)
             gx.grad = None
@@ -133,8 +147,8 @@ def test_a_nan_input_stays_in_its_own_sequence_and_after_its_step():
     for chunk in (1, 4):
         gx = torch.randn(12, 3, 8, generator=gen, dtype=F64)
         gx[5, 1, 0] = float("nan")
-        out, h = scan_sequence(mingru.log_coefficients, gx, torch.zeros(3, 4, dtype=F64),
-                               chunk=chunk)  # fmt: skip
+        fns = (mingru.coefficients, mingru.log_coefficients)
+        out, h = scan_sequence(*fns, gx, torch.zeros(3, 4, dtype=F64), chunk=chunk)
         assert torch.isfinite(out[:, [0, 2]]).all() and torch.isfinite(h[[0, 2]]).all()
         assert torch.isfinite(out[:5, 1]).all() and torch.isnan(out[5:, 1, 0]).all()
         assert torch.isfinite(out[:, 1, 1:]).all()  # the other units of that sequence

@@ -1,6 +1,6 @@
 """The linear recurrence ``h_t = a_t * h_{t-1} + b_t`` over a whole sequence at once, for the
 cells whose gates read only the input (minGRU and minLSTM; Feng et al. 2024, "Were RNNs All We
-Needed?"), with ``a_t`` in ``(0, 1]`` and ``b_t > 0`` given in log space.
+Needed?"), with ``a_t`` in ``(0, 1]`` and ``b_t > 0``.
 
 * :func:`log_scan`: the parallel scan in log space of Heinsen 2023 ("Efficient Parallelization of
   a Ubiquitous Sequential Computation"): with ``a*_t = cumsum(log a)_t``,
@@ -8,11 +8,11 @@ Needed?"), with ``a_t`` in ``(0, 1]`` and ``b_t > 0`` given in log space.
   so ``h_0`` may have any sign (log space needs positive terms: ``b_t > 0`` is).
 * :func:`chunked_scan`: the same recurrence cut into chunks of ``chunk`` steps: inside every chunk
   the steps run one after another in linear space for all chunks at once, and the chunks are
-  joined by :func:`log_scan` over their end values, in float64. ``chunk=1`` is :func:`log_scan`
-  itself, ``chunk >= T`` the plain loop. Both levels are stable: inside a chunk ``|h|`` never
-  grows (``0 < a <= 1``), and the join never exponentiates a large number; float32 keeps about
-  1e-7 relative accuracy at any length, where :func:`log_scan` alone loses about
-  ``|cumsum(log a)| * 6e-8`` (1e-3 at 4096 steps of typical gates).
+  joined by :func:`log_scan` over their end values, in float64; ``chunk >= T`` is the plain
+  loop. Both levels are stable: inside a chunk ``|h|`` never grows (``0 <= a <= 1``), and the
+  join never exponentiates a large number; float32 keeps about 1e-7 relative accuracy at any
+  length, where :func:`log_scan` alone loses about ``|cumsum(log a)| * 6e-8`` (1e-3 at 4096
+  steps of typical gates).
 * :func:`scan_sequence`: ``lengths`` and ``reverse`` as :func:`rnnkit.backends.reference.scan`
   gives them: each sequence's padded steps output zeros and leave its state alone, the reverse
   direction starts at each sequence's own last valid step.
@@ -21,9 +21,9 @@ Autograd differentiates every function here (only torch ops). Shapes: ``(T, N, H
 ``(N, H)`` states.
 
 Why chunks: on a CPU ``torch.logcumsumexp`` costs tens of nanoseconds per element (a scalar
-loop), several times a step-by-step loop's whole step, while an elementwise op on a chunk-sized
-tensor costs about a nanosecond; the chunked form runs ``chunk`` small steps plus one log-space
-scan over ``T / chunk`` ends.
+loop), several times a step-by-step loop's whole step, and the log-space coefficients cost about
+twice the elementwise passes of the linear ones; the chunked form runs ``chunk`` small steps on
+linear coefficients plus one log-space scan over ``T / chunk`` ends.
 """
 
 from __future__ import annotations
@@ -57,31 +57,42 @@ def log_scan(log_a: Tensor, log_b: Tensor, h0: Tensor | None = None) -> Tensor:
     return h if h0 is None else h + torch.exp(a_star) * h0
 
 
-def chunked_scan(
-    log_a: Tensor, log_b: Tensor, h0: Tensor | None = None, chunk: int | None = None
-) -> Tensor:
-    """:func:`log_scan`'s result, computed chunk by chunk (see the module docstring).
+def chunk_size(steps: int, chunk: int) -> int:
+    """The steps per chunk actually used for ``steps`` steps when ``chunk`` is asked for: all of
+    them when ``chunk >= steps``, else the largest divisor of ``steps`` in ``(chunk/2, chunk]``
+    (no padding), else ``chunk``."""
+    if chunk >= steps:
+        return steps
+    return next((c for c in range(chunk, chunk // 2, -1) if steps % c == 0), chunk)
 
-    ``log_a``, ``log_b (T, ...)``, ``h0 (...)`` or None, ``chunk`` steps per chunk (None:
-    :func:`default_chunk`) -> ``h (T, ...)``.
+
+def chunked_scan(
+    a: Tensor, b: Tensor, h0: Tensor | None = None, chunk: int | None = None
+) -> Tensor:
+    """:func:`log_scan`'s recurrence from linear coefficients, chunk by chunk (see the module
+    docstring).
+
+    ``a (T, ...)`` in ``[0, 1]``, ``b (T, ...) >= 0``, ``h0 (...)`` of any sign or None,
+    ``chunk`` steps per chunk (None: :func:`default_chunk`) -> ``h (T, ...)``. Inside a chunk
+    ``local_t = a_t local_{t-1} + b_t`` from zero and ``decay_t = prod a``; the chunks' starts
+    ``s_k = A_{k-1} s_{k-1} + B_{k-1}`` (``A``, ``B`` a chunk's last ``decay`` and ``local``) come
+    from :func:`log_scan` in float64; then ``h = local + decay * s``.
     """
-    steps = log_a.shape[0]
-    chunk = default_chunk(log_a) if chunk is None else chunk
+    steps = a.shape[0]
+    chunk = default_chunk(a) if chunk is None else chunk
     if chunk < 1:
         raise ValueError(f"chunk must be a positive number of steps, got {chunk}")
-    if chunk == 1:
-        return log_scan(log_a, log_b, h0)
-    chunk = min(chunk, steps)
+    chunk = chunk_size(steps, chunk)
+    start0 = torch.zeros_like(b[0]) if h0 is None else h0.expand_as(b[0])
+    if chunk == steps:  # one chunk: the recurrence from h0 itself
+        return torch.stack(_steps(a.unbind(0), b.unbind(0), start0))
     count = math.ceil(steps / chunk)
-    a, b, log_a = torch.exp(log_a), torch.exp(log_b), log_a
     pad = count * chunk - steps
     if pad:  # a = 1, b = 0 after the end: the padded steps change nothing before it
         a = torch.cat([a, a.new_ones(pad, *a.shape[1:])])
         b = torch.cat([b, b.new_zeros(pad, *b.shape[1:])])
-        log_a = torch.cat([log_a, log_a.new_zeros(pad, *log_a.shape[1:])])
     rest = a.shape[1:]
     a, b = a.view(count, chunk, *rest), b.view(count, chunk, *rest)
-    # inside the chunks, from a zero start: local_t = a_t local_{t-1} + b_t, decay_t = prod a
     local, decay = torch.zeros_like(b[:, 0]), torch.ones_like(a[:, 0])
     locals_, decays = [], []
     for a_t, b_t in zip(a.unbind(1), b.unbind(1)):
@@ -90,20 +101,24 @@ def chunked_scan(
         locals_.append(local)
         decays.append(decay)
     local, decay = torch.stack(locals_, 1), torch.stack(decays, 1)  # (K, C, ...)
-    # the chunks' starts: start_0 = h0, start_k = A_{k-1} start_{k-1} + B_{k-1}, in log space and
-    # in float64: cumsum(log A) grows with T, and float32 would lose |cumsum| * 6e-8 of log h
-    start0 = torch.zeros_like(b[0, 0]) if h0 is None else h0.expand_as(b[0, 0])
-    if count > 1:
-        wide = torch.float64 if b.device.type in ("cpu", "cuda") else b.dtype
-        log_ends_a = log_a.view(count, chunk, *rest).sum(1)[:-1].to(wide)  # log A_k, exact
-        ends_b = local[:-1, -1].to(wide)
-        log_ends_b = torch.log(ends_b.clamp_min(torch.finfo(wide).tiny))  # B_k >= 0
-        later = log_scan(log_ends_a, log_ends_b, None if h0 is None else h0.to(wide))
-        starts = torch.cat([start0.unsqueeze(0), later.to(b.dtype)])
-    else:
-        starts = start0.unsqueeze(0)
+    # the starts in log space and float64: cumsum(log A) grows with T, and float32 would lose
+    # |cumsum| * 6e-8 of log h; A_k or B_k below the smallest normal number contributes nothing
+    wide = torch.float64 if b.device.type in ("cpu", "cuda") else b.dtype
+    tiny = torch.finfo(wide).tiny
+    log_ends_a = torch.log(decay[:-1, -1].to(wide).clamp_min(tiny))
+    log_ends_b = torch.log(local[:-1, -1].to(wide).clamp_min(tiny))
+    later = log_scan(log_ends_a, log_ends_b, None if h0 is None else h0.to(wide))
+    starts = torch.cat([start0.unsqueeze(0), later.to(b.dtype)])
     out = torch.addcmul(local, decay, starts.unsqueeze(1))
     return out.reshape(count * chunk, *rest)[:steps]
+
+
+def _steps(a: tuple[Tensor, ...], b: tuple[Tensor, ...], h: Tensor) -> list[Tensor]:
+    out = []
+    for a_t, b_t in zip(a, b):
+        h = torch.addcmul(b_t, a_t, h)
+        out.append(h)
+    return out
 
 
 Coefficients = Callable[[Tensor], tuple[Tensor, Tensor]]
@@ -111,6 +126,7 @@ Coefficients = Callable[[Tensor], tuple[Tensor, Tensor]]
 
 def scan_sequence(
     coefficients: Coefficients,
+    log_coefficients: Coefficients,
     gx: Tensor,
     h0: Tensor,
     *,
@@ -118,9 +134,10 @@ def scan_sequence(
     reverse: bool = False,
     chunk: int | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """One direction of a cell whose step is ``h_t = a_t h_{t-1} + b_t`` with
-    ``(log a, log b) = coefficients(gx)``, ``gx (T, N, G*H) -> (T, N, H)`` each, elementwise in
-    time.
+    """One direction of a cell whose step is ``h_t = a_t h_{t-1} + b_t``, with ``(a, b) =
+    coefficients(gx)`` and ``(log a, log b) = log_coefficients(gx)``, ``gx (T, N, G*H) -> (T, N,
+    H)`` each, elementwise in time: :func:`log_scan` of the logs for ``chunk=1``, else
+    :func:`chunked_scan` of the linear ones (fewer elementwise passes than logs and exps).
 
     ``h0 (N, H)``; ``lengths (N,)``: steps ``t >= lengths[n]`` output zeros and leave sequence
     ``n``'s state alone; ``reverse``: each sequence runs from its own last valid step back to 0.
@@ -136,8 +153,10 @@ def scan_sequence(
         last = (lengths.to(gx.device) - 1)[None, :]
         order = torch.where(t <= last, last - t, t).unsqueeze(-1)  # (T, N, 1), an involution
         gx = gx.gather(0, order.expand_as(gx))
-    log_a, log_b = coefficients(gx)
-    h = chunked_scan(log_a, log_b, h0, chunk)
+    if chunk == 1:
+        h = log_scan(*log_coefficients(gx), h0)
+    else:
+        h = chunked_scan(*coefficients(gx), h0, chunk)
     if lengths is None:
         final = h[-1]
         return (h.flip(0) if reverse else h), final

@@ -53,6 +53,13 @@ def mingru_step(gx: Tensor, h: Tensor) -> Tensor:
     return torch.lerp(h, g(k_h), torch.sigmoid(k_z))
 
 
+def coefficients(gx: Tensor) -> tuple[Tensor, Tensor]:
+    """``(a, b) = (1 - z, z g(k_h))`` of the linear recurrence, ``gx (T, N, 2H) -> (T, N, H)``
+    each (``1 - z = sigmoid(-k_z)``, exact where ``z`` is close to 1)."""
+    k_z, k_h = gx.chunk(2, dim=-1)
+    return torch.sigmoid(-k_z), torch.sigmoid(k_z) * g(k_h)
+
+
 def log_coefficients(gx: Tensor) -> tuple[Tensor, Tensor]:
     """``(log a, log b)`` of the linear recurrence, ``gx (T, N, 2H) -> (T, N, H)`` each."""
     k_z, k_h = gx.chunk(2, dim=-1)
@@ -67,7 +74,7 @@ def _step(gx, state, p, w_hh=None, dropout_mask=None):
 def _sequence(gx, state, p: CellParams, *, lengths=None, reverse=False):
     chunk = getattr(p.variants, "scan_chunk", None)
     out, h = scan_sequence(
-        log_coefficients, gx, state[0], lengths=lengths, reverse=reverse, chunk=chunk
+        coefficients, log_coefficients, gx, state[0], lengths=lengths, reverse=reverse, chunk=chunk
     )
     return out, (h,)
 

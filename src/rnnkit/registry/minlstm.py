@@ -41,6 +41,13 @@ def minlstm_step(gx: Tensor, h: Tensor) -> Tensor:
     return torch.lerp(h, g(k_h), torch.sigmoid(_log_ratio(k_f, k_i)))
 
 
+def coefficients(gx: Tensor) -> tuple[Tensor, Tensor]:
+    """``(a, b) = (f', i' g(k_h))``, ``gx (T, N, 3H) -> (T, N, H)`` each."""
+    k_f, k_i, k_h = gx.chunk(3, dim=-1)
+    d = _log_ratio(k_f, k_i)
+    return torch.sigmoid(-d), torch.sigmoid(d) * g(k_h)
+
+
 def log_coefficients(gx: Tensor) -> tuple[Tensor, Tensor]:
     """``(log a, log b) = (log f', log i' + log g(k_h))``, ``gx (T, N, 3H) -> (T, N, H)`` each."""
     k_f, k_i, k_h = gx.chunk(3, dim=-1)
@@ -55,7 +62,7 @@ def _step(gx, state, p, w_hh=None, dropout_mask=None):
 def _sequence(gx, state, p: CellParams, *, lengths=None, reverse=False):
     chunk = getattr(p.variants, "scan_chunk", None)
     out, h = scan_sequence(
-        log_coefficients, gx, state[0], lengths=lengths, reverse=reverse, chunk=chunk
+        coefficients, log_coefficients, gx, state[0], lengths=lengths, reverse=reverse, chunk=chunk
     )
     return out, (h,)
 
