@@ -55,7 +55,11 @@ def _flag(name: str, value: object) -> bool:
 
 
 def _only_for(option: str) -> str:
-    return " and ".join(get_cell(n).title for n in cell_names(option=option)) or "no cell"
+    """The cells taking ``option``: ``"LSTM"``, ``"GRU, IndRNN, LSTM and RNN"``."""
+    titles = list(dict.fromkeys(get_cell(n).title for n in cell_names(option=option)))
+    if len(titles) < 2:
+        return titles[0] if titles else "no cell"
+    return ", ".join(titles[:-1]) + " and " + titles[-1]
 
 
 # the value of each option that leaves it off
