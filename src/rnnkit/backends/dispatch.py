@@ -118,7 +118,7 @@ def fused_path(
     """``"cpu_kernels"``, ``"torch_ops"`` or ``"parallel"`` for ``backend`` ``"fused"`` (in that
     order of preference; ``"reference"`` for a cell that has none), or the one asked for; raises
     when the one asked for cannot serve the call."""
-    if backend == "parallel" or ("parallel" in spec.backends and backend == "fused"):
+    if backend == "parallel" or ("parallel" in spec.backends and backend in ("fused", "auto")):
         why = parallel.refusal(spec, options)
         if why is None:
             return "parallel"
