@@ -1,11 +1,22 @@
 """rnnkit: recurrent neural networks on PyTorch.
 
 Drop-in ``torch.nn`` LSTM/GRU/RNN layers and cells with layer norm, recurrent dropout, DropConnect,
-zoneout, peepholes and a ``lengths=`` contract; wrappers for stateful use and time-distributed modules.
+zoneout, peepholes and a ``lengths=`` contract; minGRU, minLSTM, IndRNN and sLSTM layers and cells
+behind the same contract; wrappers for stateful use and time-distributed modules.
 """
 
 from __future__ import annotations
 
+from .cell_layers import (
+    SLSTM,
+    IndRNN,
+    IndRNNCell,
+    MinGRU,
+    MinGRUCell,
+    MinLSTM,
+    MinLSTMCell,
+    SLSTMCell,
+)
 from .cells import GRUCell, LSTMCell, RNNCell
 from .layers import GRU, LSTM, RNN
 from .recurrent import Recurrent, RecurrentCell
@@ -25,6 +36,14 @@ __all__ = [
     "GRUCell",
     "LSTMCell",
     "RNNCell",
+    "MinGRU",
+    "MinLSTM",
+    "IndRNN",
+    "SLSTM",
+    "MinGRUCell",
+    "MinLSTMCell",
+    "IndRNNCell",
+    "SLSTMCell",
     "Recurrent",
     "RecurrentCell",
     "LockedDropout",

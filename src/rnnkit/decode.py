@@ -1,9 +1,10 @@
 """Step-wise decoding: a fast single-step runner over a trained layer, and token sampling.
 
-``LayerStepper`` takes a (possibly multi-layer, unidirectional) rnnkit or torch.nn LSTM/GRU/RNN in
-eval mode and runs one time step at a time with the step functions of :mod:`rnnkit.functional` (the
-same math as the layer), without the per-call overhead of a full sequence layer: weights are gathered
-once, each step is one GEMM for the input and one for the recurrence per layer.
+``LayerStepper`` takes a (possibly multi-layer, unidirectional) rnnkit or torch.nn LSTM/GRU/RNN, or
+an ``rnnkit.Recurrent`` layer of any registered cell (``rnnkit.MinGRU``, ``rnnkit.SLSTM``, ...), in
+eval mode and runs one time step at a time with the cell's step function (:mod:`rnnkit.registry`,
+the same math as the layer), without the per-call overhead of a full sequence layer: weights are
+gathered once, each step is one GEMM for the input and one for the recurrence per layer.
 
 ``sample_logits`` draws tokens with temperature, top-k and top-p (nucleus, Holtzman et al. 2020).
 """

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -33,7 +34,11 @@ class CellParams:
     size ``R`` (``H``, or ``proj_size`` for a projected LSTM):
     ``w_ih (G*H, D)``, ``w_hh (G*H, R)``, ``b_ih``/``b_hh (G*H,)`` or None, ``w_hr (R, H)`` or None,
     ``ln_ih``/``ln_hh (G*H,)`` layer-norm gains or None, ``ln_c_weight``/``ln_c_bias (H,)`` or None,
-    ``peephole (3, H)`` (rows i, f, o) or None.
+    ``peephole (3, H)`` (rows i, f, o) or None. ``w_hh`` takes the shape of the cell's kind of
+    recurrent weight (:meth:`rnnkit.registry.CellSpec.weight_hh_shape`): ``(G*H,)`` elementwise,
+    ``(K, G*H/K, H/K)`` block-diagonal by heads, or None for a cell without one.
+    ``variants`` is the layer's validated options (:class:`rnnkit.options.Variants`) for the
+    steps that read one (IndRNN's ``recurrent_max``, sLSTM's ``forget_gate``), else None.
     """
 
     w_ih: Tensor
@@ -46,6 +51,7 @@ class CellParams:
     ln_c_weight: Tensor | None = None
     ln_c_bias: Tensor | None = None
     peephole: Tensor | None = None
+    variants: Any = None
 
     @classmethod
     def of(cls, module: Any, suffix: str = "") -> CellParams:
@@ -66,6 +72,7 @@ class CellParams:
             ln_c_weight=get("layer_norm_c_weight"),
             ln_c_bias=get("layer_norm_c_bias"),
             peephole=get("peephole"),
+            variants=getattr(module, "variants", None),
         )
 
 
@@ -89,14 +96,38 @@ def recurrent_projection(
 
     ``w_hh`` overrides ``p.w_hh`` (DropConnect passes the dropped matrix); ``dropout_mask (N, R)`` is the
     recurrent dropout mask, applied to the GEMM's input only (the carried state is not masked).
+    The weight's rank says how it applies (:func:`apply_recurrent_weight`).
     """
     w = p.w_hh if w_hh is None else w_hh
     if dropout_mask is not None:
         h = h * dropout_mask
-    if p.ln_hh is None:
+    if w.dim() == 2 and p.ln_hh is None:
         return F.linear(h, w, p.b_hh)
-    out = layer_norm(F.linear(h, w), p.ln_hh)
+    out = apply_recurrent_weight(h, w)
+    if p.ln_hh is not None:
+        out = layer_norm(out, p.ln_hh)
     return out if p.b_hh is None else out + p.b_hh
+
+
+def apply_recurrent_weight(h: Tensor, w: Tensor) -> Tensor:
+    """``h (N, H)`` through a recurrent weight of any kind, ``-> (N, G*H)``:
+
+    * ``(G*H, H)`` dense: ``h W^T``;
+    * ``(G*H,)`` elementwise (IndRNN, Li et al. 2018): ``[h, ..., h] * w`` (``h`` repeated per gate);
+    * ``(K, G*H/K, H/K)`` block-diagonal by heads (xLSTM's sLSTM, Beck et al. 2024): head ``k``
+      maps units ``k*H/K ... (k+1)*H/K - 1`` of ``h`` to the ``G`` gates of the same units, its
+      rows gate-major (gate ``g``, unit ``j`` of the head is row ``g*H/K + j``).
+    """
+    if w.dim() == 2:
+        return F.linear(h, w)
+    if w.dim() == 1:
+        gates = w.shape[0] // h.shape[-1]
+        return (h if gates == 1 else h.repeat(1, gates)) * w
+    heads, rows, size = w.shape
+    n = h.shape[0]
+    out = torch.bmm(h.view(n, heads, size).transpose(0, 1), w.transpose(1, 2))  # (K, N, G*H/K)
+    gates = rows // size
+    return out.view(heads, n, gates, size).permute(1, 2, 0, 3).reshape(n, gates * heads * size)
 
 
 def zoneout(prev: Tensor, new: Tensor, keep: Tensor | float) -> Tensor:

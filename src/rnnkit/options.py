@@ -10,9 +10,20 @@ option                 meaning (paper)
 ``zoneout``            rate, or ``(rate_h, rate_c)``: keep each unit's previous state with that
                        probability; in eval the expectation (Krueger et al. 2017)
 ``peephole``           LSTM only: ``c`` feeds the i, f, o gates (Gers & Schmidhuber 2000)
-``forget_bias``        LSTM only: initial forget-gate bias (``b_ih`` forget slice = value, ``b_hh``
-                       forget slice = 0); ``None`` keeps torch.nn's initialisation
+``forget_bias``        LSTM and sLSTM: initial forget-gate bias (``b_ih`` forget slice = value,
+                       ``b_hh`` forget slice = 0); ``None`` keeps torch.nn's initialisation
+``recurrent_max``      IndRNN only: clamp the recurrent weight to ``[-max, max]`` in every step
+                       (Li et al. 2018's bound on ``|u|``); ``None``: no bound
+``num_heads``          sLSTM only: heads of the block-diagonal recurrent weight (Beck et al.
+                       2024); ``None``: 4 when they divide ``hidden_size``, else 1
+``forget_gate``        sLSTM only: ``"exp"`` (exponential forget gate) or ``"sigmoid"``
+``scan_chunk``         minGRU and minLSTM: steps per chunk of the parallel scan
+                       (:mod:`rnnkit.parallel_scan`; 1: Heinsen's log-space scan over every
+                       step); ``None``: the default. Changes the speed, not the result.
 =====================  =======================================================================
+
+A cell refuses an option it does not accept with a ValueError naming the cell, the option and
+the options it accepts (``CellSpec.common_options`` and ``CellSpec.options``).
 """
 
 from __future__ import annotations
@@ -44,7 +55,58 @@ def _flag(name: str, value: object) -> bool:
 
 
 def _only_for(option: str) -> str:
-    return " and ".join(get_cell(n).title for n in cell_names(option=option)) or "no cell"
+    """The cells taking ``option``: ``"LSTM"``, ``"GRU, IndRNN, LSTM and RNN"``."""
+    titles = list(dict.fromkeys(get_cell(n).title for n in cell_names(option=option)))
+    if len(titles) < 2:
+        return titles[0] if titles else "no cell"
+    return ", ".join(titles[:-1]) + " and " + titles[-1]
+
+
+# the value of each option that leaves it off
+_OFF = {"layer_norm": False, "recurrent_dropout": 0.0, "weight_drop": 0.0, "zoneout": 0.0,
+        "recurrent_max": None, "num_heads": None, "forget_gate": "exp", "scan_chunk": None}  # fmt: skip
+
+
+def _is_off(name: str, value: object) -> bool:
+    if name == "zoneout" and isinstance(value, (tuple, list)):
+        return all(v == 0 for v in value)
+    off = _OFF[name]
+    return value is None if off is None else (value is not None and value == off)
+
+
+def _refuse_unaccepted(spec: CellSpec, given: dict[str, object]) -> None:
+    """ValueError for the first option set (not off) that ``spec`` does not accept."""
+    for name, value in given.items():
+        if not _is_off(name, value) and not spec.accepts(name):
+            raise ValueError(
+                f"{spec.title} has no option {name} (got {name}={value!r}; {spec.title} accepts "
+                f"{', '.join(spec.accepted_options()) or 'none'}; {name} is an option of "
+                f"{_only_for(name)})"
+            )
+
+
+def _positive_int(name: str, value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+    return value
+
+
+def _positive_float(name: str, value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a positive number or None, got {value!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive finite number or None, got {value}")
+    return float(value)
+
+
+def _choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+    return value  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -58,6 +120,10 @@ class Variants:
     zoneout_c: float = 0.0
     peephole: bool = False
     forget_bias: float | None = None
+    recurrent_max: float | None = None
+    num_heads: int | None = None
+    forget_gate: str = "exp"
+    scan_chunk: int | None = None
 
     @classmethod
     def build(
@@ -70,9 +136,19 @@ class Variants:
         zoneout: float | tuple[float, float] = 0.0,
         peephole: bool = False,
         forget_bias: float | None = None,
+        recurrent_max: float | None = None,
+        num_heads: int | None = None,
+        forget_gate: str = "exp",
+        scan_chunk: int | None = None,
     ) -> Variants:
         """Validate the options for ``cell`` (a registered name, torch mode or spec)."""
         spec = get_cell(cell)
+        given = {
+            "layer_norm": layer_norm, "recurrent_dropout": recurrent_dropout,
+            "weight_drop": weight_drop, "zoneout": zoneout, "recurrent_max": recurrent_max,
+            "num_heads": num_heads, "forget_gate": forget_gate, "scan_chunk": scan_chunk,
+        }  # fmt: skip
+        _refuse_unaccepted(spec, given)
         zoned_c = any(s.zoneout == "c" for s in spec.states)
         if isinstance(zoneout, (tuple, list)):
             if len(zoneout) != 2:
@@ -100,6 +176,10 @@ class Variants:
         if forget_bias is not None and not math.isfinite(forget_bias):
             raise ValueError(f"forget_bias must be a finite number, got {forget_bias}")
         return cls(
+            recurrent_max=_positive_float("recurrent_max", recurrent_max),
+            num_heads=_positive_int("num_heads", num_heads),
+            forget_gate=_choice("forget_gate", forget_gate, ("exp", "sigmoid")),
+            scan_chunk=_positive_int("scan_chunk", scan_chunk),
             layer_norm=_flag("layer_norm", layer_norm),
             recurrent_dropout=_rate("recurrent_dropout", recurrent_dropout),
             weight_drop=_rate("weight_drop", weight_drop),
@@ -135,6 +215,14 @@ class Variants:
             parts.append("peephole=True")
         if self.forget_bias is not None:
             parts.append(f"forget_bias={self.forget_bias}")
+        if self.recurrent_max is not None:
+            parts.append(f"recurrent_max={self.recurrent_max}")
+        if self.num_heads is not None:
+            parts.append(f"num_heads={self.num_heads}")
+        if self.forget_gate != "exp":
+            parts.append(f"forget_gate={self.forget_gate!r}")
+        if self.scan_chunk is not None:
+            parts.append(f"scan_chunk={self.scan_chunk}")
         return ", ".join(parts)
 
 

@@ -3,9 +3,13 @@ cells that have no torch.nn twin: ``Recurrent("name", input_size, hidden_size, .
 registered cell what :class:`rnnkit.LSTM` is to the LSTM, with the same contract (``(T, N, C)`` or
 ``batch_first``, ``lengths=``, bidirectional, multi-layer, dropout between layers, state in and
 out in torch.nn's layout, the variant options the cell accepts) and the same parameter names
-(``weight_ih_l{k}`` ``(G*H, C)``, ``weight_hh_l{k}`` ``(G*H, H)``, ``bias_ih_l{k}``,
-``bias_hh_l{k}`` ``(G*H,)``, ``_reverse`` for the second direction). It runs on the backends the
-spec lists (the reference loop at least); :class:`RecurrentCell` steps the same math.
+(``weight_ih_l{k}`` ``(G*H, C)``, ``weight_hh_l{k}`` in the shape of the cell's kind of recurrent
+weight (:meth:`rnnkit.registry.CellSpec.weight_hh_shape`: ``(G*H, H)`` dense, ``(G*H,)``
+elementwise, ``(K, G*H/K, H/K)`` by heads, or none), ``bias_ih_l{k}``, ``bias_hh_l{k}`` ``(G*H,)``
+(no ``bias_hh`` without ``weight_hh``), ``_reverse`` for the second direction). It runs on the
+backends the spec lists (the reference loop at least); :class:`RecurrentCell` steps the same
+math. :mod:`rnnkit.cell_layers` names one class per cell that has no torch.nn twin
+(``rnnkit.MinGRU`` is ``Recurrent("mingru", ...)``).
 
 Example::
 
@@ -39,6 +43,23 @@ def _uniform_(params: list[nn.Parameter], hidden: int) -> None:
         nn.init.uniform_(w, -stdv, stdv)
 
 
+def _weight_shapes(
+    spec: CellSpec, variants: Variants, input_size: int, hidden: int, bias: bool
+) -> dict[str, tuple[int, ...]]:
+    """``weight_ih``, ``weight_hh``, ``bias_ih``, ``bias_hh`` of one layer and direction, as the
+    cell's spec shapes them (no ``weight_hh``/``bias_hh`` for a cell without a recurrent weight)."""
+    g = spec.num_gates * hidden
+    w_hh = spec.weight_hh_shape(hidden, variants)
+    shapes = {"weight_ih": (g, input_size)}
+    if w_hh is not None:
+        shapes["weight_hh"] = w_hh
+    if bias:
+        shapes["bias_ih"] = (g,)
+        if w_hh is not None:
+            shapes["bias_hh"] = (g,)
+    return shapes
+
+
 class Recurrent(_RecurrentLayer, nn.Module):
     """Multi-layer sequence layer of registered cell ``cell`` (its name or spec).
 
@@ -68,28 +89,28 @@ class Recurrent(_RecurrentLayer, nn.Module):
         _check_sizes(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers)
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        variants = Variants.build(spec, **options)
         self.mode = spec.title
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.bidirectional = bias, batch_first, bidirectional
         self.dropout, self.proj_size = float(dropout), 0
         factory = {"device": device, "dtype": dtype}
-        g = spec.num_gates * hidden_size
         self._flat_weights_names: list[str] = []
         for k in range(num_layers):
             layer_in = input_size if k == 0 else hidden_size * (2 if bidirectional else 1)
             for sfx in self._suffixes():
-                shapes = {"weight_ih": (g, layer_in), "weight_hh": (g, hidden_size)}
-                if bias:
-                    shapes.update(bias_ih=(g,), bias_hh=(g,))
+                shapes = _weight_shapes(spec, variants, layer_in, hidden_size, bias)
                 for name, shape in shapes.items():
                     self.register_parameter(f"{name}_l{k}{sfx}",
                                             nn.Parameter(torch.empty(shape, **factory)))  # fmt: skip
                     self._flat_weights_names.append(f"{name}_l{k}{sfx}")
         _uniform_([getattr(self, n) for n in self._flat_weights_names], hidden_size)
-        self._setup_variants(spec, Variants.build(spec, **options), backend)
+        self._setup_variants(spec, variants, backend)
 
     def extra_repr(self) -> str:
-        parts = [f"{self.spec.name!r}", f"{self.input_size}", f"{self.hidden_size}"]
+        parts = [f"{self.input_size}", f"{self.hidden_size}"]
+        if type(self) is Recurrent:  # a named subclass (rnnkit.MinGRU) says its cell itself
+            parts.insert(0, f"{self.spec.name!r}")
         if self.num_layers != 1:
             parts.append(f"num_layers={self.num_layers}")
         if self.bidirectional:
@@ -106,9 +127,9 @@ class Recurrent(_RecurrentLayer, nn.Module):
 
 class RecurrentCell(_RecurrentCell, nn.Module):
     """One step of registered cell ``cell``: ``(N, C), state -> state`` (a tensor for a one-state
-    cell, else a tuple in the spec's order), parameters ``weight_ih (G*H, C)``, ``weight_hh
-    (G*H, H)``, ``bias_ih``/``bias_hh (G*H,)``; it loads layer ``k`` of :class:`Recurrent` with
-    :meth:`load_from_layer`."""
+    cell, else a tuple in the spec's order), parameters ``weight_ih (G*H, C)``, ``weight_hh``
+    (shaped as :class:`Recurrent`'s; none for a cell without one), ``bias_ih``/``bias_hh
+    (G*H,)``; it loads layer ``k`` of :class:`Recurrent` with :meth:`load_from_layer`."""
 
     def __init__(
         self,
@@ -123,25 +144,22 @@ class RecurrentCell(_RecurrentCell, nn.Module):
         super().__init__()
         spec = get_cell(cell)
         _check_sizes(input_size=input_size, hidden_size=hidden_size)
+        variants = Variants.build(spec, **options)
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
         factory = {"device": device, "dtype": dtype}
-        g = spec.num_gates * hidden_size
-        self.weight_ih = nn.Parameter(torch.empty(g, input_size, **factory))
-        self.weight_hh = nn.Parameter(torch.empty(g, hidden_size, **factory))
-        params = [self.weight_ih, self.weight_hh]
-        if bias:
-            self.bias_ih = nn.Parameter(torch.empty(g, **factory))
-            self.bias_hh = nn.Parameter(torch.empty(g, **factory))
-            params += [self.bias_ih, self.bias_hh]
-        else:
-            self.register_parameter("bias_ih", None)
-            self.register_parameter("bias_hh", None)
-        _uniform_(params, hidden_size)
-        self._setup_variants(spec, Variants.build(spec, **options))
+        shapes = _weight_shapes(spec, variants, input_size, hidden_size, bias)
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            shape = shapes.get(name)
+            param = None if shape is None else nn.Parameter(torch.empty(shape, **factory))
+            self.register_parameter(name, param)
+        _uniform_([getattr(self, n) for n in shapes], hidden_size)
+        self._setup_variants(spec, variants)
 
     def forward(self, input: torch.Tensor, hx: Any = None) -> Any:
         return self._run(input, hx, self.spec.state_names)
 
     def extra_repr(self) -> str:
-        base = f"{self.spec.name!r}, {self.input_size}, {self.hidden_size}"
+        base = f"{self.input_size}, {self.hidden_size}"
+        if type(self) is RecurrentCell:
+            base = f"{self.spec.name!r}, {base}"
         return ", ".join(filter(None, [base, self.variants.describe()]))

@@ -6,6 +6,16 @@ from __future__ import annotations
 
 import torch
 
+from .cell_layers import (
+    SLSTM,
+    IndRNN,
+    IndRNNCell,
+    MinGRU,
+    MinGRUCell,
+    MinLSTM,
+    MinLSTMCell,
+    SLSTMCell,
+)
 from .cells import GRUCell, LSTMCell, RNNCell
 from .layers import GRU, LSTM, RNN
 from .options import Variants
@@ -15,6 +25,7 @@ from .wrappers import Stateful, TimeDistributed
 
 SAFE_GLOBALS = (
     LSTM, GRU, RNN, LSTMCell, GRUCell, RNNCell, Recurrent, RecurrentCell,
+    MinGRU, MinLSTM, IndRNN, SLSTM, MinGRUCell, MinLSTMCell, IndRNNCell, SLSTMCell,
     Stateful, TimeDistributed, LockedDropout, Variants,
 )  # fmt: skip
 

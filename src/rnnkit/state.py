@@ -1,7 +1,8 @@
 """Recurrent state: create, validate, detach, reset by mask, and pick the last valid step.
 
 A layer's state is one tensor per state of its cell (:class:`rnnkit.registry.CellSpec`): ``h`` of
-shape ``(L*D, N, R)`` (GRU, RNN) or ``(h, c)`` with ``c (L*D, N, H)`` (LSTM), where ``L`` is the
+shape ``(L*D, N, R)`` (GRU, RNN, minGRU, minLSTM, IndRNN), ``(h, c)`` with ``c (L*D, N, H)``
+(LSTM) or ``(h, c, n, m)`` (sLSTM), where ``L`` is the
 number of layers, ``D`` 2 if bidirectional else 1, ``R`` the output size (``proj_size`` or ``H``) --
 torch.nn's layout. Device and dtype always come from the input.
 """

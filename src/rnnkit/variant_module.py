@@ -35,8 +35,13 @@ class VariantModule:
         self._reset_variant_parameters()
 
     def _reset_variant_parameters(self) -> None:
+        """The options' parameters, the forget-gate bias and the cell's own initialisation
+        (:attr:`rnnkit.registry.CellSpec.init_parameter`), after torch's uniform one."""
+        init = self.spec.init_parameter
         for name, param in self.named_parameters():
             init_variant_parameter(name, param, self.hidden_size)
+            if init is not None:
+                init(name, param, self.hidden_size, self.variants)
         if self.variants.forget_bias is not None and self.bias:
             for sfx in self._parameter_suffixes():
                 init_forget_bias(

@@ -7,15 +7,18 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .recurrent import RecurrentCell
 from .state import detach_state, reset_state
 
 
 class Stateful(nn.Module):
     """Keep a recurrent module's state between calls: Chainer's ``L.LSTM`` and Keras' ``stateful=True``.
 
-    Wraps a sequence layer (``rnnkit.LSTM``/``GRU``/``RNN`` or their torch.nn namesakes; each call takes
-    ``(T, N, C)`` and returns the output sequence) or a cell (``LSTMCell`` etc.; each call takes one
-    step ``(N, C)`` and returns ``h``). The state carried to the next call is the module's final state.
+    Wraps a sequence layer (``rnnkit.LSTM``/``GRU``/``RNN`` or their torch.nn namesakes,
+    ``rnnkit.Recurrent`` and its named layers; each call takes ``(T, N, C)`` and returns the
+    output sequence) or a cell (``LSTMCell``, ``RecurrentCell``, ``SLSTMCell`` etc.; each call
+    takes one step ``(N, C)`` and returns ``h``). The state carried to the next call is the
+    module's final state.
 
     * :meth:`reset_state` forgets it (the next call starts from zeros);
     * :meth:`detach_state` cuts the graph (truncated BPTT) but keeps the values;
@@ -36,7 +39,7 @@ class Stateful(nn.Module):
     def __init__(self, module: nn.Module) -> None:
         super().__init__()
         self.module = module
-        self.is_cell = isinstance(module, nn.RNNCellBase)
+        self.is_cell = isinstance(module, (nn.RNNCellBase, RecurrentCell))
         self.state: Any = None
         self._batch: int | None = None  # the batch size of the carried state; None: unbatched
 

@@ -114,6 +114,16 @@ def test_variants_without_an_onnx_operator(kw, match):
         to_onnx(make("LSTM", **kw), torch.randn(2, 1, D))
 
 
+@pytest.mark.parametrize("cls", [rnnkit.MinGRU, rnnkit.MinLSTM, rnnkit.IndRNN, rnnkit.SLSTM])
+def test_cells_without_a_standard_operator_say_which_cells_export(cls):
+    message = "has no standard ONNX operator: ONNX export serves GRU, LSTM, RNN layers"
+    layer = cls(D, 4)
+    with pytest.raises(NotImplementedError, match=f"{layer.spec.title} {message}"):
+        to_onnx(layer, torch.randn(2, 1, D))
+    with pytest.raises(NotImplementedError, match=message):
+        lm_to_onnx(torch.nn.Embedding(5, D), layer, torch.nn.Linear(4, 5))
+
+
 def test_example_input_is_checked():
     with pytest.raises(ValueError, match="example_input has 4 features, the module expects 3"):
         to_onnx(make("GRU"), torch.randn(2, 1, 4))

@@ -18,11 +18,12 @@ from rnnkit.tasks.splits import split_by_position
 def test_each_task_offers_its_cells_by_registry_name():
     configs = {name: cls.Config for name, cls in import_tasks().items()}
     offered = {name: getattr(cfg, "CELLS", ()) for name, cfg in configs.items()}
+    new = ("mingru", "minlstm", "indrnn", "slstm")
     assert offered == {
-        "lm": ("lstm", "gru", "rnn"),
-        "sort": ("lstm", "gru"),
-        "seq2seq": ("lstm", "gru"),
-        "forecast": ("lstm", "gru"),
+        "lm": ("lstm", "gru", "rnn", *new),
+        "sort": ("lstm", "gru", *new),
+        "seq2seq": ("lstm", "gru", *new),
+        "forecast": ("lstm", "gru", *new),
         "caption": (),  # captioning decodes with an LSTM only
     }
     for name, cells in offered.items():
@@ -133,4 +134,6 @@ def test_a_config_saved_before_the_shared_base_loads():
         "seed": 0,
     }
     cfg = config_from_state(LMConfig, {"config": saved}, {})
-    assert dataclasses.asdict(cfg) == saved
+    # the options added with the new cells (issue 11) take their defaults
+    added = dict(recurrent_max=None, num_heads=None, forget_gate="exp", scan_chunk=None)
+    assert dataclasses.asdict(cfg) == {**saved, **added}

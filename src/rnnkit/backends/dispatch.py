@@ -1,5 +1,5 @@
 """The one place that decides how a recurrent layer runs: torch's native kernels, the CPU C kernels,
-the torch-op kernels or the reference loop.
+the torch-op kernels, the parallel scan or the reference loop.
 
 * :func:`runs_natively` is the layer-level choice: torch.nn's fused kernels (oneDNN, cuDNN) run a
   layer whenever no option changes the recurrence (DropConnect alone runs on them too, with the
@@ -7,10 +7,13 @@ the torch-op kernels or the reference loop.
 * :func:`run_direction` runs one direction of one layer of a variant layer. ``backend="fused"``
   (what ``"auto"`` means for a variant layer) takes the CPU C kernels (:mod:`.cpu_kernels`) for
   CPU float32/float64 tensors when they are built and enabled (``RNNKIT_CPU_KERNELS``), else the
-  torch-op kernels (:mod:`.torch_ops`: CUDA, no compiler, LSTM projections); ``"cpu_kernels"`` or
-  ``"torch_ops"`` asks for one and raises when it cannot serve the call; ``"reference"`` is the
-  plain loop (:mod:`.reference`). Inputs the fused kernels do not cover (a dropout or zoneout mask
-  that itself requires grad, zero time steps) quietly take the reference loop under ``"fused"``.
+  torch-op kernels (:mod:`.torch_ops`: CUDA, no compiler, LSTM projections), and for a cell with
+  neither but a whole-sequence form (:attr:`~rnnkit.registry.CellSpec.sequence`: minGRU, minLSTM)
+  the parallel scan (:mod:`.parallel`); ``"cpu_kernels"``, ``"torch_ops"`` or ``"parallel"`` asks
+  for one and raises when it cannot serve the call; ``"reference"`` is the plain loop
+  (:mod:`.reference`), which runs every cell step by step. Inputs the fused kernels do not cover
+  (a dropout or zoneout mask that itself requires grad, zero time steps) quietly take the
+  reference loop under ``"fused"``.
 
 Every choice is made here, at call time, from the configuration, the tensors' device and dtype and
 the environment; nothing is fixed at import.
@@ -25,7 +28,7 @@ from torch import Tensor
 
 from ..functional import CellParams, StepOptions
 from ..registry import CellSpec, get_cell
-from . import cpu_kernels, reference
+from . import cpu_kernels, parallel, reference
 from .cpu_kernels import ops as kernel_ops  # noqa: F401 - registers torch.ops.rnnkit
 from .cpu_kernels.library import SUFFIX as KERNEL_DTYPES
 from .gemm import input_projection
@@ -35,8 +38,8 @@ from .torch_ops.lstm import LSTMInputs, LSTMSequence, lstm_forward
 
 logger = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "native", "fused", "cpu_kernels", "torch_ops", "reference")
-FUSED = ("cpu_kernels", "torch_ops")
+BACKENDS = ("auto", "native", "fused", "cpu_kernels", "torch_ops", "parallel", "reference")
+FUSED = ("cpu_kernels", "torch_ops", "parallel")
 
 
 def check_backend(backend: str) -> str:
@@ -124,10 +127,24 @@ def transforms_active() -> bool:
     return torch._C._are_functorch_transforms_active()
 
 
-def fused_path(spec: CellSpec, like: Tensor, p: CellParams, backend: str = "fused") -> str:
-    """``"cpu_kernels"`` or ``"torch_ops"`` for ``backend`` ``"fused"`` (``"reference"`` for a cell
-    that has neither, or under a torch.func transform), or the one asked for; raises when the one
+def fused_path(
+    spec: CellSpec,
+    like: Tensor,
+    p: CellParams,
+    backend: str = "fused",
+    options: StepOptions | None = None,
+) -> str:
+    """``"cpu_kernels"``, ``"torch_ops"`` or ``"parallel"`` for ``backend`` ``"fused"`` (in that
+    order of preference; ``"reference"`` for a cell that has none, and under a torch.func
+    transform for a cell without a parallel form), or the one asked for; raises when the one
     asked for cannot serve the call."""
+    if backend == "parallel" or ("parallel" in spec.backends and backend in ("fused", "auto")):
+        why = parallel.refusal(spec, options)
+        if why is None:
+            return "parallel"  # torch ops: torch.func transforms trace them too
+        if backend == "parallel":
+            raise ValueError(f"backend='parallel' cannot run this {spec.title} layer: {why}")
+        return "reference"
     if transforms_active():
         if backend in FUSED:
             raise ValueError(
@@ -172,7 +189,7 @@ def run_direction(
     kw = dict(lengths=lengths, reverse=reverse, options=opts)
     if backend == "reference" or x.shape[1] == 0:  # an empty batch: nothing to fuse
         return reference.layer_direction(spec, x, state, p, **kw)
-    path = fused_path(spec, x, p, check_backend(backend))
+    path = fused_path(spec, x, p, check_backend(backend), opts)
     if path != "cpu_kernels" or x.shape[0] == 0 or not _fusable(opts):
         return _scan_on(path, spec, input_projection(x, p), state, p, opts, lengths, reverse)
     w = p.w_hh if opts.w_hh is None else opts.w_hh
@@ -201,7 +218,7 @@ def scan(
     kw = dict(lengths=lengths, reverse=reverse, options=opts)
     if backend == "reference":
         return reference.scan(spec, gx, state, p, **kw)
-    path = fused_path(spec, gx, p, check_backend(backend))
+    path = fused_path(spec, gx, p, check_backend(backend), opts)
     return _scan_on(path, spec, gx, state, p, opts, lengths, reverse)
 
 
@@ -220,6 +237,8 @@ def _scan_on(
     if path == "reference" or gx.shape[0] == 0 or gx.shape[1] == 0 or not _fusable(opts):
         logger.debug("scan: %s inputs the fused kernels do not cover; reference loop", spec.title)
         return reference.scan(spec, gx, state, p, lengths=lengths, reverse=reverse, options=opts)
+    if path == "parallel":
+        return parallel.scan(spec, gx, state, p, lengths=lengths, reverse=reverse)
     w = p.w_hh if opts.w_hh is None else opts.w_hh
     if path == "cpu_kernels":
         kw = dict(lengths=lengths, reverse=reverse)

@@ -35,12 +35,14 @@ def scan(
     steps = gx.shape[0]
     order = range(steps - 1, -1, -1) if reverse else range(steps)
     valid = None if lengths is None else torch.arange(steps, device=gx.device)[:, None] < lengths
-    zoneouts = [opts.zoneout_for(s.zoneout) for s in spec.states]
+    # unbind, not gx[t]: the backward of T selects would write T full-size gradients (O(T^2))
+    inputs = gx.unbind(0)
+    zoneouts = [_per_step(opts.zoneout_for(s.zoneout)) for s in spec.states]
     outputs: list[Tensor] = [gx.new_empty(0)] * steps
     for t in order:
-        new = spec.step(gx[t], state, p, opts.w_hh, opts.dropout_mask)
+        new = spec.step(inputs[t], state, p, opts.w_hh, opts.dropout_mask)
         new = tuple(
-            zoneout(old, nxt, z[t] if isinstance(z, Tensor) else z) if _zoned(z) else nxt
+            zoneout(old, nxt, z[t] if isinstance(z, tuple) else z) if _zoned(z) else nxt
             for old, nxt, z in zip(state, new, zoneouts)
         )
         if valid is None:
@@ -52,8 +54,13 @@ def scan(
     return torch.stack(outputs), tuple(state)
 
 
-def _zoned(z: Tensor | float) -> bool:
-    return isinstance(z, Tensor) or z != 0.0
+def _zoned(z: tuple[Tensor, ...] | float) -> bool:
+    return isinstance(z, tuple) or z != 0.0
+
+
+def _per_step(z: Tensor | float) -> tuple[Tensor, ...] | float:
+    """A ``(T, N, .)`` zoneout mask as its ``T`` steps (a rate stays a float)."""
+    return z.unbind(0) if isinstance(z, Tensor) else z
 
 
 def layer_direction(

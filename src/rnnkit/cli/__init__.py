@@ -77,8 +77,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return COMMANDS[args.command](args)
-    except (ValueError, TypeError, FileNotFoundError, ImportError) as e:
-        return _error(e, 2)  # bad input: flags, files, a damaged or mismatched run
+    except (ValueError, TypeError, FileNotFoundError, ImportError, NotImplementedError) as e:
+        return _error(e, 2)  # bad input: flags, files, a damaged or mismatched run, a model
+        # the job cannot serve (ONNX export of a cell without a standard operator)
     except (DivergenceError, RunLockError, OSError) as e:
         return _error(e, 1)  # the run failed: divergence, a locked run, a full disk
 

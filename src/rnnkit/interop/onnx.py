@@ -12,7 +12,9 @@ What the standard operators can express: peepholes (ONNX ``P``, gates i, o, f); 
 computes
 it (``linear_before_reset=1``); tanh/relu RNNs. What they cannot, and so raises NotImplementedError:
 LSTM projection (``proj_size``: ONNX's recurrence takes ``h`` of size ``hidden_size``), layer norm,
-zoneout (its eval step mixes the previous state in).
+zoneout (its eval step mixes the previous state in). Cells without a standard operator (minGRU,
+minLSTM, IndRNN, sLSTM: :attr:`rnnkit.registry.CellSpec.onnx_op` empty) raise
+NotImplementedError naming the cells that export.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..registry import cell_of
+from ..registry import cell_names, cell_of, get_cell
 from .layouts import export_weights
 from .weights import changed_eval_math, extra_parameters, spec_of
 
@@ -56,8 +58,19 @@ class Graph:
         self.nodes.append(_onnx().helper.make_node(op, inputs, outputs, name=outputs[0], **attrs))
 
 
+def exportable_cells() -> tuple[str, ...]:
+    """The titles of the registered cells a standard ONNX operator computes."""
+    return tuple(dict.fromkeys(get_cell(n).title for n in cell_names() if get_cell(n).onnx_op))
+
+
 def check_exportable(module: object) -> None:
     """NotImplementedError naming what the standard ONNX operators cannot compute."""
+    cell = cell_of(module)
+    if not cell.onnx_op:
+        raise NotImplementedError(
+            f"{cell.title} has no standard ONNX operator: ONNX export serves "
+            f"{', '.join(exportable_cells())} layers (ONNX's LSTM/GRU/RNN operators)"
+        )
     spec = spec_of(module)
     problems = []
     if spec.proj_size:
@@ -71,9 +84,7 @@ def check_exportable(module: object) -> None:
     problems += [
         f"{c} (its eval step mixes the previous state in)" for c in changed_eval_math(module)
     ]
-    op = cell_of(module).onnx_op
-    if not op:
-        raise NotImplementedError(f"{cell_of(module).title} has no standard ONNX operator")
+    op = cell.onnx_op
     if problems:
         raise NotImplementedError(
             f"{type(module).__name__} cannot be exported to the standard ONNX {op} "
@@ -171,6 +182,7 @@ def to_onnx(
     """
     onnx = _onnx()
     helper, tp = onnx.helper, onnx.TensorProto
+    check_exportable(module)
     spec = spec_of(module)
     if example_input is not None and tuple(example_input.shape)[-1] != spec.input_size:
         raise ValueError(
@@ -241,6 +253,7 @@ def lm_to_onnx(
     """
     onnx = _onnx()
     helper, tp = onnx.helper, onnx.TensorProto
+    check_exportable(rnn)
     spec = spec_of(rnn)
     if getattr(rnn, "batch_first", False):
         raise ValueError("lm_to_onnx expects a time-major rnn (batch_first=False)")

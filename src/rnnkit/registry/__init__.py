@@ -7,8 +7,12 @@ NumPy reference (:mod:`rnnkit.reference`) and its tests; ``docs/architecture.md`
 """
 
 from .gru import GRU, gru_step
+from .indrnn import INDRNN, indrnn_step, recurrent_max_for
 from .lstm import LSTM, lstm_step
+from .mingru import MINGRU, mingru_step
+from .minlstm import MINLSTM, minlstm_step
 from .rnn import RNN_RELU, RNN_TANH, rnn_cell, rnn_step
+from .slstm import SLSTM, slstm_step
 from .spec import (
     COMMON_OPTIONS,
     CellSpec,
@@ -22,17 +26,26 @@ from .spec import (
 __all__ = [
     "COMMON_OPTIONS",
     "GRU",
+    "INDRNN",
     "LSTM",
+    "MINGRU",
+    "MINLSTM",
     "RNN_RELU",
     "RNN_TANH",
+    "SLSTM",
     "CellSpec",
     "StateSpec",
     "cell_names",
     "cell_of",
     "get_cell",
     "gru_step",
+    "indrnn_step",
     "lstm_step",
+    "mingru_step",
+    "minlstm_step",
+    "recurrent_max_for",
     "register_cell",
     "rnn_cell",
     "rnn_step",
+    "slstm_step",
 ]

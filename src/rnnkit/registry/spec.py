@@ -16,19 +16,27 @@ from torch import Tensor
 
 # step(gx (N, G*H), state, params, w_hh, dropout_mask) -> new state, in the order of CellSpec.states
 StepFn = Callable[..., tuple[Tensor, ...]]
+# sequence(gx (T, N, G*H), state, params, *, lengths, reverse) -> (outputs (T, N, H), final state)
+SequenceFn = Callable[..., tuple[Tensor, tuple[Tensor, ...]]]
 
 COMMON_OPTIONS = frozenset({"layer_norm", "recurrent_dropout", "weight_drop", "zoneout"})
+# how a cell's recurrent weight W_hh is shaped and applied (functional.recurrent_projection)
+RECURRENT_KINDS = ("dense", "diagonal", "heads", "none")
+DEFAULT_HEADS = 4
 
 
 @dataclass(frozen=True)
 class StateSpec:
     """One state tensor of a cell: ``name``, its feature size (``"output"``: the layer's output
     size ``R``, ``proj_size`` or ``H``; ``"hidden"``: ``H``) and which zoneout rate blends it
-    (``"h"``, ``"c"`` or None)."""
+    (``"h"``, ``"c"`` or None). ``mixable``: whether a linear map of it is again a sensible state
+    (False for the sLSTM's ``c``, ``n``, ``m``, which its stabiliser ``m`` scales together: a
+    bidirectional encoder hands them on as the mean of its two directions, not through a layer)."""
 
     name: str
     size: str = "output"
     zoneout: str | None = None
+    mixable: bool = True
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,17 @@ class CellSpec:
     ``cell`` are the names of its sequence layer and step-wise cell in :mod:`rnnkit`. ``onnx_op`` is
     the standard ONNX operator that computes it (empty: none), with ``onnx_attributes`` (an
     ``"activation"`` is repeated per direction as ONNX's ``activations``).
+
+    ``recurrent`` is the kind of its recurrent weight ``W_hh`` for hidden size ``H`` and ``G``
+    gates (:meth:`weight_hh_shape`; :func:`rnnkit.functional.recurrent_projection` applies it):
+    ``"dense"`` ``(G*H, H)`` (LSTM, GRU, RNN), ``"diagonal"`` ``(G*H,)`` elementwise (IndRNN),
+    ``"heads"`` block-diagonal ``(K, G*H/K, H/K)`` for ``K`` heads (sLSTM), ``"none"`` no
+    ``W_hh`` and no ``b_hh`` (minGRU, minLSTM: gates from the input only).
+    ``common_options`` are the :data:`COMMON_OPTIONS` it accepts (all by default). ``sequence``
+    is its whole-sequence form, for cells whose recurrence has one (a parallel scan): the
+    contract of :func:`rnnkit.backends.reference.scan` without the stochastic options, served by
+    the ``"parallel"`` backend. ``init_parameter(name, param, hidden, variants)`` re-initialises
+    a parameter after torch's uniform initialisation (IndRNN: ``u`` uniform in ``[0, 1]``).
     """
 
     name: str
@@ -63,6 +82,10 @@ class CellSpec:
     onnx_op: str = ""
     onnx_attributes: tuple[tuple[str, Any], ...] = ()
     paper: str = ""
+    recurrent: str = "dense"
+    common_options: frozenset[str] = COMMON_OPTIONS
+    sequence: SequenceFn | None = None
+    init_parameter: Callable[[str, Tensor, int, Any], None] | None = None
 
     @property
     def num_gates(self) -> int:
@@ -73,7 +96,36 @@ class CellSpec:
         return tuple(s.name for s in self.states)
 
     def accepts(self, option: str) -> bool:
-        return option in COMMON_OPTIONS or option in self.options
+        return option in self.common_options or option in self.options
+
+    def accepted_options(self) -> tuple[str, ...]:
+        """Every option it accepts, sorted (for messages)."""
+        return tuple(sorted(self.common_options | self.options))
+
+    def num_heads(self, hidden: int, variants: Any = None) -> int:
+        """The heads of a ``"heads"`` recurrent weight: ``variants.num_heads``, else
+        :data:`DEFAULT_HEADS` when it divides ``hidden``, else 1. ValueError when the heads asked
+        for do not divide ``hidden``."""
+        heads = getattr(variants, "num_heads", None)
+        if heads is None:
+            return DEFAULT_HEADS if hidden % DEFAULT_HEADS == 0 else 1
+        if hidden % heads:
+            raise ValueError(
+                f"{self.title} num_heads must divide hidden_size {hidden}, got num_heads={heads}"
+            )
+        return heads
+
+    def weight_hh_shape(self, hidden: int, variants: Any = None) -> tuple[int, ...] | None:
+        """The shape of ``W_hh`` for hidden size ``hidden`` (None: the cell has none)."""
+        g = self.num_gates * hidden
+        if self.recurrent == "none":
+            return None
+        if self.recurrent == "diagonal":
+            return (g,)
+        if self.recurrent == "heads":
+            k = self.num_heads(hidden, variants)
+            return (k, g // k, hidden // k)
+        return (g, hidden)
 
     def state_sizes(self, hidden: int, output: int) -> tuple[int, ...]:
         """The feature size of each state tensor for hidden size ``hidden`` and output ``output``."""
@@ -96,6 +148,15 @@ def register_cell(spec: CellSpec) -> CellSpec:
     """Add ``spec`` to the registry (its module calls this once, at import)."""
     if spec.name in _REGISTRY:
         raise ValueError(f"a cell named {spec.name!r} is registered already")
+    if spec.recurrent not in RECURRENT_KINDS:
+        raise ValueError(
+            f"{spec.title}: recurrent must be one of {RECURRENT_KINDS}, got {spec.recurrent!r}"
+        )
+    if ("parallel" in spec.backends) != (spec.sequence is not None):
+        raise ValueError(
+            f"{spec.title}: the 'parallel' backend runs a cell's sequence function; list it in "
+            "backends exactly when sequence is given"
+        )
     _REGISTRY[spec.name] = spec
     if spec.torch_mode:
         _BY_TORCH_MODE[spec.torch_mode] = spec

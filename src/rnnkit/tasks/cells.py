@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from torch import nn
@@ -22,5 +23,5 @@ def recurrent_layer(
 
 def projects(cell: str | CellSpec) -> bool:
     """Whether the layer of ``cell`` can project its output ``h`` to ``proj_size`` (Sak et al.
-    2014): cells whose state has a hidden-size part besides ``h`` (the LSTM's ``c``)."""
-    return any(s.size == "hidden" for s in get_cell(cell).states)
+    2014): the layers that take a ``proj_size`` (the LSTM's)."""
+    return "proj_size" in inspect.signature(get_cell(cell).layer_class()).parameters

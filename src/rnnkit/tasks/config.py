@@ -19,7 +19,14 @@ from typing import Any, ClassVar
 
 from ..registry import CellSpec, cell_names, get_cell
 
-VARIANTS = ("layer_norm", "recurrent_dropout", "weight_drop", "zoneout", "peephole", "forget_bias")
+VARIANTS = (
+    "layer_norm", "recurrent_dropout", "weight_drop", "zoneout", "peephole", "forget_bias",
+    "recurrent_max", "num_heads", "forget_gate", "scan_chunk",
+)  # fmt: skip
+
+
+# given to every layer that accepts them, set or not (the options of the first rnnkit release)
+_ALWAYS = VARIANTS[:6]
 
 
 def check_positive(cfg: Any, *names: str) -> None:
@@ -56,7 +63,7 @@ class ModelConfig:
 class CellConfig(ModelConfig):
     """:class:`ModelConfig` plus the ``cell``: one of ``CELLS``, names of registered cells."""
 
-    CELLS: ClassVar[tuple[str, ...]] = ("lstm", "gru")
+    CELLS: ClassVar[tuple[str, ...]] = ("lstm", "gru", "mingru", "minlstm", "indrnn", "slstm")
 
     cell: str = "lstm"
 
@@ -81,8 +88,10 @@ class CellConfig(ModelConfig):
 
 @dataclass
 class VariantConfig(CellConfig):
-    """:class:`CellConfig` plus the layer options of :mod:`rnnkit.options` (``peephole`` and
-    ``forget_bias`` only for cells that accept them: the LSTM)."""
+    """:class:`CellConfig` plus the layer options of :mod:`rnnkit.options`, each given to the
+    layer when the chosen cell accepts it; one set for a cell that refuses it is an error naming
+    both (``peephole`` is the LSTM's, ``recurrent_max`` the IndRNN's, ``num_heads`` and
+    ``forget_gate`` the sLSTM's, ``scan_chunk`` minGRU's and minLSTM's)."""
 
     layer_norm: bool = False
     recurrent_dropout: float = 0.0
@@ -90,6 +99,10 @@ class VariantConfig(CellConfig):
     zoneout: float = 0.0
     peephole: bool = False
     forget_bias: float | None = None
+    recurrent_max: float | None = None
+    num_heads: int | None = None
+    forget_gate: str = "exp"
+    scan_chunk: int | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -97,7 +110,22 @@ class VariantConfig(CellConfig):
             self.forget_bias is not None and not self.spec.accepts("forget_bias")
         ):
             raise ValueError(f"peephole and forget_bias are LSTM options, not {self.cell}")
+        defaults = VariantConfig.__dataclass_fields__
+        for name in VARIANTS:
+            if getattr(self, name) != defaults[name].default and not self.spec.accepts(name):
+                raise ValueError(
+                    f"--{name.replace('_', '-')} is not an option of cell {self.cell} "
+                    f"({self.spec.title} accepts {', '.join(self.spec.accepted_options())})"
+                )
+        self.spec.weight_hh_shape(self.hidden_size, self)  # e.g. heads that divide hidden_size
 
     def layer_options(self) -> dict[str, Any]:
-        """The options as keyword arguments of the cell's layer: those the cell accepts."""
-        return {name: getattr(self, name) for name in VARIANTS if self.spec.accepts(name)}
+        """The options as keyword arguments of the cell's layer: those the cell accepts (the
+        common ones always, for the LSTM/GRU/RNN layers' signatures; the others when set)."""
+        defaults = VariantConfig.__dataclass_fields__
+        return {
+            name: getattr(self, name)
+            for name in VARIANTS
+            if self.spec.accepts(name)
+            and (name in _ALWAYS or getattr(self, name) != defaults[name].default)
+        }

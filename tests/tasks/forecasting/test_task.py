@@ -42,9 +42,11 @@ def test_direct_mode_learns_a_sine_through_the_trainer(tmp_path):
     assert task.evaluate(model, "valid")["loss"] == pytest.approx(summary["best"]["loss"], rel=1e-5)
 
 
-def test_autoregressive_forecast_is_the_fed_back_rollout():
-    task = ForecastTask(ForecastConfig(**{**TINY, "mode": "autoregressive", "ensemble": 2}))
-    trainer, _ = train(task, epochs=3)
+@pytest.mark.parametrize("cell", ["lstm", "slstm", "mingru"])
+def test_autoregressive_forecast_is_the_fed_back_rollout(cell):
+    cfg = {**TINY, "mode": "autoregressive", "ensemble": 2, "cell": cell}
+    task = ForecastTask(ForecastConfig(**cfg))
+    trainer, _ = train(task, epochs=3 if cell == "lstm" else 1)
     model = trainer.model.eval()
     x = torch.randn(20, 3, 1)
     got = model.forecast(x, 5)  # (N, H, C), stepping with LayerStepper

@@ -17,8 +17,12 @@ def make(**kw) -> tuple[Seq2SeqTask, Seq2Seq]:
     return task, task.build_model().eval()
 
 
-@pytest.mark.parametrize("attention", ["none", "luong", "bahdanau"])
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize(
+    "attention,cell",
+    [(a, c) for a in ("none", "luong", "bahdanau") for c in ("lstm", "gru")]
+    + [("luong", c) for c in ("mingru", "minlstm", "indrnn", "slstm")]
+    + [("bahdanau", "slstm")],
+)
 def test_teacher_forcing_equals_stepping(attention, cell):
     task, model = make(attention=attention, cell=cell, num_layers=2)
     src, src_len, tgt_in, _ = task.batches("valid", 0)[0]
@@ -30,6 +34,23 @@ def test_teacher_forcing_equals_stepping(attention, cell):
             logits, state, _ = model.step(tgt_in[t], state, memory, mask)
             steps.append(logits)
     torch.testing.assert_close(full, torch.stack(steps), atol=1e-5, rtol=1e-5)
+
+
+def test_a_bidirectional_slstm_hands_on_h_bridged_and_c_n_m_as_the_directions_mean():
+    src, src_len = torch.tensor([[5, 6], [7, 8], [9, PAD_ID]]), torch.tensor([3, 2])
+    for handoff in ("hc", "h"):
+        _, model = make(cell="slstm", handoff=handoff, num_layers=2)
+        assert model.bridge_h is not None and model.bridge_c is None and model.bridge_n is None
+        with torch.no_grad():
+            _, final = model.encoder(model.embed(src), lengths=src_len)
+            _, _, state = model.encode(src, src_len)
+        h0, c0, n0, m0 = state["rnn"]
+        assert h0.shape == (2, 2, 32)
+        for got, enc in zip((c0, n0, m0), final[1:]):
+            want = enc.view(2, 2, 2, 32).mean(1) if handoff == "hc" else torch.zeros_like(got)
+            torch.testing.assert_close(got, want)
+        if handoff == "hc":
+            assert (n0 > 0).all()  # the normaliser stays positive
 
 
 def test_handoff_passes_h_or_h_and_c():

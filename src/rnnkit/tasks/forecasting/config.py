@@ -26,7 +26,7 @@ class ForecastConfig(CellConfig):
     The cell, sizes, dropout, batch size and seed are :class:`rnnkit.tasks.config.CellConfig`'s.
     """
 
-    CELLS = ("lstm", "gru")
+    CELLS = ("lstm", "gru", "mingru", "minlstm", "indrnn", "slstm")
 
     data: str | None = None
     dataset: str = "co2"

@@ -21,7 +21,7 @@ class LMConfig(VariantConfig):
     :class:`rnnkit.tasks.config.VariantConfig`'s.
     """
 
-    CELLS = ("lstm", "gru", "rnn")
+    CELLS = ("lstm", "gru", "rnn", "mingru", "minlstm", "indrnn", "slstm")
 
     data: str | None = None
     level: str = "char"

@@ -20,7 +20,7 @@ class Seq2SeqConfig(CellConfig):
     seed are :class:`rnnkit.tasks.config.CellConfig`'s.
     """
 
-    CELLS = ("lstm", "gru")
+    CELLS = ("lstm", "gru", "mingru", "minlstm", "indrnn", "slstm")
 
     data: str | None = None
     dataset: str = "dates"

@@ -1,18 +1,22 @@
 """The encoder-decoder of rnnkit layers (Sutskever et al. 2014).
 
-Encoder: embedding -> (bi)LSTM/GRU over the padded source (``lengths=``). Decoder: embedding ->
-LSTM/GRU -> linear softmax, started from the encoder's final state according to ``handoff`` -- the
-question of the Gluon tutorial note on passing ``h`` versus ``h`` and ``c``:
+Encoder: embedding -> (bi)directional layers of the task's cell over the padded source
+(``lengths=``). Decoder: embedding -> layers of the same cell -> linear softmax, started from the
+encoder's final state according to ``handoff`` -- the question of the Gluon tutorial note on
+passing ``h`` versus ``h`` and ``c``:
 
-- ``hc``: both ``h_n`` and ``c_n`` (LSTM; for GRU ``h`` is the whole state);
-- ``h``: ``h_n`` only, the decoder's cell starting from zeros;
+- ``hc``: the whole state (LSTM ``h_n`` and ``c_n``, sLSTM ``h, c, n, m``; for GRU, minGRU,
+  minLSTM and IndRNN ``h`` is the whole state);
+- ``h``: ``h_n`` only, the decoder's other states starting from zeros;
 - ``none``: zeros (then only attention carries the source).
 
 ``attention``: ``luong`` (Luong et al. 2015, global attention with the "general" score
 ``h_t^T W_a m_s`` on the decoder output, ``tilde h_t = tanh(W_c [c_t; h_t])``) or ``bahdanau``
 (Bahdanau et al. 2015, additive score ``v^T tanh(W_1 s_{t-1} + W_2 m_s)`` from the previous
 decoder state, the context fed to the decoder with the next token), with padded source positions
-masked. A bidirectional encoder's two directions are joined by a linear bridge (tanh for ``h``).
+masked. A bidirectional encoder's two directions are joined by a linear bridge (tanh for ``h``)
+for the states a linear map keeps meaningful (``StateSpec.mixable``: ``h``, the LSTM's ``c``),
+and by their mean for the others (the sLSTM's ``c, n, m``, which its stabiliser scales together).
 ``scheduled_sampling`` p feeds the model's own previous argmax instead of the reference token with
 probability p per step and example (Bengio et al. 2015).
 """
@@ -25,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from ...decode import LayerStepper
+from ...registry import StateSpec
 from ..cells import recurrent_layer
 from .config import Seq2SeqConfig
 from .data import PAD_ID
@@ -35,15 +40,15 @@ class Seq2Seq(nn.Module):
     with teacher forcing; :meth:`start` and :meth:`step` decode one token at a time.
 
     Decoder state: a dict of tensors whose batch dimension is 1 -- ``rnn`` (the layer's state,
-    ``(L, N, H)`` or a tuple with ``c``) and, with Bahdanau attention, ``top`` ``(1, N, H)`` (the
-    last decoder output).
+    ``(L, N, H)`` or a tuple of them in the cell's state order) and, with Bahdanau attention,
+    ``top`` ``(1, N, H)`` (the last decoder output).
     """
 
     def __init__(self, cfg: Seq2SeqConfig, vocab_size: int) -> None:
         super().__init__()
         self.cfg = cfg
         h, dirs = cfg.hidden_size, 2 if cfg.bidirectional else 1
-        self.has_c = len(cfg.spec.states) > 1  # the layer's state is (h, c), as the LSTM's
+        self.states = cfg.spec.states  # h first, then the cell's others (LSTM c; sLSTM c, n, m)
         self.embed = nn.Embedding(vocab_size, cfg.embed_size, padding_idx=PAD_ID)
         drop = cfg.dropout if cfg.num_layers > 1 else 0.0
         self.encoder = recurrent_layer(cfg.cell, cfg.embed_size, h, num_layers=cfg.num_layers,
@@ -52,8 +57,9 @@ class Seq2Seq(nn.Module):
         extra = self.mem_size if cfg.attention == "bahdanau" else 0
         self.decoder = recurrent_layer(cfg.cell, cfg.embed_size + extra, h,
                                        num_layers=cfg.num_layers, dropout=drop)  # fmt: skip
-        self.bridge_h = nn.Linear(dirs * h, h) if cfg.bidirectional else None
-        self.bridge_c = nn.Linear(dirs * h, h) if cfg.bidirectional and self.has_c else None
+        for s in self.states:  # bridge_h, and bridge_c for the LSTM
+            bridged = cfg.bidirectional and s.mixable
+            setattr(self, f"bridge_{s.name}", nn.Linear(dirs * h, h) if bridged else None)
         if cfg.attention == "luong":
             self.w_a = nn.Linear(h, self.mem_size, bias=False)
         elif cfg.attention == "bahdanau":
@@ -73,25 +79,30 @@ class Seq2Seq(nn.Module):
         """``(memory (S, N, D*H), mask (S, N) True at real tokens, initial decoder state)``."""
         memory, state = self.encoder(self.drop(self.embed(src)), lengths=src_len)
         mask = torch.arange(src.shape[0], device=src.device)[:, None] < src_len.to(src.device)
-        h, c = state if self.has_c else (state, None)
-        h0 = self._join(h, self.bridge_h, torch.tanh)
-        c0 = self._join(c, self.bridge_c, None) if c is not None else None
+        state = state if isinstance(state, tuple) else (state,)
+        joined = [self._join(t, s, torch.tanh if k == 0 else None)
+                  for k, (t, s) in enumerate(zip(state, self.states))]  # fmt: skip
         if self.cfg.handoff == "none":
-            h0 = torch.zeros_like(h0)
-        if c0 is not None and self.cfg.handoff != "hc":
-            c0 = torch.zeros_like(c0)
-        dec: dict[str, Any] = {"rnn": (h0, c0) if self.has_c else h0}
+            joined[0] = torch.zeros_like(joined[0])
+        if self.cfg.handoff != "hc":
+            joined[1:] = [torch.zeros_like(t) for t in joined[1:]]
+        dec: dict[str, Any] = {"rnn": tuple(joined) if len(joined) > 1 else joined[0]}
         if self.cfg.attention == "bahdanau":
-            dec["top"] = h0[-1:]
+            dec["top"] = joined[0][-1:]
         return memory, mask, dec
 
-    def _join(self, s: Tensor, bridge: nn.Linear | None, act) -> Tensor:
+    def _join(self, t: Tensor, state: StateSpec, act) -> Tensor:
+        """A bidirectional encoder's final ``t (2L, N, H)`` as the decoder's ``(L, N, H)``: its
+        bridge over ``[forward | backward]``, or the directions' mean for a state without one."""
+        if not self.cfg.bidirectional:
+            return t
+        layers, n = self.cfg.num_layers, t.shape[1]
+        pair = t.view(layers, 2, n, -1)
+        bridge = getattr(self, f"bridge_{state.name}")
         if bridge is None:
-            return s
-        layers, n = self.cfg.num_layers, s.shape[1]
-        s = s.view(layers, 2, n, -1).permute(0, 2, 1, 3).reshape(layers, n, -1)  # fwd | bwd
-        s = bridge(s)
-        return act(s) if act is not None else s
+            return pair.mean(1)
+        out = bridge(pair.permute(0, 2, 1, 3).reshape(layers, n, -1))  # fwd | bwd
+        return act(out) if act is not None else out
 
     # ---- attention
     def attend(self, query: Tensor, memory: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:

@@ -20,7 +20,7 @@ class SortConfig(CellConfig):
     The cell, sizes, dropout, batch size and seed are :class:`rnnkit.tasks.config.CellConfig`'s.
     """
 
-    CELLS = ("lstm", "gru")
+    CELLS = ("lstm", "gru", "mingru", "minlstm", "indrnn", "slstm")
 
     data: str | None = None
     encoding: str = "tokens"
