@@ -283,14 +283,16 @@ print(t1 - t0, time.perf_counter() - t1)
 """
 
 
-def cold_first_call_ms(size: Size, threads: int) -> dict[str, float]:
+def cold_first_call_ms(size: Size, threads: int, prebuilt: bool = True) -> dict[str, float]:
     """The first forward+backward of an LSTM ``layer_norm`` layer of ``size`` in a new process
-    with an empty kernel cache: ``build_ms`` (the C compile) and ``call_ms`` (the call after it),
-    ``total_ms`` what the user's first call takes."""
+    with an empty kernel cache: ``build_ms`` (finding, or compiling, the C library) and
+    ``call_ms`` (the call after it), ``total_ms`` what the user's first call takes. ``prebuilt``
+    False ignores the install-time build (``RNNKIT_PREBUILT_KERNELS=0``): the first call compiles."""
     with tempfile.TemporaryDirectory() as cache:
         src = str(Path(rnnkit.__file__).parents[1])
         path = os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))
-        env = os.environ | {"RNNKIT_CACHE_DIR": cache, "PYTHONPATH": path}
+        env = os.environ | {"RNNKIT_CACHE_DIR": cache, "PYTHONPATH": path,
+                            "RNNKIT_PREBUILT_KERNELS": "1" if prebuilt else "0"}  # fmt: skip
         argv = [sys.executable, "-c", COLD_START, *map(str, (*size, threads))]
         run = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=300, env=env)
     build_s, call_s = map(float, run.stdout.split()[-2:])
@@ -299,6 +301,12 @@ def cold_first_call_ms(size: Size, threads: int) -> dict[str, float]:
         "call_ms": call_s * 1e3,
         "total_ms": (build_s + call_s) * 1e3,
     }
+
+
+def cold_first_calls(size: Size, threads: int) -> dict[str, dict[str, float]]:
+    """:func:`cold_first_call_ms` with the install-time build and without it."""
+    return {"installed": cold_first_call_ms(size, threads, True),
+            "compiled": cold_first_call_ms(size, threads, False)}  # fmt: skip
 
 
 # ---------------------------------------------------------------- the table
@@ -362,13 +370,16 @@ def settings_lines(args: argparse.Namespace, sizes: list[Size], cold: dict | Non
         f"- {shape}; training mode; ratios rnnkit / torch.nn of the same size: {stat}; "
         f"{args.clock} clock; threads {', '.join(map(str, args.thread_counts))}",
     ]
-    if cold:
-        lines.append(
-            f"- cold first call (new process, empty RNNKIT_CACHE_DIR; LSTM layer_norm "
-            f"{'x'.join(map(str, sizes[0]))}, {args.thread_counts[0]} threads): "
-            f"{cold['total_ms']:.0f} ms = C build {cold['build_ms']:.0f} ms + first "
-            f"forward+backward {cold['call_ms']:.0f} ms"
-        )
+    for how, label in (("installed", "kernels built at install"), ("compiled", "no install-time "
+                       "build, RNNKIT_PREBUILT_KERNELS=0")):  # fmt: skip
+        if cold and how in cold:
+            c = cold[how]
+            lines.append(
+                f"- cold first call ({label}; new process, empty RNNKIT_CACHE_DIR; LSTM "
+                f"layer_norm {'x'.join(map(str, sizes[0]))}, {args.thread_counts[0]} threads): "
+                f"{c['total_ms']:.0f} ms = C library {c['build_ms']:.0f} ms + first "
+                f"forward+backward {c['call_ms']:.0f} ms"
+            )
     return lines
 
 
@@ -474,7 +485,7 @@ def main(argv: list[str] | None = None) -> list[Row]:
     t0 = time.perf_counter()
     cold = None
     if device.type == "cpu" and not args.no_cold:
-        cold = cold_first_call_ms(sizes[0], args.thread_counts[0])
+        cold = cold_first_calls(sizes[0], args.thread_counts[0])
     rows = []
     signal.signal(signal.SIGTERM, stop)  # `timeout` or a kill: print the rows measured so far
     try:
