@@ -133,6 +133,7 @@ def scan_sequence(
     lengths: Tensor | None = None,
     reverse: bool = False,
     chunk: int | None = None,
+    fused: Callable[[Tensor, Tensor], Tensor | None] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """One direction of a cell whose step is ``h_t = a_t h_{t-1} + b_t``, with ``(a, b) =
     coefficients(gx)`` and ``(log a, log b) = log_coefficients(gx)``, ``gx (T, N, G*H) -> (T, N,
@@ -141,6 +142,8 @@ def scan_sequence(
 
     ``h0 (N, H)``; ``lengths (N,)``: steps ``t >= lengths[n]`` output zeros and leave sequence
     ``n``'s state alone; ``reverse``: each sequence runs from its own last valid step back to 0.
+    ``fused(gx, h0) -> h (T, N, H)``, when given and no ``chunk`` is asked for, computes the
+    coefficients and the scan at once (None where it cannot serve the call).
     Returns ``(outputs (T, N, H), h_n (N, H))``, ``h_n`` each sequence's state after its last
     step.
     """
@@ -153,7 +156,10 @@ def scan_sequence(
         last = (lengths.to(gx.device) - 1)[None, :]
         order = torch.where(t <= last, last - t, t).unsqueeze(-1)  # (T, N, 1), an involution
         gx = gx.gather(0, order.expand_as(gx))
-    if chunk == 1:
+    h = fused(gx, h0) if fused is not None and chunk is None else None
+    if h is not None:
+        pass  # the coefficients and the scan in one kernel (rnnkit.backends.cpu_kernels.minrnn)
+    elif chunk == 1:
         h = log_scan(*log_coefficients(gx), h0)
     else:
         h = chunked_scan(*coefficients(gx), h0, chunk)

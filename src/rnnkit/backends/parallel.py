@@ -11,6 +11,7 @@ from torch import Tensor
 
 from ..functional import CellParams, StepOptions
 from ..registry import CellSpec
+from .cpu_kernels import minrnn
 
 
 def refusal(spec: CellSpec, options: StepOptions | None) -> str | None:
@@ -39,4 +40,7 @@ def scan(
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
     """One direction from the input projections ``gx (T, N, G*H)``: ``(outputs (T, N, H), final
     state)``; ``lengths (N,)`` and ``reverse`` as :func:`rnnkit.backends.reference.scan`."""
+    if spec.name in minrnn.CELLS:  # the C kernels where they serve the call, else torch ops
+        fused = minrnn.fused_scan(spec.name)
+        return spec.sequence(gx, state, p, lengths=lengths, reverse=reverse, fused=fused)
     return spec.sequence(gx, state, p, lengths=lengths, reverse=reverse)

@@ -59,10 +59,11 @@ def _step(gx, state, p, w_hh=None, dropout_mask=None):
     return (minlstm_step(gx, state[0]),)
 
 
-def _sequence(gx, state, p: CellParams, *, lengths=None, reverse=False):
+def _sequence(gx, state, p: CellParams, *, lengths=None, reverse=False, fused=None):
     chunk = getattr(p.variants, "scan_chunk", None)
     out, h = scan_sequence(
-        coefficients, log_coefficients, gx, state[0], lengths=lengths, reverse=reverse, chunk=chunk
+        coefficients, log_coefficients, gx, state[0], lengths=lengths, reverse=reverse,
+        chunk=chunk, fused=fused,
     )
     return out, (h,)
 

@@ -184,6 +184,12 @@ def _declare(lib: ctypes.CDLL, suffix: str) -> None:
         fn = getattr(lib, f"{name}_{suffix}")
         fn.argtypes = [ctypes.POINTER(StepCtx), _P, _P, ctypes.c_long, *extra, _P]
         fn.restype = None
+    fwd = getattr(lib, f"minrnn_fwd_{suffix}")
+    fwd.argtypes = [_P, _P, _P, *([ctypes.c_long] * 5)]
+    fwd.restype = None
+    bwd = getattr(lib, f"minrnn_bwd_{suffix}")
+    bwd.argtypes = [*([_P] * 7), *([ctypes.c_long] * 5)]
+    bwd.restype = None
     fin = getattr(lib, f"bwd_finish_{suffix}")
     fin.argtypes = [ctypes.POINTER(StepCtx), _P, _P]
     fin.restype = None

@@ -55,6 +55,7 @@ static inline float rk_tanhf(float x) { return 1.0f - 2.0f / (rk_expf(2.0f * x) 
 #endif
 #include "lstm_template.h"
 #include "gru_template.h"
+#include "minrnn_template.h"
 
 /* Bernoulli(p) masks: out[i] = 1 with probability p, else 0, from a counter-based generator
  * (splitmix64 of seed + i; Steele, Lea & Flood 2014): reproducible from the seed, which the Python
@@ -91,4 +92,4 @@ void BERNOULLI_CAT(transpose, SFX)(const REAL *restrict src, REAL *restrict dst,
 }
 
 /* the version the Python side checks before binding the structs */
-long rnnkit_abi_version(void) { return 11; }
+long rnnkit_abi_version(void) { return 12; }
