@@ -62,8 +62,14 @@ def _step(gx, state, p, w_hh=None, dropout_mask=None):
 def _sequence(gx, state, p: CellParams, *, lengths=None, reverse=False, fused=None):
     chunk = getattr(p.variants, "scan_chunk", None)
     out, h = scan_sequence(
-        coefficients, log_coefficients, gx, state[0], lengths=lengths, reverse=reverse,
-        chunk=chunk, fused=fused,
+        coefficients,
+        log_coefficients,
+        gx,
+        state[0],
+        lengths=lengths,
+        reverse=reverse,
+        chunk=chunk,
+        fused=fused,
     )
     return out, (h,)
 

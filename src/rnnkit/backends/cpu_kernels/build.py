@@ -27,8 +27,7 @@ from pathlib import Path
 ABI_VERSION = 12
 SOURCE_DIR = Path(__file__).parent / "csrc"
 PREBUILT_DIR = Path(__file__).parent / "prebuilt"
-SOURCES = ("rnnkit_cpu.c", "rnnkit_cpu.h", "lstm_template.h", "gru_template.h",
-           "minrnn_template.h")
+SOURCES = ("rnnkit_cpu.c", "rnnkit_cpu.h", "lstm_template.h", "gru_template.h", "minrnn_template.h")
 SUFFIXES = ("f32", "f64")
 # -ffast-math for vectorised math, but NaN and Inf kept: they propagate as in torch.nn. -fopenmp:
 # the step kernels split a step's batch rows over torch's threads; the library then needs

@@ -31,6 +31,7 @@ from .lstm import (
     input_grads,
     loop_gemm,
     point_gx,
+    project,
     projected_chunks,
     transposed_weight,
     with_mask_like,
@@ -38,12 +39,6 @@ from .lstm import (
 
 GATES = {"GRU": 3, "RNN": 1}
 ACTS = {"GRU": 4, "RNN": 1}  # saved activations per hidden unit: (r, z, n, gh_n) or h'
-
-
-def _project(x: Tensor, w_ih: Tensor) -> Tensor:
-    """``x W_ih^T`` for ``x (T, N, D)``: one GEMM over all steps, ``(T, N, G*H)``."""
-    x2 = x.reshape(-1, x.shape[-1])
-    return Gemm(w_ih, x2.shape[0])(x2).view(*x.shape[:-1], w_ih.shape[0])
 
 
 class GRUInputs(NamedTuple):
@@ -135,7 +130,7 @@ def gru_kernel_backward(
     steps, n, hid = hs.shape
     g = GATES[mode] * hid
     if ln_ih is not None and gx is None:
-        gx = _project(x, w_ih)  # rebuilt, not saved
+        gx = project(x, w_ih)  # rebuilt, not saved
     # with the input LN, dz is a scratch row (b_ih's gradient summed in C) and the gradient
     # of gx overwrites the rebuilt gx in place; without, dz is the gradient of gx
     ln_in = ln_ih is not None

@@ -12,8 +12,9 @@ backward, the carried ``dh``/``dc``, the peephole and gain gradients) and one GE
 the weight gradients are single GEMMs over all steps. Where :func:`loop_gemm` finds the Python
 loop faster (oneDNN's GEMMs on a non-Intel CPU), Python steps the same kernels.
 Saved for backward: the gate activations ``(T, N, 4H)``, the states ``(T, N, H)`` and, with layer
-norm, the normalised recurrent pre-activations, the projections (input layer norm) and the row
-statistics.
+norm, the normalised recurrent pre-activations and the row statistics; with the input layer norm
+the backward rebuilds the projections with one GEMM (and overwrites them with their gradient)
+rather than keep them, within 1.2x of torch.nn's training memory.
 Shapes: ``x (T, N, D)`` with ``w_ih (4H, D)``, or ``gx (T, N, 4H)`` with ``w_ih=None``; ``h0``,
 ``c0 (N, H)``, ``w (4H, H)``, ``bias``, ``ln_ih``, ``ln_hh (4H,)``. No projection
 (``proj_size``): :mod:`rnnkit.backends.torch_ops.lstm` serves that.
@@ -223,7 +224,7 @@ def _forward(aux: Aux, inputs: LSTMInputs, save: bool, gemm: int | None):
     ref = ctypes.byref(ctx)
     h = h0 if mask is None else (h0 * mask).contiguous()
     a = x.new_empty(n, g4)  # the recurrent GEMM's output, reused at every step
-    keep_gx = save and ln_ih is not None
+    keep_gx = False  # backward rebuilds the projections with one GEMM rather than keep them
     gx = None
     if gemm is not None:  # the time loop in C, its GEMMs on torch's BLAS
         wt = transposed_weight(w)
@@ -254,6 +255,12 @@ def _forward(aux: Aux, inputs: LSTMInputs, save: bool, gemm: int | None):
 
 
 _SAVED = ("hs", "cs", "cn", "acts", "xhat", "stats", "gx")
+
+
+def project(x: Tensor, w_ih: Tensor) -> Tensor:
+    """``x W_ih^T`` for ``x (T, N, D)``: one GEMM over all steps, ``(T, N, G*H)``."""
+    x2 = x.reshape(-1, x.shape[-1])
+    return Gemm(w_ih, x2.shape[0])(x2).view(*x.shape[:-1], w_ih.shape[0])
 
 
 def input_grads(need_x: bool, need_w: bool, d_gx: Tensor, x: Tensor, w_ih: Tensor | None):
@@ -288,7 +295,13 @@ def lstm_kernel_backward(
     steps, n, g4 = acts.shape
     dz = torch.empty_like(acts)
     da = torch.empty_like(acts) if ln_hh is not None else None
-    dgx = torch.empty_like(acts) if ln_ih is not None else None
+    dgx = None
+    if ln_ih is not None:
+        if sv["gx"] is None:  # rebuilt, not saved; the input LN's gradient then overwrites it
+            sv = {**sv, "gx": project(x, w_ih)}
+            dgx = sv["gx"]
+        else:  # the projections are the op's input: not ours to overwrite
+            dgx = torch.empty_like(acts)
     dhk = d_hn.contiguous().clone()
     dc = d_cn.contiguous().clone()
     dout = seq.outputs(d_out).contiguous()

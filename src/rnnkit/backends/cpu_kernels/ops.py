@@ -103,7 +103,7 @@ def _fake_lstm_sequence(x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, pe
 
     return (*main, seq(hid, lengths is not None), seq(hid), seq(hid, blend_c), seq(4 * hid),
             seq(4 * hid, ln_hh is not None), seq(6, any_ln),
-            seq(4 * hid, ln_ih is not None and w_ih is not None))  # fmt: skip
+            x.new_empty(0))  # fmt: skip
 
 
 _LSTM_TENSORS = 11  # the LSTMInputs at the head of the op's arguments
@@ -190,7 +190,7 @@ def lstm_sequence_backward(
     saved = dict(zip(LSTM_SAVED, map(_none_if_empty, (hs, cs, cn, acts, xhat, stats, gx))))
     if saved["hs"] is None:
         saved["hs"] = out
-    if saved["gx"] is None and ln_ih is not None:
+    if saved["gx"] is None and ln_ih is not None and w_ih is None:
         saved["gx"] = x.contiguous()  # the input was the projections themselves
     inputs = LSTMInputs(x if w_ih is not None else None, w_ih, h0, c0, w, bias, ln_ih, ln_hh,
                         ln_cw, ln_cb, peep)  # fmt: skip
