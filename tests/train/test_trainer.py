@@ -402,3 +402,28 @@ def test_resuming_with_a_longer_run_stretches_the_cosine_schedule(tmp_path):
     lrs = [r["lr"] for r in read_metrics(tmp_path / "metrics.jsonl") if r["split"] == "train"]
     assert lrs[:4] == [CosineSchedule(0.01, 4).lr(s) for s in range(4)]
     assert lrs[4:] == [CosineSchedule(0.01, 12).lr(s) for s in range(4, 12)]
+
+
+def test_task_lr_scale_multiplies_the_rate_of_its_batch(tmp_path):
+    """A task's ``lr_scale(batch)`` sets each step's rate to schedule x scale (AWD-LSTM's rule
+    for variable windows); the rate logged stays the schedule's."""
+    task = TinyLMTask(windows=4)
+    scales = iter([0.5, 2.0, 1.0, 0.25] * 3)
+    task.lr_scale = lambda batch: next(scales)
+    cfg = TrainerConfig(max_steps=4, lr=0.1, optimizer="sgd", progress=False, log_every=1)
+    trainer = Trainer(task, cfg)
+    seen = []
+    step = trainer.optimizer.step
+
+    def spy(*args, **kwargs):
+        seen.append(trainer.optimizer.param_groups[0]["lr"])
+        return step(*args, **kwargs)
+
+    trainer.optimizer.step = spy
+    trainer.fit()
+    assert seen == pytest.approx([0.05, 0.2, 0.1, 0.025])
+    assert {r["lr"] for r in trainer.history if r["split"] == "train"} == {0.1}
+
+    task.lr_scale = lambda batch: 0.0
+    with pytest.raises(ValueError, match=r"task.lr_scale must return a number in \(0, 1e6\)"):
+        Trainer(task, TrainerConfig(max_steps=1, progress=False)).fit()

@@ -10,8 +10,8 @@ Example::
 
     >>> detokenize(' = Valkyria = \\n The game @-@ play , " in 1 @,@ 000 years " ( it \\'s ) .\\n')
     '= Valkyria =\\nThe game-play, "in 1,000 years" (it\\'s).\\n'
-    >>> retokenize("The film's state-of-the-art score, (1,000 notes).")
-    ['The', 'film', "'s", 'state', '@-@', 'of', '@-@', 'the', '@-@', 'art', 'score', ',', '(', '1', '@,@', '000', 'notes', ')', '.']
+    >>> " ".join(retokenize("The film's state-of-the-art score, (1,000 notes)."))
+    "The film 's state @-@ of @-@ the @-@ art score , ( 1 @,@ 000 notes ) ."
 """
 
 from __future__ import annotations

@@ -33,7 +33,9 @@ class CacheConfig:
 
     def __post_init__(self) -> None:
         if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 1:
-            raise ValueError(f"cache size must be an integer >= 1 (hidden states), got {self.size!r}")
+            raise ValueError(
+                f"cache size must be an integer >= 1 (hidden states), got {self.size!r}"
+            )
         if not (isinstance(self.theta, (int, float)) and math.isfinite(self.theta)
                 and self.theta >= 0):  # fmt: skip
             raise ValueError(f"cache theta must be a finite number >= 0, got {self.theta!r}")
@@ -90,5 +92,7 @@ class NeuralCache:
         weights = torch.softmax(scores.masked_fill(~any_key[:, :, None], 0.0), dim=1)
         hit = (words[None, :, :] == targets[:, None, :]).to(weights.dtype)  # (T, m+T, N)
         p_cache = (weights * hit).sum(dim=1).masked_fill(~any_key, 0.0)  # (T, N)
-        model_part = math.log1p(-lam) + model_lp if lam < 1.0 else torch.full_like(model_lp, -math.inf)
+        model_part = (
+            math.log1p(-lam) + model_lp if lam < 1.0 else torch.full_like(model_lp, -math.inf)
+        )
         return torch.logaddexp(model_part, math.log(lam) + torch.log(p_cache))

@@ -57,8 +57,10 @@ class DynamicEvalConfig:
             raise ValueError(f"dynamic eval method must be one of {METHODS}, got {self.method!r}")
         for name in ("lr", "decay", "eps"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (
-                math.isfinite(v) and v >= 0
+            if (
+                isinstance(v, bool)
+                or not isinstance(v, (int, float))
+                or not (math.isfinite(v) and v >= 0)
             ):
                 raise ValueError(f"dynamic eval {name} must be a finite number >= 0, got {v!r}")
         if self.method == "rms" and self.eps <= 0:
