@@ -43,6 +43,8 @@ import rnnkit
 from rnnkit.backends import cpu_kernels
 from rnnkit.backends.gemm import Gemm, prefer_onednn
 
+from .common import cpu_model
+
 SIZES = ((35, 20, 200, 2), (35, 20, 650, 2), (100, 32, 256, 1), (64, 32, 512, 2))
 QUICK_SIZES = ((35, 20, 200, 2),)
 VARIANTS: dict[str, dict] = {
@@ -247,12 +249,7 @@ def cold_first_call_ms() -> float:
 
 
 def machine(device: torch.device, peak: float) -> dict[str, object]:
-    model = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
-    except (OSError, StopIteration):
-        pass
+    model, _ = cpu_model()
     info: dict[str, object] = {
         "cpu": model, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__, "python": platform.python_version(), "device": str(device),
