@@ -46,7 +46,10 @@ from .common import machine_info, machine_line
 DATA_ENV = "RNNKIT_WORDLM_DATA"
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "wikitext-2-slice"
-LAYOUTS = (("train.txt", "valid.txt", "test.txt"), ("ptb.train.txt", "ptb.valid.txt", "ptb.test.txt"))
+LAYOUTS = (
+    ("train.txt", "valid.txt", "test.txt"),
+    ("ptb.train.txt", "ptb.valid.txt", "ptb.test.txt"),
+)
 
 
 def data_dir(given: str | None) -> Path:
