@@ -87,6 +87,24 @@ def test_full_softmax_targets_are_the_log_softmax_at_the_targets():
     torch.testing.assert_close(scored, expected, rtol=0, atol=1e-12)
 
 
+def test_tied_adaptive_softmax_shares_the_frequent_words_embedding_rows():
+    cfg = LMConfig(embed_size=8, hidden_size=8, softmax="adaptive", adaptive_cutoffs=(5, 12),
+                   tie_weights=True)  # fmt: skip
+    model = RNNLanguageModel(cfg, vocab_size=30).double().eval()
+    assert model.head.head.embedding is model.embed.weight
+    features = torch.randn(4, 8, dtype=torch.double)
+    head = model.head.head(features)  # (4, 5 words + 2 clusters)
+    expected = features @ model.embed.weight[:5].T + model.head.head.bias[:5]
+    torch.testing.assert_close(head[:, :5], expected)
+    torch.testing.assert_close(model.log_probs(features).exp().sum(-1), torch.ones(4).double())
+    tokens, targets = torch.randint(0, 30, (6, 3)), torch.randint(0, 30, (6, 3))
+    scored, _ = model(tokens, targets=targets)
+    scored.sum().backward()
+    assert model.embed.weight.grad[:5].abs().sum() > 0  # the output side reaches the embedding
+    names = dict(model.named_parameters())
+    assert "head.head.embedding" not in names  # one parameter, listed once
+
+
 def test_adaptive_cutoffs_past_the_vocabulary_are_dropped_or_refused():
     cfg = LMConfig(embed_size=8, hidden_size=8, softmax="adaptive", adaptive_cutoffs=(5, 2000))
     assert RNNLanguageModel(cfg, vocab_size=30).head.cutoffs == [5, 30]
@@ -97,7 +115,6 @@ def test_adaptive_cutoffs_past_the_vocabulary_are_dropped_or_refused():
 @pytest.mark.parametrize(
     "kwargs,match",
     [
-        (dict(softmax="adaptive", tie_weights=True), "give --no-tie-weights or --softmax full"),
         (dict(softmax="sampled"), "softmax must be one of"),
         (dict(adaptive_cutoffs=(50, 20)), "adaptive_cutoffs must be increasing integers"),
         (dict(word_dropout=1.0), r"word_dropout must be a probability in \[0, 1\)"),

@@ -30,11 +30,12 @@ class LMConfig(VariantConfig):
     window lengths as AWD-LSTM does and scales the learning rate by ``length / bptt``
     (:meth:`rnnkit.tasks.lm.LanguageModelTask.lr_scale`).
 
-    Output layer: ``softmax="full"`` a linear layer over the vocabulary (tied to the embedding with
-    ``tie_weights``); ``"adaptive"`` ``torch.nn.AdaptiveLogSoftmaxWithLoss`` (Grave et al. 2017,
-    "Efficient softmax approximation for GPUs") with clusters cut at ``adaptive_cutoffs`` (word ids
-    are by decreasing frequency; cutoffs at or past the vocabulary's size are dropped) and each tail
-    cluster ``adaptive_div`` times narrower than the one before.
+    Output layer (:mod:`.softmax`): ``softmax="full"`` a linear layer over the vocabulary;
+    ``"adaptive"`` ``torch.nn.AdaptiveLogSoftmaxWithLoss`` (Grave et al. 2017, "Efficient softmax
+    approximation for GPUs") with clusters cut at ``adaptive_cutoffs`` (word ids are by decreasing
+    frequency; cutoffs at or past the vocabulary's size are dropped) and each tail cluster
+    ``adaptive_div`` times narrower than the one before. ``tie_weights`` shares the embedding with
+    the full softmax's weight, or with the adaptive head's rows of the frequent words.
     """
 
     CELLS = ("lstm", "gru", "rnn")
@@ -83,11 +84,6 @@ class LMConfig(VariantConfig):
         d = self.adaptive_div
         if isinstance(d, bool) or not isinstance(d, (int, float)) or not 1.0 <= d <= 64.0:
             raise ValueError(f"adaptive_div must be a number in [1, 64], got {d!r}")
-        if self.softmax == "adaptive" and self.tie_weights:
-            raise ValueError(
-                "tie_weights ties the embedding to a full softmax's weight; softmax='adaptive' has "
-                "no such matrix: give --no-tie-weights or --softmax full"
-            )
         r = self.init_range
         if r is not None and (isinstance(r, bool) or not isinstance(r, (int, float))
                               or not math.isfinite(r) or not 0 < r <= 10):  # fmt: skip

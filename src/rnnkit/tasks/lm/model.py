@@ -1,11 +1,10 @@
 """The language model: embedding (with word dropout) -> locked dropout -> rnnkit LSTM/GRU/RNN (any
-option) -> locked dropout -> a full softmax, optionally tied to the embedding (Press & Wolf 2017;
-Inan et al. 2017), or an adaptive softmax (Grave et al. 2017).
+option) -> locked dropout -> a full or adaptive softmax (:mod:`.softmax`), optionally tied to the
+embedding (Press & Wolf 2017; Inan et al. 2017).
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import torch
@@ -16,8 +15,7 @@ from ...decode import LayerStepper
 from ...regularization import LockedDropout, embedding_dropout
 from ..cells import projects, recurrent_layer
 from .config import LMConfig
-
-log = logging.getLogger(__name__)
+from .softmax import adaptive_softmax
 
 
 class RNNLanguageModel(nn.Module):
@@ -54,10 +52,9 @@ class RNNLanguageModel(nn.Module):
         self.out_drop = LockedDropout(out_p)
         self.head: nn.Module
         if cfg.softmax == "adaptive":
-            self.head = nn.AdaptiveLogSoftmaxWithLoss(
-                out_size, vocab_size, adaptive_cutoffs(cfg.adaptive_cutoffs, vocab_size),
-                div_value=float(cfg.adaptive_div), head_bias=True,
-            )  # fmt: skip
+            tie = self.embed.weight if cfg.tie_weights else None
+            self.head = adaptive_softmax(out_size, vocab_size, cfg.adaptive_cutoffs,
+                                         cfg.adaptive_div, tie_to=tie)  # fmt: skip
         else:
             self.head = nn.Linear(out_size, vocab_size)
             if cfg.tie_weights:
@@ -117,17 +114,3 @@ class RNNLanguageModel(nn.Module):
         self._stepper = None  # weights may change while training
         return super().train(mode)
 
-
-def adaptive_cutoffs(cutoffs: tuple[int, ...], vocab_size: int) -> list[int]:
-    """The cutoffs below ``vocab_size - 1`` (``AdaptiveLogSoftmaxWithLoss`` needs at least one:
-    a ValueError names the vocabulary's size when none is left)."""
-    kept = [c for c in cutoffs if c < vocab_size - 1]
-    if not kept:
-        raise ValueError(
-            f"adaptive_cutoffs {list(cutoffs)} leave no cluster in a vocabulary of {vocab_size} "
-            f"words: give cutoffs below {vocab_size - 1}, or softmax='full'"
-        )
-    if len(kept) < len(cutoffs):
-        log.info("adaptive softmax: cutoffs %s dropped (vocabulary of %d words)",
-                 [c for c in cutoffs if c not in kept], vocab_size)  # fmt: skip
-    return kept
