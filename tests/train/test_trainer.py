@@ -427,3 +427,24 @@ def test_task_lr_scale_multiplies_the_rate_of_its_batch(tmp_path):
     task.lr_scale = lambda batch: 0.0
     with pytest.raises(ValueError, match=r"task.lr_scale must return a number in \(0, 1e6\)"):
         Trainer(task, TrainerConfig(max_steps=1, progress=False)).fit()
+
+
+def test_the_best_checkpoint_compares_whole_split_evaluations_only(tmp_path):
+    """Periodic evaluations over the first batch of the split read other text than the final
+    one over all of it: the final becomes the best even when a partial loss was lower."""
+
+    class EasyFirstBatch(TinyLMTask):
+        def loss(self, model, batch, state):
+            loss, state, n = super().loss(model, batch, state)
+            if not model.training and self._valid_index == 0:
+                loss = loss * 0.0 + 0.01  # the first validation batch looks very easy
+            self._valid_index = 0 if model.training else self._valid_index + 1
+            return loss, state, n
+
+        _valid_index = 0
+
+    cfg = config(tmp_path, max_steps=6, eval_every=2, eval_max_batches=1)
+    summary = Trainer(EasyFirstBatch(), cfg).fit()
+    partial = [r["loss"] for r in read_metrics(tmp_path / "metrics.jsonl") if r["split"] == "valid"]
+    assert min(partial[:-1]) == pytest.approx(0.01) and partial[-1] > 0.01
+    assert summary["best"]["step"] == 6 and best_checkpoint(tmp_path).name == "step-000006"

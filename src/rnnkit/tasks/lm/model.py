@@ -113,4 +113,3 @@ class RNNLanguageModel(nn.Module):
     def train(self, mode: bool = True) -> RNNLanguageModel:
         self._stepper = None  # weights may change while training
         return super().train(mode)
-
