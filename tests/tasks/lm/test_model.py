@@ -105,11 +105,15 @@ def test_tied_adaptive_softmax_shares_the_frequent_words_embedding_rows():
     assert "head.head.embedding" not in names  # one parameter, listed once
 
 
-def test_adaptive_cutoffs_past_the_vocabulary_are_dropped_or_refused():
+def test_adaptive_cutoffs_past_the_vocabulary_are_dropped_and_a_tiny_vocabulary_is_full():
     cfg = LMConfig(embed_size=8, hidden_size=8, softmax="adaptive", adaptive_cutoffs=(5, 2000))
     assert RNNLanguageModel(cfg, vocab_size=30).head.cutoffs == [5, 30]
+    small = RNNLanguageModel(LMConfig(softmax="adaptive", adaptive_cutoffs=(2000,)), vocab_size=30)
+    assert small.softmax == "full" and isinstance(small.head, torch.nn.Linear)  # too few words
+    from rnnkit.tasks.lm.softmax import adaptive_softmax
+
     with pytest.raises(ValueError, match="leave no cluster in a vocabulary of 30 words"):
-        RNNLanguageModel(LMConfig(softmax="adaptive", adaptive_cutoffs=(2000,)), vocab_size=30)
+        adaptive_softmax(8, 30, (2000,), 4.0)
 
 
 @pytest.mark.parametrize(

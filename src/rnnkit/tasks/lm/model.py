@@ -5,6 +5,7 @@ embedding (Press & Wolf 2017; Inan et al. 2017).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import torch
@@ -15,7 +16,9 @@ from ...decode import LayerStepper
 from ...regularization import LockedDropout, embedding_dropout
 from ..cells import projects, recurrent_layer
 from .config import LMConfig
-from .softmax import adaptive_softmax
+from .softmax import adaptive_cutoffs, adaptive_softmax
+
+log = logging.getLogger(__name__)
 
 
 class RNNLanguageModel(nn.Module):
@@ -31,6 +34,10 @@ class RNNLanguageModel(nn.Module):
         super().__init__()
         self.cell = cfg.cell
         self.softmax = cfg.softmax
+        if cfg.softmax == "adaptive" and not adaptive_cutoffs(cfg.adaptive_cutoffs, vocab_size):
+            log.warning("adaptive softmax: no cutoff of %s is below the vocabulary's %d words; "
+                        "using a full softmax", list(cfg.adaptive_cutoffs), vocab_size)  # fmt: skip
+            self.softmax = "full"
         self.word_dropout = cfg.word_dropout
         self.embed = nn.Embedding(vocab_size, cfg.embed_size)
         self.embed_drop = LockedDropout(cfg.embed_dropout)
@@ -51,7 +58,7 @@ class RNNLanguageModel(nn.Module):
         out_p = cfg.dropout if cfg.output_dropout is None else cfg.output_dropout
         self.out_drop = LockedDropout(out_p)
         self.head: nn.Module
-        if cfg.softmax == "adaptive":
+        if self.softmax == "adaptive":
             tie = self.embed.weight if cfg.tie_weights else None
             self.head = adaptive_softmax(out_size, vocab_size, cfg.adaptive_cutoffs,
                                          cfg.adaptive_div, tie_to=tie)  # fmt: skip

@@ -46,14 +46,9 @@ class TiedShortlistHead(nn.Module):
 
 
 def adaptive_cutoffs(cutoffs: tuple[int, ...], vocab_size: int) -> list[int]:
-    """The cutoffs below ``vocab_size - 1`` (``AdaptiveLogSoftmaxWithLoss`` needs at least one:
-    a ValueError names the vocabulary's size when none is left)."""
+    """The cutoffs below ``vocab_size - 1`` (those at or past it are dropped, logged); an empty
+    list when none is left (the vocabulary is too small for an adaptive softmax)."""
     kept = [c for c in cutoffs if c < vocab_size - 1]
-    if not kept:
-        raise ValueError(
-            f"adaptive_cutoffs {list(cutoffs)} leave no cluster in a vocabulary of {vocab_size} "
-            f"words: give cutoffs below {vocab_size - 1}, or softmax='full'"
-        )
     if len(kept) < len(cutoffs):
         log.info("adaptive softmax: cutoffs %s dropped (vocabulary of %d words)",
                  [c for c in cutoffs if c not in kept], vocab_size)  # fmt: skip
@@ -68,8 +63,14 @@ def adaptive_softmax(
     tie_to: nn.Parameter | None = None,
 ) -> nn.AdaptiveLogSoftmaxWithLoss:
     """``AdaptiveLogSoftmaxWithLoss(in_features, vocab_size, cutoffs, div)`` with a head bias;
-    with ``tie_to`` (the embedding ``(V, in_features)``) its head is a :class:`TiedShortlistHead`."""
+    with ``tie_to`` (the embedding ``(V, in_features)``) its head is a :class:`TiedShortlistHead`.
+    A ValueError when no cutoff is below ``vocab_size - 1``."""
     cuts = adaptive_cutoffs(cutoffs, vocab_size)
+    if not cuts:
+        raise ValueError(
+            f"adaptive_cutoffs {list(cutoffs)} leave no cluster in a vocabulary of {vocab_size} "
+            f"words: give cutoffs below {vocab_size - 1}, or a full softmax"
+        )
     layer = nn.AdaptiveLogSoftmaxWithLoss(
         in_features, vocab_size, cuts, div_value=float(div), head_bias=True
     )
