@@ -92,15 +92,14 @@ def test_dynamic_update_rules(method):
             p.add_(1.0)  # away from the trained weights
     moved = [p.clone() for p in updater.params]
     grads = [torch.full_like(p, 2.0) for p in updater.params]
-    if method == "rms":
-        updater.ms = [torch.full_like(p, 0.5) for p in updater.params]
-        updater.rate = [torch.full_like(p, 0.8) for p in updater.params]
+    if method == "rms":  # MS 0.5 for the weight and the bias: r = 0.5 / (0.5 + 0.5)
+        updater.set_statistics([torch.full_like(p, 0.5) for p in updater.params])
     updater.update(grads)
     for p, start, before, g in zip(updater.params, p0, moved, grads):
         if method == "sgd":
             expected = before - 0.1 * g + 0.25 * (start - before)
         else:
-            expected = before - 0.1 * g / (0.5 + 1e-3) + 0.25 * 0.8 * (start - before)
+            expected = before - 0.1 * g / (0.5 + 1e-3) + 0.25 * 0.5 * (start - before)
         torch.testing.assert_close(p, expected, rtol=0, atol=1e-12)
     assert all(torch.equal(a, b) for a, b in zip(model.parameters(), p0))  # a copy was updated
 

@@ -83,8 +83,8 @@ class DynamicUpdater:
         self.rate: list[Tensor] | None = None  # per-parameter decay rates ("rms")
 
     def gradient_statistics(self, task: Any, device: torch.device) -> None:
-        """The ``"rms"`` rule's ``MS`` and decay rates from the first ``rms_batches`` training
-        windows (evaluation mode, the state carried as in training)."""
+        """The ``"rms"`` rule's ``MS`` from the first ``rms_batches`` training windows (evaluation
+        mode, the state carried as in training); then :meth:`set_statistics`."""
         batches = task.batches("train", 0)
         n = min(len(batches), self.cfg.rms_batches)
         sums = [torch.zeros_like(p) for p in self.params]
@@ -97,24 +97,38 @@ class DynamicUpdater:
                 if g is not None:
                     s.add_(g * g)
             state = detach_state(state)
-        self.ms = [(s / max(n, 1)).sqrt_() for s in sums]
-        total = sum(float(m.mean()) for m in self.ms)
+        self.set_statistics([(s / max(n, 1)).sqrt_() for s in sums])
+
+    def set_statistics(self, ms: list[Tensor]) -> None:
+        """``MS`` per parameter; the decay rates ``r = MS / sum_p mean(MS_p)``, at most
+        ``1 / decay``."""
+        self.ms = ms
+        total = sum(float(m.mean()) for m in ms)
         cap = 1.0 / self.cfg.decay if self.cfg.decay > 0 else math.inf
-        self.rate = [(m / max(total, 1e-30)).clamp_(max=cap) for m in self.ms]
+        self.rate = [(m / max(total, 1e-30)).clamp_(max=cap) for m in ms]
+        self._inverse = [1.0 / (m + self.cfg.eps) for m in ms]
+        self._pull = [self.cfg.decay * r for r in self.rate]
 
     @torch.no_grad()
     def update(self, grads: list[Tensor | None]) -> None:
         """One step with the gradients of the segment just scored (one per parameter, None for a
         parameter the segment did not reach); both terms from the weights before the step."""
         cfg = self.cfg
-        if cfg.method == "rms" and self.ms is None:
+        rms = cfg.method == "rms"
+        if rms and self.ms is None:
             raise ValueError("the 'rms' rule needs gradient_statistics(task, device) first")
-        for i, (p, g) in enumerate(zip(self.params, grads)):
-            pull = None
-            if cfg.decay:
-                rate = self.rate[i] if cfg.method == "rms" else 1.0
-                pull = (self.start[i] - p).mul_(rate).mul_(cfg.decay)
-            if g is not None and cfg.lr:
-                p.add_(g / (self.ms[i] + cfg.eps) if cfg.method == "rms" else g, alpha=-cfg.lr)
-            if pull is not None:
-                p.add_(pull)
+        pull = None
+        if cfg.decay:
+            pull = torch._foreach_sub(self.start, self.params)  # theta_0 - theta, before the step
+            torch._foreach_mul_(pull, self._pull if rms else cfg.decay)
+        live = [i for i, g in enumerate(grads) if g is not None]
+        if cfg.lr and live:
+            params = [self.params[i] for i in live]
+            steps = [grads[i] for i in live]
+            if rms:
+                inverse = [self._inverse[i] for i in live]
+                torch._foreach_addcmul_(params, steps, inverse, value=-cfg.lr)
+            else:
+                torch._foreach_add_(params, steps, alpha=-cfg.lr)
+        if pull is not None:
+            torch._foreach_add_(self.params, pull)

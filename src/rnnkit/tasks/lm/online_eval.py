@@ -11,6 +11,8 @@ evaluation's.
 
 from __future__ import annotations
 
+import logging
+import math
 import time
 from typing import Any
 
@@ -22,6 +24,8 @@ from ...state import detach_state
 from ...train.metrics import RunningMean
 from .cache import CacheConfig, NeuralCache
 from .dynamic import DynamicEvalConfig, DynamicUpdater
+
+log = logging.getLogger(__name__)
 
 
 def evaluate_online(
@@ -71,5 +75,7 @@ def evaluate_online(
     finally:
         scorer.train(was_training)
     loss = mean.value
+    if not math.isfinite(loss) and updater is not None:
+        log.warning("dynamic evaluation diverged (loss %s): lower its lr (%g)", loss, dynamic.lr)
     return {"loss": loss, "tokens": mean.weight, **task.metrics(loss),
             "seconds": time.monotonic() - start}  # fmt: skip
