@@ -115,3 +115,40 @@ def format_header(info: dict[str, object]) -> list[str]:
         lines.append("- environment: " + ", ".join(f"{k}={v}" for k, v in env.items()))
     lines += [f"- {key.replace('_', ' ')}: {value}" for key, value in known.items()]
     return lines
+
+
+def cpu_model() -> tuple[str, str]:
+    """(model name, vendor) of the CPU from ``/proc/cpuinfo`` (``platform`` where it is absent)."""
+    cpu = _cpuinfo()
+    model = cpu.get("model name") or platform.processor() or platform.machine() or "unknown"
+    return model, cpu.get("vendor_id", "unknown")
+
+
+def machine_info() -> dict:
+    """The machine a benchmark ran on: CPU model and vendor, cores, torch threads and version,
+    Python, and the 1-minute load average (others' work on a shared machine skews timings)."""
+    import os
+    import platform
+
+    import torch
+
+    model, vendor = cpu_model()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return {
+        "cpu": model,
+        "vendor": vendor,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "load_1min": round(load, 2),
+    }
+
+
+def machine_line(info: dict | None = None) -> str:
+    """``machine_info()`` as one line for a report."""
+    i = info or machine_info()
+    return (
+        f"machine: {i['cpu']} ({i['vendor']}), {i['cores']} cores, {i['torch_threads']} torch "
+        f"threads, torch {i['torch']}, Python {i['python']}, load {i['load_1min']}"
+    )

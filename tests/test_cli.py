@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from rnnkit import __version__
-from rnnkit.cli import main
+from rnnkit.cli import UNTIL_BUDGET, main
 from rnnkit.train import latest_checkpoint, read_metrics
 
 TEXT = "".join(f"line {i}: the cat sat on the mat; the dog ate the log.\n" for i in range(120))
@@ -158,16 +158,37 @@ def test_a_time_budget_alone_trains_past_one_epoch(tmp_path, corpus, capsys):
     assert max(epochs) >= 1
 
 
-def test_word_level_ptb_layout_with_a_preset(tmp_path, capsys):
-    """A PTB-style directory, word level, Zaremba's small preset (shrunk), evaluate --split test."""
+def test_a_time_budget_without_epochs_overrides_a_presets_epochs(tmp_path):
+    run = tmp_path / "run"
+    argv = ["train", "lm", "--data", str(write_ptb(tmp_path)), "--level", "word", "--preset",
+            "small", "--hidden-size", "8", "--embed-size", "8", "--time-budget", "1000",
+            "--max-steps", "2", "--out", str(run), "--no-progress", "--sample-length", "0"]  # fmt: skip
+    assert main(argv) == 0
+    meta = json.loads((latest_checkpoint(run) / "trainer.json").read_text())
+    assert meta["config"]["epochs"] == UNTIL_BUDGET  # not the preset's 13
+    assert main([*argv[:-5], "--epochs", "3", "--out", str(tmp_path / "r2"), "--no-progress",
+                 "--sample-length", "0"]) == 0  # fmt: skip
+    meta = json.loads((latest_checkpoint(tmp_path / "r2") / "trainer.json").read_text())
+    assert meta["config"]["epochs"] == 3
+
+
+def write_ptb(tmp_path):
     data = tmp_path / "ptb"
-    data.mkdir()
+    data.mkdir(exist_ok=True)
     words = "the cat sat on the mat and the dog ate the log".split()
     for split, n in (("train", 300), ("valid", 40), ("test", 40)):
         lines = [" ".join(words[(i + j) % len(words)] for j in range(8)) for i in range(n)]
         (data / f"ptb.{split}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return data
+
+
+@pytest.mark.parametrize("preset", ["small", "medium", "large"])
+def test_word_level_ptb_layout_with_a_preset(tmp_path, capsys, preset):
+    """A PTB-style directory, word level, Zaremba's presets (shrunk), evaluate --split test."""
+    words = "the cat sat on the mat and the dog ate the log".split()
+    data = write_ptb(tmp_path)
     run = tmp_path / "run"
-    argv = ["train", "lm", "--data", str(data), "--level", "word", "--preset", "small",
+    argv = ["train", "lm", "--data", str(data), "--level", "word", "--preset", preset,
             "--hidden-size", "16", "--embed-size", "16", "--max-steps", "20", "--epochs", "2",
             "--out", str(run), "--no-progress", "--sample-length", "12"]  # fmt: skip
     assert main(argv) == 0
@@ -177,6 +198,70 @@ def test_word_level_ptb_layout_with_a_preset(tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["split"] == "test" and result["tokens"] > 0
     assert result["loss"] < math.log(len(set(words)) + 2)  # learned something beyond uniform
+
+
+WIKI_LINES = [
+    " = Robert Boulter = ",
+    " Robert Boulter is an English film , television and theatre actor . ",
+    ' He had a guest @-@ starring role in " The Bill " in 2000 , and 1 @,@ 000 more . ',
+]
+
+
+@pytest.fixture(scope="module")
+def word_run(tmp_path_factory):
+    """A WikiText-style directory and a run of the default word-level preset (shrunk) on it."""
+    root = tmp_path_factory.mktemp("wiki")
+    data = root / "data"
+    data.mkdir()
+    for split, n in (("train", 40), ("valid", 6), ("test", 6)):
+        (data / f"{split}.txt").write_text("\n".join(WIKI_LINES * n) + "\n", encoding="utf-8")
+    run = root / "run"
+    argv = ["train", "lm", "--data", str(data), "--level", "word", "--hidden-size", "16",
+            "--embed-size", "16", "--adaptive-cutoffs", "8,16", "--max-steps", "30", "--out",
+            str(run), "--no-progress", "--sample-length", "0"]  # fmt: skip
+    assert main(argv) == 0
+    return run
+
+
+def test_word_level_default_preset_and_online_evaluation(word_run, capsys):
+    saved = json.loads((word_run / "task.json").read_text())["config"]
+    assert saved["softmax"] == "adaptive" and saved["variable_bptt"]  # the 'word' preset
+    files = sorted(p for p in word_run.rglob("*") if p.is_file() and p.suffix != ".lock")
+    before = {p: p.read_bytes() for p in files}
+    assert main(["evaluate", str(word_run), "--split", "test", "--json"]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    argv = ["evaluate", str(word_run), "--split", "test", "--json", "--dynamic-eval",
+            "--dynamic-lr", "0", "--dynamic-decay", "0", "--dynamic-method", "sgd", "--cache",
+            "--cache-lambda", "0"]  # fmt: skip
+    assert main(argv) == 0
+    same = json.loads(capsys.readouterr().out)
+    assert same["loss"] == pytest.approx(plain["loss"], rel=1e-6)
+    assert same["dynamic_eval"]["lr"] == 0 and same["cache"]["lam"] == 0
+    argv = ["evaluate", str(word_run), "--split", "test", "--json", "--dynamic-eval",
+            "--dynamic-lr", "1e-2", "--dynamic-bptt", "5"]  # fmt: skip
+    assert main(argv) == 0
+    adapted = json.loads(capsys.readouterr().out)
+    assert adapted["loss"] < plain["loss"] - 0.05  # the text repeats: adapting picks it up
+    assert adapted["dynamic_eval"]["method"] == "rms" and adapted["cache"] is None
+    assert {p: p.read_bytes() for p in files} == before  # the run is left as it was
+
+
+def test_online_evaluation_flags_need_their_switch(word_run, capsys):
+    assert main(["evaluate", str(word_run), "--cache-size", "10", "--dynamic-lr", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "--dynamic-lr given without --dynamic-eval" in err
+    assert main(["evaluate", str(word_run), "--cache", "--cache-lambda", "2"]) == 2
+    assert "cache lambda must be a number in [0, 1], got 2.0" in capsys.readouterr().err
+
+
+def test_word_level_sample_is_detokenised(word_run, capsys):
+    argv = ["sample", str(word_run), "--length", "40", "--prime", "He had a guest-starring",
+            "--seed", "0", "--temperature", "1.5"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("He had a guest-starring") and "@-@" not in out and " ," not in out
+    assert main([*argv, "--raw"]) == 0
+    assert capsys.readouterr().out.startswith("He had a guest @-@ starring")
 
 
 # --------------------------------------------------------------------------- reliability

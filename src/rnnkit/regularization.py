@@ -5,6 +5,8 @@
 * DropConnect on the hidden-to-hidden matrix, Wan et al. 2013, as used by AWD-LSTM (Merity et al. 2017,
   "Regularizing and Optimizing LSTM Language Models"): one mask per forward pass.
 * Zoneout, Krueger et al. 2017: per-unit, per-step Bernoulli masks choosing the previous state.
+* Embedding (word) dropout, Gal & Ghahramani 2016 as AWD-LSTM's ``embedded_dropout``: whole words of
+  the vocabulary dropped for one forward pass, every occurrence of a word alike.
 
 All dropout masks are "inverted" (scaled by ``1/(1-p)``) so evaluation is the identity.
 """
@@ -63,6 +65,21 @@ def zoneout_masks(steps: int, shape: tuple[int, ...], rate: float, like: Tensor)
     if fast is not None:
         return fast
     return torch.empty((steps, *shape), dtype=like.dtype, device=like.device).bernoulli_(rate)
+
+
+def embedding_dropout(weight: Tensor, tokens: Tensor, p: float, training: bool = True) -> Tensor:
+    """Look ``tokens`` (any shape ``S``) up in ``weight (V, E)`` with whole words dropped: ``(*S, E)``.
+
+    One inverted Bernoulli(1-p) draw per vocabulary row, so every occurrence of a word in the batch
+    is dropped or kept together (AWD-LSTM's ``embedded_dropout``, Merity et al. 2017, section 4.3;
+    Gal & Ghahramani 2016). The same as masking the rows of ``weight``, without building the masked
+    ``(V, E)`` matrix. ``p == 0`` or ``training=False``: a plain lookup.
+    """
+    out = nn.functional.embedding(tokens, weight)
+    if not training or p == 0.0:
+        return out
+    keep = dropout_mask((weight.shape[0],), p, weight)  # (V,)
+    return out * keep[tokens].unsqueeze(-1)
 
 
 class LockedDropout(nn.Module):

@@ -402,3 +402,49 @@ def test_resuming_with_a_longer_run_stretches_the_cosine_schedule(tmp_path):
     lrs = [r["lr"] for r in read_metrics(tmp_path / "metrics.jsonl") if r["split"] == "train"]
     assert lrs[:4] == [CosineSchedule(0.01, 4).lr(s) for s in range(4)]
     assert lrs[4:] == [CosineSchedule(0.01, 12).lr(s) for s in range(4, 12)]
+
+
+def test_task_lr_scale_multiplies_the_rate_of_its_batch(tmp_path):
+    """A task's ``lr_scale(batch)`` sets each step's rate to schedule x scale (AWD-LSTM's rule
+    for variable windows); the rate logged stays the schedule's."""
+    task = TinyLMTask(windows=4)
+    scales = iter([0.5, 2.0, 1.0, 0.25] * 3)
+    task.lr_scale = lambda batch: next(scales)
+    cfg = TrainerConfig(max_steps=4, lr=0.1, optimizer="sgd", progress=False, log_every=1)
+    trainer = Trainer(task, cfg)
+    seen = []
+    step = trainer.optimizer.step
+
+    def spy(*args, **kwargs):
+        seen.append(trainer.optimizer.param_groups[0]["lr"])
+        return step(*args, **kwargs)
+
+    trainer.optimizer.step = spy
+    trainer.fit()
+    assert seen == pytest.approx([0.05, 0.2, 0.1, 0.025])
+    assert {r["lr"] for r in trainer.history if r["split"] == "train"} == {0.1}
+
+    task.lr_scale = lambda batch: 0.0
+    with pytest.raises(ValueError, match=r"task.lr_scale must return a number in \(0, 1e6\)"):
+        Trainer(task, TrainerConfig(max_steps=1, progress=False)).fit()
+
+
+def test_the_best_checkpoint_compares_whole_split_evaluations_only(tmp_path):
+    """Periodic evaluations over the first batch of the split read other text than the final
+    one over all of it: the final becomes the best even when a partial loss was lower."""
+
+    class EasyFirstBatch(TinyLMTask):
+        def loss(self, model, batch, state):
+            loss, state, n = super().loss(model, batch, state)
+            if not model.training and self._valid_index == 0:
+                loss = loss * 0.0 + 0.01  # the first validation batch looks very easy
+            self._valid_index = 0 if model.training else self._valid_index + 1
+            return loss, state, n
+
+        _valid_index = 0
+
+    cfg = config(tmp_path, max_steps=6, eval_every=2, eval_max_batches=1)
+    summary = Trainer(EasyFirstBatch(), cfg).fit()
+    partial = [r["loss"] for r in read_metrics(tmp_path / "metrics.jsonl") if r["split"] == "valid"]
+    assert min(partial[:-1]) == pytest.approx(0.01) and partial[-1] > 0.01
+    assert summary["best"]["step"] == 6 and best_checkpoint(tmp_path).name == "step-000006"

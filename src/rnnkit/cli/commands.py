@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 from pathlib import Path
 from typing import Any
 
+from .parser import given_flags
 from .runs import evaluate_run, load_run
 
 
@@ -20,9 +22,37 @@ def _task_method(task: Any, name: str, missing: str) -> Any:
     return method
 
 
+def _online_configs(args: argparse.Namespace) -> tuple[Any, Any]:
+    """(DynamicEvalConfig or None, CacheConfig or None) of ``rnnkit evaluate``'s flags; a
+    ValueError for ``--dynamic-*``/``--cache-*`` settings given without their switch."""
+    from ..tasks.lm import CacheConfig, DynamicEvalConfig
+
+    configs = []
+    for switch, prefix, cls in (("dynamic_eval", "dynamic.", DynamicEvalConfig),
+                                ("cache", "cache.", CacheConfig)):  # fmt: skip
+        flags = given_flags(args, prefix)
+        flag = "--" + switch.replace("_", "-")
+        if flags and not getattr(args, switch):
+            names = ", ".join(f"--{prefix[:-1]}-{k}".replace("_", "-") for k in sorted(flags))
+            raise ValueError(f"{names} given without {flag}: add {flag} to use them")
+        configs.append(cls(**flags) if getattr(args, switch) else None)
+    return configs[0], configs[1]
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    dynamic, cache = _online_configs(args)
     task, model = load_run(args.run_dir, args.checkpoint, args.device, data=args.data)
-    result = {"split": args.split, **evaluate_run(task, model, args.split)}
+    if dynamic is None and cache is None:
+        result = {"split": args.split, **evaluate_run(task, model, args.split)}
+    else:
+        online = _task_method(
+            task, "evaluate_online", "has no dynamic evaluation or cache (language models do)"
+        )
+        figures = online(model, args.split, dynamic=dynamic, cache=cache)
+        figures.setdefault("perplexity", figures.get("ppl"))
+        result = {"split": args.split, **figures,
+                  "dynamic_eval": None if dynamic is None else dataclasses.asdict(dynamic),
+                  "cache": None if cache is None else dataclasses.asdict(cache)}  # fmt: skip
     if args.json:
         print(json.dumps(result))
     else:
@@ -65,8 +95,11 @@ def cmd_sample(args: argparse.Namespace) -> int:
     task, model = load_run(args.run_dir, args.checkpoint, args.device)
     if not hasattr(task, "generate"):
         raise SystemExit(f"task {task.name!r} does not generate text; use 'rnnkit predict'")
+    options: dict[str, bool] = {"allow_unk": True} if args.allow_unk else {}
+    if args.raw:
+        options["detokenize"] = False
     print(task.generate(model, length=args.length, prime=args.prime, temperature=args.temperature,
-                        top_k=args.top_k, top_p=args.top_p, seed=args.seed))  # fmt: skip
+                        top_k=args.top_k, top_p=args.top_p, seed=args.seed, **options))  # fmt: skip
     return 0
 
 

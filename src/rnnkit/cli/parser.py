@@ -23,8 +23,19 @@ def _field_type(f: dataclasses.Field, owner: type) -> tuple[Any, bool]:
         optional = len(args) < len(typing.get_args(hint))
         hint = args[0]
     if typing.get_origin(hint) is tuple:
-        return tuple, optional
+        return _TupleOf(typing.get_args(hint)[0]), optional
     return hint, optional
+
+
+class _TupleOf:
+    """Parses ``"1,2,3"`` into a tuple of ``element``s (a tuple field's flag)."""
+
+    def __init__(self, element: type) -> None:
+        self.element = element
+        self.__name__ = f"comma-separated {element.__name__}s"
+
+    def __call__(self, text: str) -> tuple:
+        return tuple(self.element(v) for v in text.split(","))
 
 
 def _parse_value(kind: Any, optional: bool, name: str):
@@ -32,8 +43,6 @@ def _parse_value(kind: Any, optional: bool, name: str):
         if optional and text.lower() in ("none", "null", ""):
             return None
         try:
-            if kind is tuple:
-                return tuple(float(v) for v in text.split(","))
             return kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(
@@ -45,15 +54,18 @@ def _parse_value(kind: Any, optional: bool, name: str):
 
 
 def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, dest_prefix: str,
-                        skip: tuple[str, ...] = ()) -> None:  # fmt: skip
-    """One flag per field; values land in ``dest_prefix + field`` only when given."""
+                        skip: tuple[str, ...] = (), flag_prefix: str = "",
+                        aliases: dict[str, list[str]] | None = None) -> None:  # fmt: skip
+    """One flag per field (``--{flag_prefix}{field}``, underscores as dashes, plus ``aliases``
+    of a field); values land in ``dest_prefix + field`` only when given."""
     group = parser.add_argument_group(cls.__name__)
+    aliases = TRAINER_FLAG_ALIASES if aliases is None else aliases
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
         kind, optional = _field_type(f, cls)
-        flag = "--" + f.name.replace("_", "-")
-        names = [flag, *TRAINER_FLAG_ALIASES.get(f.name, [])]
+        flag = "--" + (flag_prefix + f.name).replace("_", "-")
+        names = [flag, *aliases.get(f.name, [])]
         dest = dest_prefix + f.name
         default = f.default if f.default is not dataclasses.MISSING else None
         if kind is bool and not optional:
@@ -79,6 +91,7 @@ def _add_run_flags(parser: argparse.ArgumentParser, device: bool = True) -> None
 
 def build_parser() -> argparse.ArgumentParser:
     from ..tasks.base import TASKS, import_tasks
+    from ..tasks.lm import CacheConfig, DynamicEvalConfig
     from ..train import TrainerConfig
 
     import_tasks()
@@ -106,6 +119,15 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--split", default="valid", choices=["train", "valid", "test"])
     _add_run_flags(ev)
     ev.add_argument("--json", action="store_true", help="print one JSON object")
+    ev.add_argument("--dynamic-eval", action="store_true",
+                    help="language models: adapt a copy of the model to the text as it is read "
+                         "(Krause et al. 2018); the checkpoint is not changed")  # fmt: skip
+    add_dataclass_flags(ev, DynamicEvalConfig, "dynamic.", flag_prefix="dynamic_", aliases={})
+    ev.add_argument("--cache", action="store_true",
+                    help="language models: mix in the continuous cache of recent hidden states "
+                         "(Grave et al. 2017)")  # fmt: skip
+    add_dataclass_flags(ev, CacheConfig, "cache.", flag_prefix="cache_",
+                        aliases={"lam": ["--cache-lambda"]})  # fmt: skip
 
     sp = sub.add_parser("sample", help="generate text from a language-model run")
     sp.add_argument("run_dir")
@@ -115,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--top-p", type=float, default=None)
     sp.add_argument("--prime", default="")
     sp.add_argument("--seed", type=int, default=None)
+    sp.add_argument("--allow-unk", action="store_true", help="word level: let <unk> be sampled")
+    sp.add_argument("--raw", action="store_true",
+                    help="word level: print the tokens as they are (no detokenising)")  # fmt: skip
     _add_run_flags(sp)
 
     pr = sub.add_parser("predict", help="run a trained task on inputs (task-specific)")

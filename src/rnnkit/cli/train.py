@@ -34,8 +34,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         task_cfg = cls.Config(**{**task_over, **task_flags,
                                  "seed": trainer_flags.get("seed", 0)})  # fmt: skip
         merged = {**trainer_over, **trainer_flags}
-        if merged.get("time_budget") and "epochs" not in merged:
-            merged["epochs"] = UNTIL_BUDGET  # a budget alone means: train until it is spent
+        if merged.get("time_budget") and "epochs" not in trainer_flags:
+            merged["epochs"] = UNTIL_BUDGET  # a budget without --epochs: train until it is spent
         stamp = time.strftime("%Y%m%d-%H%M%S")
         merged.setdefault("out_dir", str(Path("runs") / f"{args.task}-{stamp}"))
         trainer_cfg = TrainerConfig(**merged)

@@ -9,12 +9,14 @@ This sub-package imports only torch, numpy and the standard library (nothing els
 - :mod:`.batching`: :func:`batchify`, :func:`bptt_windows`, :func:`get_window`,
   :class:`TBPTTStream`, :func:`shard_columns`.
 - :mod:`.sequences`: :func:`pad_sequences`, :class:`BucketSampler`.
+- :mod:`.wordtext`: :func:`detokenize` (WikiText/PTB tokens to readable text), :func:`retokenize`.
 """
 
 from .batching import TBPTTStream, batchify, bptt_windows, get_window, shard_columns
 from .corpus import Corpus, corpus_from_text, default_corpus, load_corpus, read_text, split_text
 from .sequences import BucketSampler, pad_sequences
 from .text import EOS, UNK, Vocab, build_char_vocab, build_word_vocab, check_level, tokenize
+from .wordtext import detokenize, retokenize
 
 __all__ = [
     "EOS",
@@ -30,10 +32,12 @@ __all__ = [
     "check_level",
     "corpus_from_text",
     "default_corpus",
+    "detokenize",
     "get_window",
     "load_corpus",
     "pad_sequences",
     "read_text",
+    "retokenize",
     "shard_columns",
     "split_text",
     "tokenize",

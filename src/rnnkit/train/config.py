@@ -57,7 +57,8 @@ class TrainerConfig:
         clip_norm: clip the global L2 norm of all gradients to this value (None or 0: off).
         eval_every: evaluate every N steps (None: at the end of every epoch); also at the end.
         eval_max_batches: batches per periodic evaluation (None: the whole split). The final
-            evaluation always covers the whole split.
+            evaluation always covers the whole split; the best checkpoint is chosen among the
+            evaluations of the whole split once there is one (partial ones read other text).
         early_stopping_patience: stop after this many evaluations without a new best (None: off).
         checkpoint_every: checkpoint every N steps (None: only at the end, on a new best validation
             loss, on Ctrl-C/SIGTERM/SIGHUP, and every ``checkpoint_minutes``). Needs ``out_dir``.

@@ -26,6 +26,8 @@ class TrainableTask(Protocol):
       (default: ``distributed.default_shard``, time-major tensors split along dim 1).
     - ``to_device(batch, device) -> batch``: move a batch (default: every tensor nested in tuples,
       lists and dicts, with ``non_blocking=True``).
+    - ``lr_scale(batch) -> float``: a factor (> 0) on the learning rate of this batch's step, on
+      top of the schedule (AWD-LSTM scales the rate by a variable window's length over ``bptt``).
     """
 
     def build_model(self) -> nn.Module:

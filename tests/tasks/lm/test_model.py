@@ -61,3 +61,92 @@ def test_sample_logits_modes():
         sample_logits(logits, 1.0, top_p=0.0)
     with pytest.raises(ValueError, match="temperature"):
         sample_logits(logits, -1.0)
+
+
+def test_adaptive_softmax_scores_the_same_distribution_it_samples_from():
+    cfg = LMConfig(embed_size=8, hidden_size=8, softmax="adaptive", adaptive_cutoffs=(5, 12))
+    model = RNNLanguageModel(cfg, vocab_size=30).double().eval()
+    tokens, targets = torch.randint(0, 30, (6, 3)), torch.randint(0, 30, (6, 3))
+    logits, _ = model(tokens)
+    assert logits.shape == (6, 3, 30)
+    torch.testing.assert_close(logits.exp().sum(-1), torch.ones(6, 3, dtype=torch.double))
+    scored, _ = model(tokens, targets=targets)
+    torch.testing.assert_close(scored, logits.gather(-1, targets[..., None])[..., 0])
+    _, state = model(tokens[:1])
+    step_logits, _ = model.step(tokens[1], state)
+    torch.testing.assert_close(step_logits, logits[1])
+
+
+def test_full_softmax_targets_are_the_log_softmax_at_the_targets():
+    model = RNNLanguageModel(LMConfig(embed_size=8, hidden_size=8, tie_weights=True), 20).double()
+    model.eval()
+    tokens, targets = torch.randint(0, 20, (5, 2)), torch.randint(0, 20, (5, 2))
+    logits, _ = model(tokens)
+    scored, _ = model(tokens, targets=targets)
+    expected = torch.log_softmax(logits, -1).gather(-1, targets[..., None])[..., 0]
+    torch.testing.assert_close(scored, expected, rtol=0, atol=1e-12)
+
+
+def test_tied_adaptive_softmax_shares_the_frequent_words_embedding_rows():
+    cfg = LMConfig(embed_size=8, hidden_size=8, softmax="adaptive", adaptive_cutoffs=(5, 12),
+                   tie_weights=True)  # fmt: skip
+    model = RNNLanguageModel(cfg, vocab_size=30).double().eval()
+    assert model.head.head.embedding is model.embed.weight
+    features = torch.randn(4, 8, dtype=torch.double)
+    head = model.head.head(features)  # (4, 5 words + 2 clusters)
+    expected = features @ model.embed.weight[:5].T + model.head.head.bias[:5]
+    torch.testing.assert_close(head[:, :5], expected)
+    torch.testing.assert_close(model.log_probs(features).exp().sum(-1), torch.ones(4).double())
+    tokens, targets = torch.randint(0, 30, (6, 3)), torch.randint(0, 30, (6, 3))
+    scored, _ = model(tokens, targets=targets)
+    scored.sum().backward()
+    assert model.embed.weight.grad[:5].abs().sum() > 0  # the output side reaches the embedding
+    names = dict(model.named_parameters())
+    assert "head.head.embedding" not in names  # one parameter, listed once
+
+
+def test_adaptive_cutoffs_past_the_vocabulary_are_dropped_and_a_tiny_vocabulary_is_full():
+    cfg = LMConfig(embed_size=8, hidden_size=8, softmax="adaptive", adaptive_cutoffs=(5, 2000))
+    assert RNNLanguageModel(cfg, vocab_size=30).head.cutoffs == [5, 30]
+    small = RNNLanguageModel(LMConfig(softmax="adaptive", adaptive_cutoffs=(2000,)), vocab_size=30)
+    assert small.softmax == "full" and isinstance(small.head, torch.nn.Linear)  # too few words
+    from rnnkit.tasks.lm.softmax import adaptive_softmax
+
+    with pytest.raises(ValueError, match="leave no cluster in a vocabulary of 30 words"):
+        adaptive_softmax(8, 30, (2000,), 4.0)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(softmax="sampled"), "softmax must be one of"),
+        (dict(adaptive_cutoffs=(50, 20)), "adaptive_cutoffs must be increasing integers"),
+        (dict(word_dropout=1.0), r"word_dropout must be a probability in \[0, 1\)"),
+        (dict(output_dropout=-0.1), r"output_dropout must be a probability in \[0, 1\)"),
+        (dict(adaptive_div=0.5), r"adaptive_div must be a number in \[1, 64\]"),
+    ],
+)
+def test_bad_output_settings_are_named(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        LMConfig(**kwargs)
+
+
+def test_word_dropout_drops_every_occurrence_of_a_word_alike():
+    from rnnkit.regularization import embedding_dropout
+
+    torch.manual_seed(0)
+    weight = torch.randn(50, 4)
+    tokens = torch.arange(50).repeat(8, 1)  # (8, 50): each word 8 times
+    out = embedding_dropout(weight, tokens, 0.5)
+    kept = (out != 0).all(-1)  # (8, 50)
+    assert (kept == kept[:1]).all()  # the same words kept in every row
+    assert 10 < int(kept[0].sum()) < 40
+    torch.testing.assert_close(out[0, kept[0]], weight[kept[0]] * 2.0)
+    assert torch.equal(embedding_dropout(weight, tokens, 0.5, training=False), weight[tokens])
+
+
+def test_output_dropout_defaults_to_dropout():
+    model = RNNLanguageModel(LMConfig(num_layers=2, dropout=0.3), 10)
+    assert model.out_drop.p == 0.3
+    model = RNNLanguageModel(LMConfig(num_layers=2, dropout=0.3, output_dropout=0.1), 10)
+    assert model.out_drop.p == 0.1 and model.rnn.dropout == 0.3

@@ -59,3 +59,66 @@ def test_task_state_round_trip(char_file):
 def test_char_vocab_helper_used_by_the_task():
     v = build_char_vocab("ba\n")
     assert v.tokens == ["\n", "a", "b"]
+
+
+WORD_LINES = [
+    " the cat 's mat , a two @-@ part <unk> . ",
+    ' the dog said " hello " ( twice ) ; <unk> <unk> . ',
+]
+
+
+@pytest.fixture
+def word_task(tmp_path):
+    for split in ("train", "valid", "test"):
+        (tmp_path / f"{split}.txt").write_text("\n".join(WORD_LINES * 10) + "\n", encoding="utf-8")
+    cfg = LMConfig(data=str(tmp_path), level="word", embed_size=8, hidden_size=16)
+    return LanguageModelTask(cfg)
+
+
+def test_word_samples_are_detokenised_and_leave_out_unk(word_task):
+    model = word_task.build_model()
+    text = word_task.generate(model, length=300, temperature=2.0, seed=0)
+    assert "<unk>" not in text and "@-@" not in text and " ," not in text and " ." not in text
+    raw = word_task.generate(model, length=300, temperature=2.0, seed=0, allow_unk=True,
+                             detokenize=False)  # fmt: skip
+    assert "<unk>" in raw and " , " in raw
+
+
+def test_word_prime_is_split_like_the_corpus_and_unknown_words_warn(word_task, caplog):
+    model = word_task.build_model()
+    text = word_task.generate(model, length=5, prime="the cat's mat,", seed=0)
+    assert text.startswith("the cat's mat,")
+    assert word_task.encode_prime("the cat's mat,") == word_task.vocab.encode(
+        ["the", "cat", "'s", "mat", ","]
+    )
+    with caplog.at_level("WARNING"):
+        ids = word_task.encode_prime("the zebra\nsaid")
+    assert ids == word_task.vocab.encode(["the", "<unk>", "<eos>", "said"])
+    assert "['zebra']" in caplog.text and "<unk>" in caplog.text
+
+
+def test_word_prime_without_unk_in_the_vocabulary_is_an_error(tmp_path):
+    from rnnkit.data import Vocab
+
+    path = tmp_path / "input.txt"
+    path.write_text("the cat said hello .\n" * 20, encoding="utf-8")
+    vocab = Vocab(["<eos>", "the", "cat", "said", "hello", "."], level="word")
+    cfg = LMConfig(data=str(path), level="word", embed_size=8, hidden_size=16)
+    task = LanguageModelTask(cfg, vocab=vocab)
+    with pytest.raises(ValueError, match=r"prime words \['zebra'\] are not in the vocabulary"):
+        task.encode_prime("the zebra")
+
+
+def test_variable_windows_scale_the_learning_rate_by_their_length(word_task):
+    assert word_task.lr_scale(word_task.batches("train", 0)[0]) == 1.0
+    cfg = LMConfig(data=word_task.cfg.data, level="word", batch_size=2, bptt=10, variable_bptt=True)
+    task = LanguageModelTask(cfg)
+    batches = task.batches("train", 0)
+    lengths = [batches[i][0].shape[0] for i in range(len(batches))]
+    assert len(set(lengths)) > 1
+    assert [task.lr_scale(batches[i]) for i in range(len(batches))] == [n / 10 for n in lengths]
+
+
+def test_word_level_defaults_to_the_word_preset():
+    assert LanguageModelTask.default_preset({"level": "word"}) == "word"
+    assert LanguageModelTask.default_preset({}) == "char"

@@ -6,7 +6,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import VariantConfig, check_positive
+from ..config import VariantConfig, check_choices, check_positive
+
+SOFTMAXES = ("full", "adaptive")
 
 
 @dataclass
@@ -19,6 +21,21 @@ class LMConfig(VariantConfig):
     The cell, its layer options (layer norm, recurrent dropout, DropConnect, zoneout, peepholes,
     forget-gate bias), sizes, dropout, batch size and seed are
     :class:`rnnkit.tasks.config.VariantConfig`'s.
+
+    Regularisation (AWD-LSTM's names in brackets, Merity et al. 2017): ``embed_dropout`` locked
+    dropout on the embedded words (``dropouti``); ``word_dropout`` drops whole words of the
+    vocabulary (``dropoute``); ``dropout`` between the recurrent layers (``dropouth``) and, unless
+    ``output_dropout`` is given, locked dropout on the last layer's output (``dropout``);
+    ``weight_drop`` DropConnect on the recurrent matrices (``wdrop``). ``variable_bptt`` draws the
+    window lengths as AWD-LSTM does and scales the learning rate by ``length / bptt``
+    (:meth:`rnnkit.tasks.lm.LanguageModelTask.lr_scale`).
+
+    Output layer (:mod:`.softmax`): ``softmax="full"`` a linear layer over the vocabulary;
+    ``"adaptive"`` ``torch.nn.AdaptiveLogSoftmaxWithLoss`` (Grave et al. 2017, "Efficient softmax
+    approximation for GPUs") with clusters cut at ``adaptive_cutoffs`` (word ids are by decreasing
+    frequency; cutoffs at or past the vocabulary's size are dropped) and each tail cluster
+    ``adaptive_div`` times narrower than the one before. ``tie_weights`` shares the embedding with
+    the full softmax's weight, or with the adaptive head's rows of the frequent words.
     """
 
     CELLS = ("lstm", "gru", "rnn", "mingru", "minlstm", "indrnn", "slstm")
@@ -33,7 +50,12 @@ class LMConfig(VariantConfig):
     embed_size: int = 64
     hidden_size: int = 512
     embed_dropout: float = 0.0
+    word_dropout: float = 0.0
+    output_dropout: float | None = None
     tie_weights: bool = False
+    softmax: str = "full"
+    adaptive_cutoffs: tuple[int, ...] = (2000, 6000)
+    adaptive_div: float = 4.0
     init_range: float | None = None
     batch_size: int = 32
     bptt: int = 100
@@ -45,6 +67,23 @@ class LMConfig(VariantConfig):
             raise ValueError(f"level must be 'char' or 'word', got {self.level!r}")
         super().__post_init__()
         check_positive(self, "embed_size", "bptt")
+        check_choices(self, softmax=SOFTMAXES)
+        for name in ("dropout", "embed_dropout", "word_dropout", "output_dropout"):
+            p = getattr(self, name)
+            if p is not None and (isinstance(p, bool) or not isinstance(p, (int, float))
+                                  or not 0.0 <= p < 1.0):  # fmt: skip
+                raise ValueError(f"{name} must be a probability in [0, 1), got {p!r}")
+        self.adaptive_cutoffs = tuple(self.adaptive_cutoffs)  # lists come back from JSON
+        cuts = self.adaptive_cutoffs
+        if not cuts or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in cuts) \
+                or list(cuts) != sorted(set(cuts)):  # fmt: skip
+            raise ValueError(
+                f"adaptive_cutoffs must be increasing integers >= 1 (word ids where the clusters "
+                f"of the adaptive softmax start), got {cuts!r}"
+            )
+        d = self.adaptive_div
+        if isinstance(d, bool) or not isinstance(d, (int, float)) or not 1.0 <= d <= 64.0:
+            raise ValueError(f"adaptive_div must be a number in [1, 64], got {d!r}")
         r = self.init_range
         if r is not None and (isinstance(r, bool) or not isinstance(r, (int, float))
                               or not math.isfinite(r) or not 0 < r <= 10):  # fmt: skip
@@ -70,6 +109,18 @@ PRESETS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
              eval_batch_size=64),
         dict(optimizer="adam", lr=2e-3, clip_norm=1.0, schedule="cosine", warmup_steps=100,
              eval_every=250, eval_max_batches=10),
+    ),
+    # Word level on a small real corpus in minutes, the default at word level (docs/lm.md has the
+    # measurements and the ablation): AWD-LSTM's regularisers (Merity et al. 2017) kept light for a
+    # few epochs, variable BPTT, AdamW with cosine decay, and an adaptive softmax (Grave et al.
+    # 2017) that makes a step twice as fast as a full one over a 14k-word vocabulary.
+    "word": (
+        dict(level="word", embed_size=200, hidden_size=200, num_layers=2, dropout=0.2,
+             embed_dropout=0.25, word_dropout=0.05, output_dropout=0.25, weight_drop=0.3,
+             softmax="adaptive", adaptive_cutoffs=(2000, 6000), adaptive_div=4.0,
+             batch_size=20, bptt=35, variable_bptt=True, eval_batch_size=10),
+        dict(optimizer="adamw", lr=3e-3, weight_decay=1.2e-6, clip_norm=0.25, schedule="cosine",
+             warmup_steps=50, epochs=10, eval_every=350, eval_max_batches=60),
     ),
     # Word level: Zaremba, Sutskever & Vinyals 2014, "Recurrent Neural Network Regularization" (PTB).
     "small": (

@@ -12,17 +12,22 @@ from functools import partial
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...data import Corpus, TBPTTStream, Vocab, default_corpus, load_corpus, tokenize
 from ...data.corpus import corpus_from_text
+from ...data.text import EOS, UNK
+from ...data.wordtext import detokenize as detokenize_text
+from ...data.wordtext import retokenize
 from ...decode import sample_logits
 from ...train.metrics import bits_per_char, perplexity
 from ..base import config_from_state, register
 from ..batches import Batches
+from .cache import CacheConfig
 from .config import PRESETS, LMConfig
+from .dynamic import DynamicEvalConfig
 from .model import RNNLanguageModel
+from .online_eval import evaluate_online
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +62,19 @@ class LanguageModelTask:
 
     @staticmethod
     def default_preset(flags: dict[str, Any]) -> str:
-        """The preset used when none is named: ``char`` for character level, ``small`` for words."""
-        return "small" if flags.get("level") == "word" else "char"
+        """The preset used when none is named: ``char`` for character level, ``word`` for words
+        (Zaremba et al.'s ``small``, ``medium`` and ``large`` by name)."""
+        return "word" if flags.get("level") == "word" else "char"
 
     def export_onnx(self, model: RNNLanguageModel, path: str) -> None:
         """Embedding -> recurrent layers -> softmax as one ONNX graph with state inputs/outputs."""
         from ...interop import lm_to_onnx
 
+        if model.softmax != "full":
+            raise ValueError(
+                f"ONNX export covers a full softmax (a linear layer); this run's model has "
+                f"softmax={model.softmax!r}"
+            )
         lm_to_onnx(model.embed, model.rnn, model.head, path)
 
     # ---- TrainableTask protocol
@@ -94,16 +105,34 @@ class LanguageModelTask:
         return None  # the layer starts from zeros
 
     def loss(self, model: nn.Module, batch: tuple[Tensor, Tensor], state: Any):
+        """Mean negative log-likelihood (nats per token) of ``batch = (inputs, targets)``, both
+        ``(T, N)``; the state carried to the next window; the number of targets."""
         inputs, targets = batch
-        logits, state = model(inputs, state)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
-        return loss, state, targets.numel()
+        target_log_probs, state = model(inputs, state, targets=targets)  # (T, N)
+        return -target_log_probs.mean(), state, targets.numel()
+
+    def lr_scale(self, batch: tuple[Tensor, Tensor]) -> float:
+        """AWD-LSTM's learning rate for a variable window: ``length / bptt`` (Merity et al. 2017,
+        section 4.1), so that short windows do not get the weight of long ones; 1 for fixed
+        windows."""
+        return batch[0].shape[0] / self.cfg.bptt if self.cfg.variable_bptt else 1.0
 
     def metrics(self, mean_loss: float) -> dict[str, float]:
         out = {"ppl": perplexity(mean_loss)}
         if self.cfg.level == "char":
             out["bpc"] = bits_per_char(mean_loss)
         return out
+
+    def evaluate_online(
+        self,
+        model: RNNLanguageModel,
+        split: str,
+        dynamic: DynamicEvalConfig | None = None,
+        cache: CacheConfig | None = None,
+    ) -> dict[str, Any]:
+        """``split`` read with dynamic evaluation and/or the continuous cache
+        (:func:`.online_eval.evaluate_online`); ``model`` is left unchanged."""
+        return evaluate_online(self, model, split, dynamic=dynamic, cache=cache)
 
     def state_dict(self) -> dict[str, Any]:
         return {"config": dataclasses.asdict(self.cfg), "vocab": self.vocab.to_dict()}
@@ -122,36 +151,60 @@ class LanguageModelTask:
         top_k: int | None = None,
         top_p: float | None = None,
         seed: int | None = None,
+        allow_unk: bool = False,
+        detokenize: bool = True,
     ) -> str:
-        """Sample ``length`` tokens after ``prime`` (which is included in the returned text)."""
+        """Sample ``length`` tokens after ``prime`` (which is included in the returned text).
+
+        ``<unk>`` is never drawn unless ``allow_unk``. At word level the text is detokenised
+        (:func:`rnnkit.data.wordtext.detokenize`: WikiText's ``@-@`` joiners and the spaces around
+        punctuation undone, ``<eos>`` as a newline) unless ``detokenize=False``.
+        """
         model.eval()
         device = next(model.parameters()).device
         gen = torch.Generator(device=device)
         gen.manual_seed(seed if seed is not None else torch.seed() % (2**63))
         prime_ids = self.encode_prime(prime)
+        unk = None if allow_unk else self.vocab.unk_index
         with torch.no_grad():
             logits, state = model(torch.tensor(prime_ids, device=device).view(-1, 1))
             logits = logits[-1]
             out = list(prime_ids)
             for _ in range(length):
+                if unk is not None:
+                    logits[..., unk] = float("-inf")
                 token = sample_logits(logits, temperature, top_k, top_p, gen)
                 out.append(int(token))
                 logits, state = model.step(token, state)
-        return self.vocab.decode(out, self.cfg.level)
+        text = self.vocab.decode(out, self.cfg.level)
+        return detokenize_text(text) if detokenize and self.cfg.level == "word" else text
 
     def encode_prime(self, prime: str) -> list[int]:
-        if not prime:
+        """The ids of ``prime``: its characters, or its words line by line (a newline inside it is
+        ``<eos>``). A word not in the vocabulary is split WikiText-style
+        (:func:`rnnkit.data.wordtext.retokenize`: ``film's`` -> ``film 's``); what is still
+        unknown reads as ``<unk>`` with a logged warning (a ValueError when the vocabulary has no
+        ``<unk>``). An empty prime starts from a newline (or ``<eos>``)."""
+        if self.cfg.level == "char" and prime:
+            return self.vocab.encode(tokenize(prime, "char"))
+        tokens: list[str] = []
+        for k, line in enumerate(prime.split("\n")):
+            if k:
+                tokens.append(EOS)
+            for word in line.split():
+                tokens.extend([word] if word in self.vocab else retokenize(word) or [word])
+        if not tokens:
             eos = self.vocab.eos_index
             start = "\n" if "\n" in self.vocab else None
             if start is not None:
                 return [self.vocab.stoi[start]]
             return [eos if eos is not None else 0]
-        tokens = tokenize(prime, self.cfg.level)
-        if (
-            self.cfg.level == "word"
-            and tokens
-            and tokens[-1] == "<eos>"
-            and not prime.endswith("\n")
-        ):
-            tokens = tokens[:-1]
+        unknown = sorted({t for t in tokens if t not in self.vocab})
+        if unknown:
+            if self.vocab.unk_index is None:
+                raise ValueError(
+                    f"prime words {unknown} are not in the vocabulary ({len(self.vocab)} words, "
+                    f"no {UNK}): expected words of the training text"
+                )
+            log.warning("prime words not in the vocabulary, read as %s: %s", UNK, unknown)
         return self.vocab.encode(tokens)

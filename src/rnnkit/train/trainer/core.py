@@ -113,6 +113,7 @@ class Trainer(StepsMixin, TrackingMixin, SavingMixin, GuardsMixin):
         self.step = self.epoch = self.batch_index = 0
         self.tokens = 0  # over all ranks, updated at log events
         self.best: dict[str, Any] | None = None
+        self._best_whole = True  # whether the best loss covered the whole validation split
         self.history: list[dict[str, Any]] = []
         self._local_tokens = 0
         self._bad_evals = 0

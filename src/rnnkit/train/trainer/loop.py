@@ -59,7 +59,8 @@ class StepsMixin:
         """One step: ``(detached new state, True)``; ``(None, False)`` when the loss or the
         gradient norm is not finite, with the weights and optimizer left as they were."""
         self._lr = self.schedule.lr(self.step) * self._lr_scale
-        set_lr(self.optimizer, self._lr)
+        batch_scale = self._batch_lr_scale(batch)
+        set_lr(self.optimizer, self._lr * batch_scale)
         loss, state, count = self.task.loss(self._train_model, batch, state)
         if not isinstance(loss, Tensor) or loss.numel() != 1:
             raise TypeError(
@@ -84,6 +85,17 @@ class StepsMixin:
         self._local_tokens += count
         self._count_step()
         return detach_state(state), True
+
+    def _batch_lr_scale(self, batch: Any) -> float:
+        """``task.lr_scale(batch)`` when the task has one (AWD-LSTM's rate proportional to a
+        variable window's length), else 1; a ValueError unless it is a finite number > 0."""
+        scale_of = getattr(self.task, "lr_scale", None)
+        if scale_of is None:
+            return 1.0
+        scale = scale_of(batch)
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < 1e6:
+            raise ValueError(f"task.lr_scale must return a number in (0, 1e6), got {scale!r}")
+        return float(scale)
 
     def _count_step(self) -> None:
         """A step is done (trained, or skipped after a non-finite loss)."""

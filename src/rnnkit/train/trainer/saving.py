@@ -96,6 +96,7 @@ class SavingMixin:
         self.step, self.epoch = int(meta["step"]), int(meta["epoch"])
         self.batch_index, self.tokens = int(meta["batch_index"]), int(meta["tokens"])
         self.best, self._bad_evals = meta.get("best"), int(meta.get("bad_evals", 0))
+        self._best_whole = bool(meta.get("best_whole", True))
         self._elapsed_before = float(meta.get("elapsed", 0.0))
         self._lr_scale = float(meta.get("lr_scale", 1.0))
         mine = ckpt.ranks[self.ctx.rank]
@@ -160,6 +161,7 @@ class SavingMixin:
                 "schedule_name": self.config.schedule,
                 "schedule": self.schedule.state_dict(),
                 "best": self.best,
+                "best_whole": self._best_whole,
                 "bad_evals": self._bad_evals,
                 "world_size": self.ctx.world_size,
                 "config": self.config.to_dict(),

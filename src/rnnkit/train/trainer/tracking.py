@@ -76,8 +76,10 @@ class TrackingMixin:
         else:
             logger.info(line)
         self.schedule.on_eval(loss)
-        if math.isfinite(loss) and (self.best is None or loss < self.best["loss"]):
+        whole = done == full
+        if math.isfinite(loss) and self._is_new_best(loss, whole):
             self.best, self._bad_evals = {"loss": loss, "step": self.step}, 0
+            self._best_whole = whole
             self._save(best=True)
             return None
         if not math.isfinite(loss):
@@ -88,6 +90,17 @@ class TrackingMixin:
             logger.info("early stopping: %d evaluations without improvement", self._bad_evals)
             return "early_stopping"
         return None
+
+    def _is_new_best(self, loss: float, whole: bool) -> bool:
+        """Whether an evaluation's loss is the best so far. A loss over the whole split is never
+        compared with one over its first ``eval_max_batches`` (other text): the first whole-split
+        loss replaces a best from partial evaluations, and partial ones never replace a
+        whole-split best. (A best saved before this rule counts as whole-split.)"""
+        if self.best is None:
+            return True
+        if whole != self._best_whole:
+            return whole
+        return loss < self.best["loss"]
 
     def _finish(self, reason: str) -> dict[str, Any]:
         if self.step % self.config.log_every:  # the last, partial window

@@ -1,0 +1,81 @@
+"""Evaluation that uses what it has read: dynamic evaluation (:mod:`.dynamic`, Krause et al. 2018)
+and the continuous cache (:mod:`.cache`, Grave et al. 2017), alone or together.
+
+The split is read once, in order, in windows of ``bptt`` tokens over ``batch_size`` columns (the
+run's evaluation layout unless dynamic evaluation names others), the recurrent state carried from
+window to window. Each window is scored first -- by the model, mixed with the cache when there is
+one -- and only then used: its states and words enter the cache, and its gradient updates the
+dynamically evaluated copy of the model. With ``lr=0`` and ``lam=0`` the figure is plain
+evaluation's.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any
+
+import torch
+from torch import nn
+
+from ...data import TBPTTStream
+from ...state import detach_state
+from ...train.metrics import RunningMean
+from .cache import CacheConfig, NeuralCache
+from .dynamic import DynamicEvalConfig, DynamicUpdater
+
+log = logging.getLogger(__name__)
+
+
+def evaluate_online(
+    task: Any,
+    model: nn.Module,
+    split: str,
+    dynamic: DynamicEvalConfig | None = None,
+    cache: CacheConfig | None = None,
+) -> dict[str, Any]:
+    """``{'loss', 'tokens', 'ppl', 'seconds'}`` of ``split`` read with dynamic evaluation and/or
+    the cache (either may be None; both None is plain evaluation). ``model`` is left unchanged."""
+    device = next(model.parameters()).device
+    cfg = task.cfg
+    batch_size = cfg.eval_batch_size
+    bptt = cfg.bptt
+    if dynamic is not None:
+        batch_size = dynamic.batch_size or batch_size
+        bptt = dynamic.bptt or bptt
+    tokens = task.corpus.split(split)
+    batch_size = max(1, min(batch_size, (len(tokens) - 1) // 2))
+    stream = TBPTTStream.from_tokens(tokens, batch_size, bptt)
+    start = time.monotonic()
+    updater = None
+    if dynamic is not None:
+        updater = DynamicUpdater(model, dynamic)
+        if dynamic.method == "rms":
+            updater.gradient_statistics(task, device)
+        scorer = updater.model
+    else:
+        scorer = model
+    was_training = scorer.training
+    scorer.eval()
+    memory = NeuralCache(cache) if cache is not None else None
+    mean, state = RunningMean(), None
+    try:
+        for i in range(stream.num_windows(0)):
+            inputs, targets = (t.to(device) for t in stream.get(0, i))
+            with torch.set_grad_enabled(updater is not None):
+                features, state = scorer.features(inputs, state)
+                log_p = scorer.target_log_probs(features, targets)  # (T, N)
+            scored = log_p.detach() if memory is None else memory.score(features, targets, log_p)
+            mean.update(-scored.mean(), targets.numel())
+            if updater is not None:
+                grads = torch.autograd.grad(-log_p.mean(), updater.params, allow_unused=True)
+                updater.update(list(grads))
+            state = detach_state(state)
+    finally:
+        scorer.train(was_training)
+    loss = mean.value
+    if not math.isfinite(loss) and updater is not None:
+        log.warning("dynamic evaluation diverged (loss %s): lower its lr (%g)", loss, dynamic.lr)
+    return {"loss": loss, "tokens": mean.weight, **task.metrics(loss),
+            "seconds": time.monotonic() - start}  # fmt: skip
