@@ -124,6 +124,20 @@ def _steps(a: tuple[Tensor, ...], b: tuple[Tensor, ...], h: Tensor) -> list[Tens
 Coefficients = Callable[[Tensor], tuple[Tensor, Tensor]]
 
 
+def linear_sequence(coefficients: Coefficients, log_coefficients: Coefficients):
+    """The ``CellSpec.sequence`` of a one-state cell whose step is ``h_t = a_t h_{t-1} + b_t``
+    (minGRU, minLSTM): :func:`scan_sequence` of its coefficients, with the variant option
+    ``scan_chunk`` and the backend's ``fused`` kernel."""
+
+    def sequence(gx, state, p, *, lengths=None, reverse=False, fused=None):
+        chunk = getattr(p.variants, "scan_chunk", None)
+        out, h = scan_sequence(coefficients, log_coefficients, gx, state[0], lengths=lengths,
+                               reverse=reverse, chunk=chunk, fused=fused)  # fmt: skip
+        return out, (h,)
+
+    return sequence
+
+
 def scan_sequence(
     coefficients: Coefficients,
     log_coefficients: Coefficients,

@@ -24,9 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..functional import CellParams
-from ..parallel_scan import scan_sequence
-from .spec import CellSpec, StateSpec, register_cell
+from ..parallel_scan import linear_sequence
+from .spec import CellSpec, StateSpec, input_layer_norm_parameters, register_cell
 
 
 def g(x: Tensor) -> Tensor:
@@ -71,25 +70,6 @@ def _step(gx, state, p, w_hh=None, dropout_mask=None):
     return (mingru_step(gx, state[0]),)
 
 
-def _sequence(gx, state, p: CellParams, *, lengths=None, reverse=False, fused=None):
-    chunk = getattr(p.variants, "scan_chunk", None)
-    out, h = scan_sequence(
-        coefficients,
-        log_coefficients,
-        gx,
-        state[0],
-        lengths=lengths,
-        reverse=reverse,
-        chunk=chunk,
-        fused=fused,
-    )
-    return out, (h,)
-
-
-def _parameters(hidden: int, variants) -> dict[str, tuple[int, ...]]:
-    return {"layer_norm_ih": (2 * hidden,)} if variants.layer_norm else {}
-
-
 MINGRU = register_cell(
     CellSpec(
         name="mingru",
@@ -98,7 +78,7 @@ MINGRU = register_cell(
         gates=("z", "h"),
         states=(StateSpec("h", "output"),),
         step=_step,
-        parameters=_parameters,
+        parameters=input_layer_norm_parameters(2),
         layer="MinGRU",
         cell="MinGRUCell",
         options=frozenset({"scan_chunk"}),
@@ -106,6 +86,6 @@ MINGRU = register_cell(
         paper="Feng, Tung, Ahmed, Bengio & Hajimirsadeghi 2024",
         recurrent="none",
         common_options=frozenset({"layer_norm"}),
-        sequence=_sequence,
+        sequence=linear_sequence(coefficients, log_coefficients),
     )
 )

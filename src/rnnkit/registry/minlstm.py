@@ -23,10 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..functional import CellParams
-from ..parallel_scan import scan_sequence
+from ..parallel_scan import linear_sequence
 from .mingru import g, log_g
-from .spec import CellSpec, StateSpec, register_cell
+from .spec import CellSpec, StateSpec, input_layer_norm_parameters, register_cell
 
 
 def _log_ratio(k_f: Tensor, k_i: Tensor) -> Tensor:
@@ -59,25 +58,6 @@ def _step(gx, state, p, w_hh=None, dropout_mask=None):
     return (minlstm_step(gx, state[0]),)
 
 
-def _sequence(gx, state, p: CellParams, *, lengths=None, reverse=False, fused=None):
-    chunk = getattr(p.variants, "scan_chunk", None)
-    out, h = scan_sequence(
-        coefficients,
-        log_coefficients,
-        gx,
-        state[0],
-        lengths=lengths,
-        reverse=reverse,
-        chunk=chunk,
-        fused=fused,
-    )
-    return out, (h,)
-
-
-def _parameters(hidden: int, variants) -> dict[str, tuple[int, ...]]:
-    return {"layer_norm_ih": (3 * hidden,)} if variants.layer_norm else {}
-
-
 MINLSTM = register_cell(
     CellSpec(
         name="minlstm",
@@ -86,7 +66,7 @@ MINLSTM = register_cell(
         gates=("f", "i", "h"),
         states=(StateSpec("h", "output"),),
         step=_step,
-        parameters=_parameters,
+        parameters=input_layer_norm_parameters(3),
         layer="MinLSTM",
         cell="MinLSTMCell",
         options=frozenset({"scan_chunk"}),
@@ -94,6 +74,6 @@ MINLSTM = register_cell(
         paper="Feng, Tung, Ahmed, Bengio & Hajimirsadeghi 2024",
         recurrent="none",
         common_options=frozenset({"layer_norm"}),
-        sequence=_sequence,
+        sequence=linear_sequence(coefficients, log_coefficients),
     )
 )

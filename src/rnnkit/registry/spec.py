@@ -197,6 +197,16 @@ def layer_norm_gains(num_gates: int, hidden: int) -> dict[str, tuple[int, ...]]:
     return {"layer_norm_ih": (num_gates * hidden,), "layer_norm_hh": (num_gates * hidden,)}
 
 
+def input_layer_norm_parameters(num_gates: int) -> Callable[[int, Any], dict[str, tuple[int, ...]]]:
+    """``CellSpec.parameters`` of a cell whose only recurrent-free option adds the input layer
+    norm's gain ``layer_norm_ih (G*H,)`` (minGRU, minLSTM)."""
+
+    def parameters(hidden: int, variants: Any) -> dict[str, tuple[int, ...]]:
+        return {"layer_norm_ih": (num_gates * hidden,)} if variants.layer_norm else {}
+
+    return parameters
+
+
 def layer_norm_parameters(num_gates: int) -> Callable[[int, Any], dict[str, tuple[int, ...]]]:
     """``CellSpec.parameters`` of a cell whose options add only the layer-norm gains."""
 
