@@ -134,6 +134,8 @@ def test_a_config_saved_before_the_shared_base_loads():
         "seed": 0,
     }
     cfg = config_from_state(LMConfig, {"config": saved}, {})
-    # the options added with the new cells (issue 11) take their defaults
-    added = dict(recurrent_max=None, num_heads=None, forget_gate="exp", scan_chunk=None)
+    # the fields added since (the new cells' options, issue 11; the word recipe's, issue 12) take
+    # their defaults, and every saved value is kept
+    added = {k: v for k, v in dataclasses.asdict(LMConfig()).items() if k not in saved}
+    assert {"scan_chunk", "softmax", "word_dropout"} <= set(added)
     assert dataclasses.asdict(cfg) == {**saved, **added}
