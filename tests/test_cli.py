@@ -150,10 +150,16 @@ def test_export_onnx_matches_the_model_and_convert_writes_a_layout(tmp_path, cor
     assert (8, 64) in shapes and (16, 64) in shapes  # kernel (D, 4H), recurrent_kernel (H, 4H)
 
 
-def test_a_time_budget_alone_trains_past_one_epoch(tmp_path, corpus, capsys):
+def test_a_time_budget_alone_trains_past_one_epoch(tmp_path, capsys):
+    """With a budget and no --epochs the epoch count does not stop training: on a corpus of a
+    few batches per epoch the run goes on into later epochs until another limit (here --max-steps,
+    so the test does not depend on how fast a loaded machine runs)."""
+    small = tmp_path / "small.txt"
+    small.write_text(TEXT[:1500], encoding="utf-8")
     run = tmp_path / "run"
-    assert train(run, corpus, "--time-budget", "4", "--sample-length", "0") == 0
-    assert "stopped (time_budget)" in capsys.readouterr().out
+    argv = ("--time-budget", "600", "--max-steps", "40", "--sample-length", "0")
+    assert train(run, str(small), *argv) == 0
+    assert "stopped (max_steps)" in capsys.readouterr().out
     epochs = {r["epoch"] for r in read_metrics(run / "metrics.jsonl") if r["split"] == "train"}
     assert max(epochs) >= 1
 
