@@ -56,16 +56,18 @@ def c_kernels_state() -> str:
 
 def fused_gemm() -> str:
     """How the fused path runs a CPU float32 layer's per-step GEMMs: from the C time loop with
-    torch's BLAS (``loop_gemm`` returns its address), or from a Python loop over the steps with
-    oneDNN's prepacked GEMM or ``torch.mm``; ``torch ops`` when the C kernels do not serve."""
+    torch's BLAS or rnnkit's panel kernel (``loop_gemm``, measured once per process), or from a
+    Python loop over the steps with oneDNN's prepacked GEMM or ``torch.mm``; ``torch ops`` when
+    the C kernels do not serve."""
     like = torch.empty(0)
     blas = "MKL" if torch.backends.mkl.is_available() else "BLAS"
     dnn = "oneDNN" if onednn_gemms() else f"torch.mm ({blas})"
     if not cpu_kernels.available(like):
         return f"torch ops + {dnn}"
-    if loop_gemm(like) is not None:
-        return f"C time loop + {blas} sgemm"
-    return f"Python loop + {dnn}"
+    gemm = loop_gemm(like)
+    if gemm is None:
+        return f"Python loop + {dnn}"
+    return "C time loop + rnnkit panel GEMM" if gemm.panels else f"C time loop + {blas} sgemm"
 
 
 def machine_header() -> dict[str, object]:

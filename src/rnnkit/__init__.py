@@ -7,7 +7,11 @@ behind the same contract; wrappers for stateful use and time-distributed modules
 
 from __future__ import annotations
 
-from .cell_layers import (
+from .reproducibility import request_reproducible_blas
+
+request_reproducible_blas()  # before anything computes: exact resume needs it (reproducibility.py)
+
+from .cell_layers import (  # noqa: E402
     SLSTM,
     IndRNN,
     IndRNNCell,
@@ -17,13 +21,13 @@ from .cell_layers import (
     MinLSTMCell,
     SLSTMCell,
 )
-from .cells import GRUCell, LSTMCell, RNNCell
-from .layers import GRU, LSTM, RNN
-from .recurrent import Recurrent, RecurrentCell
-from .regularization import LockedDropout
-from .serialization import register_safe_globals
-from .state import detach_state, last_valid_step, reset_state
-from .wrappers import Stateful, TimeDistributed
+from .cells import GRUCell, LSTMCell, RNNCell  # noqa: E402
+from .layers import GRU, LSTM, RNN  # noqa: E402
+from .recurrent import Recurrent, RecurrentCell  # noqa: E402
+from .regularization import LockedDropout  # noqa: E402
+from .serialization import register_safe_globals  # noqa: E402
+from .state import detach_state, last_valid_step, reset_state  # noqa: E402
+from .wrappers import Stateful, TimeDistributed  # noqa: E402
 
 __version__ = "0.1.0"
 

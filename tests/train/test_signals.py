@@ -205,3 +205,18 @@ def test_out_dir_naming_a_file_is_refused(tmp_path):
         Trainer(SignalTask(), config(tmp_path / "taken"))
     with pytest.raises(ValueError, match="is inside .*taken, a file"):
         Trainer(SignalTask(), config(tmp_path / "taken" / "run"))
+
+
+def test_the_trainer_warns_when_the_blas_is_not_reproducible(tmp_path, monkeypatch, caplog):
+    """Exact resume needs MKL's reproducible mode (rnnkit.reproducibility); without it, say so."""
+    import rnnkit.train.trainer.core as core
+
+    monkeypatch.setattr(core, "blas_is_reproducible", lambda: False)
+    with caplog.at_level("WARNING", logger=core.logger.name):
+        Trainer(SignalTask(), config(tmp_path / "run", max_steps=1))
+    assert "reproducible mode is off" in caplog.text and "MKL_CBWR=AUTO,STRICT" in caplog.text
+    caplog.clear()
+    monkeypatch.setattr(core, "blas_is_reproducible", lambda: True)
+    with caplog.at_level("WARNING", logger=core.logger.name):
+        Trainer(SignalTask(), config(tmp_path / "run2", max_steps=1))
+    assert "reproducible mode" not in caplog.text

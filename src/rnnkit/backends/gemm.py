@@ -1,8 +1,10 @@
-"""GEMMs of the fused backends: the choice between MKL (``torch.mm``) and oneDNN per CPU, a weight
-reused over many calls (:class:`Gemm`), and a linear layer whose GEMMs all go that way.
+"""GEMMs of the fused backends: the choice between MKL (``torch.mm``), oneDNN and rnnkit's own
+panel kernel per CPU, a weight reused over many calls (:class:`Gemm`), and a linear layer whose
+GEMMs all go that way.
 
-The choice is made at call time from the CPU's vendor (read once) and ``RNNKIT_CPU_GEMM``
-(``mkl`` or ``onednn``), never at import.
+The choice is made at call time, never at import: rnnkit's kernel where the C time loops measured
+it fastest on this machine (:func:`panels_serve`), else oneDNN or MKL by the CPU's vendor (read
+once); ``RNNKIT_CPU_GEMM`` (``mkl``, ``onednn`` or ``panels``) overrides.
 """
 
 from __future__ import annotations
@@ -15,12 +17,15 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..functional import CellParams, layer_norm
-from .cpu_kernels.library import transposed
+from .cpu_kernels import panels
+from .cpu_kernels.library import available, tracing, transposed
 
 
 def outer_sum(grad: Tensor, x: Tensor) -> Tensor:
     """``sum_t grad_t^T x_t`` as one GEMM: ``(T, N, M), (T, N, K) -> (M, K)``."""
     g2, x2 = grad.reshape(-1, grad.shape[-1]), x.reshape(-1, x.shape[-1])
+    if panels_serve(x2) and not _differentiable(g2, x2):
+        return panels.matmul(g2.t(), panels.pack(x2))
     if not onednn_gemms():
         return torch.mm(g2.t(), x2)
     return Gemm(x2.t(), g2.shape[1])(g2.t())
@@ -79,17 +84,41 @@ def dnn_serves(x: Tensor) -> bool:
     )
 
 
+def panels_serve(x: Tensor) -> bool:
+    """Whether :class:`Gemm` and :func:`outer_sum` run ``x``'s GEMMs on rnnkit's panel kernel
+    (:mod:`.cpu_kernels.panels`): CPU float32/float64 with the C kernels built, where the time
+    loops measured it the fastest GEMM here or ``RNNKIT_CPU_GEMM=panels`` asks for it (never while
+    torch.compile or torch.func traces: the kernel works on raw pointers)."""
+    if x.device.type != "cpu" or tracing() or not available(x):
+        return False
+    from .cpu_kernels.lstm import loop_gemm  # the choice is measured there, on the time loop
+
+    gemm = loop_gemm(x)
+    return gemm is not None and gemm.panels
+
+
+def _differentiable(*tensors: Tensor) -> bool:
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
 class Gemm:
     """``x W^T [+ bias] [+ add]`` for a weight ``W (M, K)`` reused over many calls.
 
     Where :func:`dnn_serves` (CPU float32 on a CPU where oneDNN is the faster GEMM) the weight is
     packed once for oneDNN (``torch.ops.mkldnn._linear_pointwise``, the op torch's own compiled CPU
-    code uses); elsewhere (float64, CUDA, Intel CPUs, a build without oneDNN) it is ``torch.mm``.
-    ``rows`` is the expected number of rows of ``x`` (a packing hint).
+    code uses); where :func:`panels_serve` (and ``own_kernel``), into rnnkit's panels; elsewhere
+    (float64, CUDA, Intel CPUs, a build without oneDNN) it is ``torch.mm``. A product that autograd
+    must differentiate goes to ``torch.mm``. ``rows`` is the expected number of rows of ``x`` (a
+    packing hint).
     """
 
-    def __init__(self, w: Tensor, rows: int) -> None:
+    def __init__(self, w: Tensor, rows: int, own_kernel: bool = True) -> None:
         self.packed: Tensor | None = None
+        self.panels: panels.Panels | None = None
+        if own_kernel and panels_serve(w) and not _differentiable(w):
+            self.panels = panels.pack(w.t())  # b = W^T, packed once
+            self.wt = w.t()  # for an x that autograd differentiates
+            return
         # MKL runs skinny GEMMs (a few dozen rows: one time step) ~30% faster on a row-major W^T
         # than on W transposed; for big ones the layout does not matter (docs/benchmarks.md)
         skinny = w.device.type == "cpu" and rows < 256 and not w.t().is_contiguous()
@@ -103,7 +132,7 @@ class Gemm:
     def step_fn(self):
         """``f(x, out)``: ``out = x W^T`` with the least Python per call (the recurrences' hot
         loops call it once per step)."""
-        if self.packed is None:
+        if self.packed is None and self.panels is None:
             mm, wt = torch.mm, self.wt
             return lambda x, out: mm(x, wt, out=out)
         return lambda x, out: self(x, out=out)
@@ -117,6 +146,8 @@ class Gemm:
     ) -> Tensor:
         """``x W^T [+ bias] [+ add]``; with ``out`` (``(rows, M)``, no ``add`` or ``bias``) the
         result is written there (the MKL path then spares the per-step allocation)."""
+        if self.panels is not None and not _differentiable(x):
+            return self._on_panels(x, add, bias, out)
         if out is not None:
             if add is not None or bias is not None:
                 raise ValueError("Gemm: out= goes without add= and bias=")
@@ -131,6 +162,19 @@ class Gemm:
             return torch.mm(x, self.wt) if bias is None else torch.addmm(bias, x, self.wt)
         out = torch.addmm(add, x, self.wt)
         return out if bias is None else out.add_(bias)
+
+    def _on_panels(self, x: Tensor, add: Tensor | None, bias: Tensor | None,
+                   out: Tensor | None) -> Tensor:  # fmt: skip
+        if out is not None:
+            if add is not None or bias is not None:
+                raise ValueError("Gemm: out= goes without add= and bias=")
+            return panels.matmul(x, self.panels, out=out)
+        if add is None and bias is None:
+            return panels.matmul(x, self.panels)
+        start = add if bias is None else (bias if add is None else add + bias)
+        c = start.expand(x.shape[0], self.panels.n).contiguous()
+        c = c.clone() if c is start or c.data_ptr() == start.data_ptr() else c
+        return panels.matmul(x, self.panels, out=c, accumulate=True)
 
 
 class DnnLinear(torch.autograd.Function):

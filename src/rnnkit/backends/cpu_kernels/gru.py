@@ -30,10 +30,10 @@ from .lstm import (
     StepOrder,
     input_grads,
     loop_gemm,
+    loop_weight,
     point_gx,
     project,
     projected_chunks,
-    transposed_weight,
     with_mask_like,
 )
 
@@ -84,17 +84,17 @@ def gru_kernel_forward(mode: str, aux: Aux, inputs: GRUInputs, save: bool):
     h = h0 if aux.mask is None else (h0 * aux.mask).contiguous()
     a = x.new_empty(n, g)  # the recurrent GEMM's output, reused at every step
     gemm = loop_gemm(x)
-    if gemm is not None:  # the time loop in C, its GEMMs on torch's BLAS
-        wt = transposed_weight(w)
+    if gemm is not None:  # the time loop in C
+        wt = loop_weight(w, gemm, transpose=True)
         loop, steps_in, done = kernel("gru_fwd_seq", x.dtype), StepOrder(aux.seq), 0
         for buf, first, chunk in projected_chunks(aux, x, w_ih, False):
             point_gx(ctx, buf, first)
             loop(ref, *steps_in.pointers(done), len(chunk), wt.data_ptr(), a.data_ptr(),
-                 h.data_ptr(), int(mode == "RNN"), gemm)  # fmt: skip
+                 h.data_ptr(), int(mode == "RNN"), gemm.panels, gemm.blas)  # fmt: skip
             done += len(chunk)
     else:  # the time loop in Python, one GEMM call and one step-kernel call per step
         fwd = kernel(f"{mode.lower()}_fwd", x.dtype)
-        step_gemm, hss = Gemm(w, n).step_fn(), hs.unbind(0)
+        step_gemm, hss = Gemm(w, n, own_kernel=False).step_fn(), hs.unbind(0)
         for buf, first, chunk in projected_chunks(aux, x, w_ih, False):
             point_gx(ctx, buf, first)
             for t, prev in chunk:
@@ -166,19 +166,19 @@ def gru_kernel_backward(
     rec, buf = None, hs.new_empty(n, hid)
     gemm = loop_gemm(hs)
     if gemm is not None:  # the time loop in C
-        w_rows, h_in = w.detach().contiguous(), h_in.contiguous()
-        wt = transposed_weight(w) if recompute else w_rows
+        w_loop, h_in = loop_weight(w, gemm, transpose=False), h_in.contiguous()
+        wt = loop_weight(w, gemm, transpose=True) if recompute else w_loop
         visits = StepOrder(seq)  # referenced until the call returns: the C loop reads it
         kernel("gru_bwd_seq", hs.dtype)(
-            ref, *visits.pointers(0), steps, w_rows.data_ptr(), wt.data_ptr(),
+            ref, *visits.pointers(0), steps, w_loop.data_ptr(), wt.data_ptr(),
             h_in.data_ptr(), None if dw is None else dw.data_ptr(), buf.data_ptr(),
-            int(mode == "RNN"), gemm,
+            int(mode == "RNN"), gemm.panels, gemm.blas,
         )  # fmt: skip
         rec = buf if steps else None
     else:  # the time loop in Python
         bwd = kernel(f"{mode.lower()}_bwd", hs.dtype)
-        step_gemm_t = Gemm(w.t(), n).step_fn()
-        step_gemm = Gemm(w, n).step_fn() if recompute else None
+        step_gemm_t = Gemm(w.t(), n, own_kernel=False).step_fn()
+        step_gemm = Gemm(w, n, own_kernel=False).step_fn() if recompute else None
         order, prevs = visiting_steps(seq)
         for t, prev in zip(reversed(order), reversed(prevs)):
             if step_gemm is not None:

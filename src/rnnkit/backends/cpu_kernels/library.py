@@ -182,8 +182,8 @@ def _declare(lib: ctypes.CDLL, suffix: str) -> None:
         fn.restype = None
     for name, extra in _LOOP_FUNCTIONS.items():
         fn = getattr(lib, f"{name}_{suffix}")
-        fn.argtypes = [ctypes.POINTER(StepCtx), _P, _P, ctypes.c_long, *extra, _P]
-        fn.restype = None
+        fn.argtypes = [ctypes.POINTER(StepCtx), _P, _P, ctypes.c_long, *extra, ctypes.c_long, _P]
+        fn.restype = None  # ... packed, gemm
     fwd = getattr(lib, f"minrnn_fwd_{suffix}")
     fwd.argtypes = [_P, _P, _P, *([ctypes.c_long] * 5)]
     fwd.restype = None
@@ -193,6 +193,14 @@ def _declare(lib: ctypes.CDLL, suffix: str) -> None:
     fin = getattr(lib, f"bwd_finish_{suffix}")
     fin.argtypes = [ctypes.POINTER(StepCtx), _P, _P]
     fin.restype = None
+    width = getattr(lib, f"panel_width_{suffix}")
+    width.argtypes, width.restype = [], ctypes.c_long
+    pack = getattr(lib, f"pack_panels_{suffix}")
+    pack.argtypes, pack.restype = [_P, *([ctypes.c_long] * 4), _P], None
+    mm = getattr(lib, f"panel_matmul_{suffix}")
+    mm.argtypes = [*([ctypes.c_long] * 3), _P, ctypes.c_long, ctypes.c_long, _P, _P,
+                   *([ctypes.c_long] * 3)]  # fmt: skip
+    mm.restype = None
     tr = getattr(lib, f"transpose_{suffix}")
     tr.argtypes = [_P, _P, ctypes.c_long, ctypes.c_long]
     tr.restype = None

@@ -35,6 +35,7 @@ from torch import Tensor
 from ..gemm import Gemm, dnn_serves, outer_sum
 from ..sequence import Aux, Seq, recurrent_input, sum_leading, visiting_steps
 from .library import blas_gemm, kernel, make_context, thread_sums
+from .panels import pack
 
 logger = logging.getLogger(__name__)
 
@@ -78,37 +79,53 @@ def projected_chunks(aux: Aux, x: Tensor, w_ih: Tensor | None, keep_all: bool):
         yield buf, first, chunk
 
 
-def loop_gemm(like: Tensor) -> int | None:
-    """The BLAS GEMM that the C time loops (``*_seq`` in ``csrc/``) call for the per-step GEMMs, or
-    None: then Python steps the loop, one oneDNN GEMM call per step.
+class LoopGemm(NamedTuple):
+    """How the C time loops (``*_seq`` in ``csrc/``) run their per-step GEMMs: ``blas`` is the
+    address of torch's BLAS GEMM (:func:`blas_gemm`); with ``panels`` the loop's weight comes
+    packed into panels once per call and rnnkit's own kernel multiplies (``csrc/panel_gemm.h``),
+    else BLAS does (the GRU's in-loop weight gradient is always BLAS)."""
 
-    Where MKL is the GEMM (Intel CPUs, float64, ``RNNKIT_CPU_GEMM=mkl``) the C loop takes torch's
-    BLAS. Where oneDNN is (:func:`rnnkit.backends.gemm.prefer_onednn`: other vendors' CPUs, whose
-    MKL code paths are generic), the two are measured once per process on a small layer and the
-    faster serves (:func:`c_loop_measured_faster`); ``RNNKIT_CPU_GEMM=onednn`` insists on oneDNN.
+    blas: int
+    panels: bool
+
+
+GEMM_CHOICES = ("mkl", "panels", "onednn")
+
+
+def loop_gemm(like: Tensor) -> LoopGemm | None:
+    """How the time loops multiply for tensors like ``like``, or None: then Python steps the loop,
+    one oneDNN GEMM call per step.
+
+    ``RNNKIT_CPU_GEMM`` chooses: ``mkl`` (the C loop on torch's BLAS), ``panels`` (the C loop on
+    rnnkit's kernel) or ``onednn`` (the Python loop where oneDNN serves ``like``, else BLAS). Unset, the
+    candidates are measured once per process and dtype (:func:`fastest_loop`): on Intel CPUs
+    MKL runs these skinny GEMMs well, elsewhere its generic code paths take 2-3x oneDNN's time.
     None too where torch exports no BLAS."""
-    gemm = blas_gemm(like.dtype)
-    if gemm is None or not dnn_serves(like):
-        return gemm
-    if os.environ.get("RNNKIT_CPU_GEMM", "").lower() == "onednn":
+    blas = blas_gemm(like.dtype)
+    if blas is None:
         return None
-    return gemm if c_loop_measured_faster() else None
+    choice = os.environ.get("RNNKIT_CPU_GEMM", "").lower()
+    if choice == "onednn":  # float64 has no oneDNN GEMM: BLAS then
+        return None if dnn_serves(like) else LoopGemm(blas, False)
+    if choice in ("mkl", "panels"):
+        return LoopGemm(blas, choice == "panels")
+    return fastest_loop(like.dtype, dnn_serves(like))
 
 
 @functools.cache
-def c_loop_measured_faster() -> bool:
-    """Whether the C time loop on torch's BLAS runs a small float32 LSTM (T=24, N=16, H=256)
-    faster than the Python loop with oneDNN's per-step GEMMs, here (best of 5 runs each, ~20 ms
-    in all, once per process)."""
+def fastest_loop(dtype: torch.dtype, onednn: bool) -> LoopGemm | None:
+    """The fastest of the C loop on BLAS, the C loop on panels and (``onednn``) the Python loop on
+    oneDNN's GEMMs for a small LSTM (T=24, N=16, H=256) in ``dtype``, here: the best of 5 forward
+    passes each, ~30 ms in all, once per process."""
     gen = torch.Generator().manual_seed(0)
     steps, n, hid = 24, 16, 256
-    x = torch.randn(steps, n, 4 * hid, generator=gen)
-    h0 = torch.zeros(n, hid)
-    w = torch.randn(4 * hid, hid, generator=gen) / hid**0.5
+    x = torch.randn(steps, n, 4 * hid, generator=gen, dtype=dtype)
+    h0 = torch.zeros(n, hid, dtype=dtype)
+    w = torch.randn(4 * hid, hid, generator=gen, dtype=dtype) / hid**0.5
     inputs = LSTMInputs(x, None, h0, h0, w, None, None, None, None, None, None)
     aux = Aux(Seq(steps, False))
 
-    def best(gemm: int | None) -> float:
+    def best(gemm: LoopGemm | None) -> float:
         times = []
         for _ in range(5):
             start = time.perf_counter()
@@ -116,11 +133,24 @@ def c_loop_measured_faster() -> bool:
             times.append(time.perf_counter() - start)
         return min(times)
 
+    blas = blas_gemm(dtype)
+    candidates = [LoopGemm(blas, False), LoopGemm(blas, True)] + ([None] if onednn else [])
     with torch.no_grad():
-        c_loop, python_loop = best(blas_gemm(torch.float32)), best(None)
-    logger.info("rnnkit: per-step GEMMs measured: C loop + BLAS %.0f us, Python loop + oneDNN "
-                "%.0f us", c_loop * 1e6, python_loop * 1e6)  # fmt: skip
-    return c_loop <= python_loop
+        times = [best(c) for c in candidates]
+    names = ("C loop + BLAS", "C loop + panels", "Python loop + oneDNN")
+    logger.info("rnnkit: per-step GEMMs measured (%s): %s", dtype,
+                ", ".join(f"{k} {t * 1e6:.0f} us" for k, t in zip(names, times)))  # fmt: skip
+    return candidates[times.index(min(times))]
+
+
+def loop_weight(w: Tensor, gemm: LoopGemm, transpose: bool) -> Tensor:
+    """The weight ``b`` of a C time loop's per-step GEMM ``a b``: ``b = W^T`` (``transpose``, the
+    forward's ``h W_hh^T``) or ``W`` (the backward's ``da W_hh``), row-major for BLAS or packed into
+    panels (``gemm.panels``) for rnnkit's kernel."""
+    w = w.detach().contiguous()
+    if gemm.panels:
+        return pack(w.t() if transpose else w).data
+    return transposed_weight(w) if transpose else w
 
 
 @functools.lru_cache(maxsize=64)
@@ -192,9 +222,9 @@ def lstm_kernel_forward(aux: Aux, inputs: LSTMInputs, save: bool):
     return _forward(aux, inputs, save, loop_gemm(inputs.x))
 
 
-def _forward(aux: Aux, inputs: LSTMInputs, save: bool, gemm: int | None):
-    """:func:`lstm_kernel_forward` with the time loop in C on BLAS GEMM ``gemm``, or in Python
-    (None)."""
+def _forward(aux: Aux, inputs: LSTMInputs, save: bool, gemm: LoopGemm | None):
+    """:func:`lstm_kernel_forward` with the time loop in C, its GEMMs as ``gemm`` says, or in
+    Python (None)."""
     x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep = inputs
     steps, n = x.shape[:2]
     hid = h0.shape[-1]
@@ -226,18 +256,19 @@ def _forward(aux: Aux, inputs: LSTMInputs, save: bool, gemm: int | None):
     a = x.new_empty(n, g4)  # the recurrent GEMM's output, reused at every step
     keep_gx = False  # backward rebuilds the projections with one GEMM rather than keep them
     gx = None
-    if gemm is not None:  # the time loop in C, its GEMMs on torch's BLAS
-        wt = transposed_weight(w)
+    if gemm is not None:  # the time loop in C
+        wt = loop_weight(w, gemm, transpose=True)
         loop, steps_in = kernel("lstm_fwd_seq", x.dtype), StepOrder(aux.seq)
         done = 0
         for buf, first, chunk in projected_chunks(aux, x, w_ih, keep_gx):
             point_gx(ctx, buf, first)
             gx = buf
             loop(ref, *steps_in.pointers(done), len(chunk), wt.data_ptr(), a.data_ptr(),
-                 h.data_ptr(), gemm)  # fmt: skip
+                 h.data_ptr(), gemm.panels, gemm.blas)  # fmt: skip
             done += len(chunk)
     else:  # the time loop in Python, one GEMM call and one step-kernel call per step
-        fwd, step_gemm, hss = kernel("lstm_fwd", x.dtype), Gemm(w, n).step_fn(), hs.unbind(0)
+        fwd, hss = kernel("lstm_fwd", x.dtype), hs.unbind(0)
+        step_gemm = Gemm(w, n, own_kernel=False).step_fn()
         for buf, first, chunk in projected_chunks(aux, x, w_ih, keep_gx):
             point_gx(ctx, buf, first)
             gx = buf
@@ -325,13 +356,13 @@ def lstm_kernel_backward(
     rec, buf = None, hs.new_empty(n, hs.shape[-1])
     gemm = loop_gemm(hs)
     if gemm is not None:  # the time loop in C
-        w_rows = w.detach().contiguous()
+        w_loop = loop_weight(w, gemm, transpose=False)
         visits = StepOrder(aux.seq)  # referenced until the call returns: the C loop reads it
-        kernel("lstm_bwd_seq", hs.dtype)(ref, *visits.pointers(0), steps, w_rows.data_ptr(),
-                                         buf.data_ptr(), gemm)  # fmt: skip
+        kernel("lstm_bwd_seq", hs.dtype)(ref, *visits.pointers(0), steps, w_loop.data_ptr(),
+                                         buf.data_ptr(), gemm.panels, gemm.blas)  # fmt: skip
         rec = buf if steps else None
     else:
-        bwd, step_gemm_t = kernel("lstm_bwd", hs.dtype), Gemm(w.t(), n).step_fn()
+        bwd, step_gemm_t = kernel("lstm_bwd", hs.dtype), Gemm(w.t(), n, own_kernel=False).step_fn()
         order, prevs = visiting_steps(aux.seq)
         for t, prev in zip(reversed(order), reversed(prevs)):
             bwd(ref, t, prev, None if rec is None else rec.data_ptr())

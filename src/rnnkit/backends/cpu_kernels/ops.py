@@ -113,6 +113,7 @@ def _setup_lstm(ctx, inputs, output) -> None:
     (x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep, mask, zh, rh, zc, rc, lengths,
      reverse, save) = inputs  # fmt: skip
     ctx.rates, ctx.reverse, ctx.save = (rh, rc), reverse, save
+    ctx.set_materialize_grads(False)  # no zeros for the saved buffers' gradients (MBs per call)
     ctx.save_for_backward(x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep, mask, zh, zc,
                           lengths, output[0], *output[3:])  # fmt: skip
 
@@ -255,6 +256,7 @@ _GRU_TENSORS = 8
 def _setup_gru(ctx, inputs, output) -> None:
     x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh, mask, zh, rh, lengths, reverse, cell, save = inputs
     ctx.rate, ctx.reverse, ctx.cell, ctx.save = rh, reverse, cell, save
+    ctx.set_materialize_grads(False)
     ctx.save_for_backward(x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh, mask, zh, lengths, output[0],
                           *output[2:])  # fmt: skip
 

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ...reproducibility import blas_is_reproducible
 from .. import distributed as dist_utils
 from ..checkpoint import latest_checkpoint, load_newest_intact
 from ..clock import RunClock
@@ -88,6 +89,11 @@ class Trainer(StepsMixin, TrackingMixin, SavingMixin, GuardsMixin):
     ) -> None:
         self.device = dist_utils.resolve_device(cfg.device, local_rank)
         self.ctx = dist_utils.init_distributed(self.device)
+        if self.device.type == "cpu" and not blas_is_reproducible():
+            logger.warning("MKL's reproducible mode is off (torch computed before rnnkit was "
+                           "imported, or MKL_CBWR turns it off): on this CPU a resumed run can "
+                           "drift from an unbroken one; import rnnkit first or set "
+                           "MKL_CBWR=AUTO,STRICT")  # fmt: skip
         seed_everything(cfg.seed)
         self.model: nn.Module = task.build_model().to(self.device)
         if self.ctx.rank > 0:  # distinct dropout masks per rank; rank 0 keeps the 1-process stream

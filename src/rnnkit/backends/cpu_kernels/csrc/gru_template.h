@@ -196,17 +196,18 @@ void FN(rnn_bwd)(const StepCtx *x0, long t, long prev, const REAL *restrict rec)
 
 /* The GRU (G = 3H) or Elman RNN (rnn != 0, G = H) forward time loop: lstm_fwd_seq's contract. */
 void FN(gru_fwd_seq)(const StepCtx *x, const long *order, const long *prevs, long count,
-                     const REAL *wt, REAL *a, const REAL *h_first, long rnn, gemm_fn gemm) {
+                     const REAL *wt, REAL *a, const REAL *h_first, long rnn, long packed,
+                     gemm_fn gemm) {
     const long N = x->N, H = x->H, G = rnn ? H : 3 * H;
     #pragma omp parallel num_threads(x->nthreads) if (x->nthreads > 1)
     {
         long lo, hi;
-        rk_share(G, &lo, &hi);
+        rk_share(G, packed ? RK_PW : 16, &lo, &hi);
         for (long s = 0; s < count; s++) {
             const long t = order[s], prev = prevs[s];
             const REAL *hin = prev < 0 ? h_first
                               : (x->mask ? (const REAL *)x->hm : (const REAL *)x->hs + prev * N * H);
-            FN(gemm_nn)(gemm, N, hi - lo, H, hin, H, wt + lo, G, a + lo, G, 0);
+            FN(step_gemm)(gemm, packed, N, lo, hi, H, hin, wt, G, a);
             #pragma omp barrier
             if (rnn) FN(rnn_fwd_rows)(x, t, prev, a);
             else FN(gru_fwd_rows)(x, t, prev, a);
@@ -220,25 +221,26 @@ void FN(gru_fwd_seq)(const StepCtx *x, const long *order, const long *prevs, lon
  * input. */
 void FN(gru_bwd_seq)(const StepCtx *x, const long *order, const long *prevs, long count,
                      const REAL *w, const REAL *wt, const REAL *h_in, REAL *dw, REAL *rec,
-                     long rnn, gemm_fn gemm) {
+                     long rnn, long packed, gemm_fn gemm) {
     const long N = x->N, H = x->H, G = rnn ? H : 3 * H;
     #pragma omp parallel num_threads(x->nthreads) if (x->nthreads > 1)
     {
-        long glo, ghi, hlo, hhi;
-        rk_share(G, &glo, &ghi);
-        rk_share(H, &hlo, &hhi);
+        long glo, ghi, hlo, hhi, plo, phi; /* this thread's columns of dw (BLAS), rec and arec */
+        rk_share(G, 16, &glo, &ghi);
+        rk_share(H, packed ? RK_PW : 16, &hlo, &hhi);
+        rk_share(G, packed ? RK_PW : 16, &plo, &phi);
         for (long s = count - 1; s >= 0; s--) {
             const long t = order[s];
             const REAL *hin = h_in + t * N * H;
             if (x->arec) {
-                FN(gemm_nn)(gemm, N, ghi - glo, H, hin, H, wt + glo, G, (REAL *)x->arec + glo, G, 0);
+                FN(step_gemm)(gemm, packed, N, plo, phi, H, hin, wt, G, (REAL *)x->arec);
                 #pragma omp barrier
             }
             const REAL *r = s == count - 1 ? (const REAL *)0 : rec;
             if (rnn) FN(rnn_bwd_rows)(x, t, prevs[s], r);
             else FN(gru_bwd_rows)(x, t, prevs[s], r);
             const REAL *da = (const REAL *)x->da + t * x->da_st;
-            FN(gemm_nn)(gemm, N, hhi - hlo, G, da, G, w + hlo, H, rec + hlo, H, 0);
+            FN(step_gemm)(gemm, packed, N, hlo, hhi, G, da, w, H, rec);
             if (dw) FN(gemm_tn)(gemm, ghi - glo, H, N, da + glo, G, hin, H, dw + glo * H, H, 1);
             #pragma omp barrier
         }

@@ -416,6 +416,14 @@ static inline void FN(gemm_nn)(gemm_fn gemm, long m, long n, long k, const REAL 
     gemm("N", "N", &Nn, &M, &K, &one, b, &LB, a, &LA, &beta, c, &LC);
 }
 
+/* c[:, lo:hi] = a (m, k) b[:, lo:hi], this thread's columns of a step's GEMM: b row-major (row
+ * stride ldb) on the BLAS, or, with packed, b's panels (panel_gemm.h; lo a multiple of RK_PW) */
+static inline void FN(step_gemm)(gemm_fn gemm, long packed, long m, long lo, long hi, long k,
+                                 const REAL *a, const REAL *b, long ldb, REAL *c) {
+    if (packed) FN(panel_gemm)(m, lo, hi, k, a, k, b, c, ldb);
+    else FN(gemm_nn)(gemm, m, hi - lo, k, a, k, b + lo, ldb, c + lo, ldb, 0);
+}
+
 /* c (m, n) (+)= a^T b for a (k, m), b (k, n), row-major (a column block of a: a + lo): a weight
  * gradient summed over the batch rows */
 static inline void FN(gemm_tn)(gemm_fn gemm, long m, long n, long k, const REAL *a, long lda,
@@ -427,7 +435,8 @@ static inline void FN(gemm_tn)(gemm_fn gemm, long m, long n, long k, const REAL 
 }
 
 /* The time loops run in one parallel region on torch's threads: per step each thread computes its
- * share of the GEMM's output columns (rk_share; BLAS runs single-threaded inside the region), a
+ * share of the GEMM's output columns (rk_share; BLAS runs single-threaded inside the region; with
+ * packed != 0 the weight comes as panels, pack_panels, and panel_gemm.h multiplies), a
  * barrier, then the step kernel with the batch rows split over the threads (its loop ends in a
  * barrier). One fork for the whole sequence; on one thread the region is the plain loop. */
 
@@ -435,17 +444,17 @@ static inline void FN(gemm_tn)(gemm_fn gemm, long m, long n, long k, const REAL 
  * state): per step the recurrent GEMM a (N, 4H) = hin W_hh^T with wt = W_hh^T (H, 4H) row-major,
  * then the step kernel. h_first is the first GEMM input (h0, or h0 * mask). */
 void FN(lstm_fwd_seq)(const StepCtx *x, const long *order, const long *prevs, long count,
-                      const REAL *wt, REAL *a, const REAL *h_first, gemm_fn gemm) {
+                      const REAL *wt, REAL *a, const REAL *h_first, long packed, gemm_fn gemm) {
     const long N = x->N, H = x->H, G = 4 * H;
     #pragma omp parallel num_threads(x->nthreads) if (x->nthreads > 1)
     {
         long lo, hi;
-        rk_share(G, &lo, &hi);
+        rk_share(G, packed ? RK_PW : 16, &lo, &hi);
         for (long s = 0; s < count; s++) {
             const long t = order[s], prev = prevs[s];
             const REAL *hin = prev < 0 ? h_first
                               : (x->mask ? (const REAL *)x->hm : (const REAL *)x->hs + prev * N * H);
-            FN(gemm_nn)(gemm, N, hi - lo, H, hin, H, wt + lo, G, a + lo, G, 0);
+            FN(step_gemm)(gemm, packed, N, lo, hi, H, hin, wt, G, a);
             #pragma omp barrier
             FN(lstm_fwd_rows)(x, t, prev, a);
         }
@@ -456,17 +465,17 @@ void FN(lstm_fwd_seq)(const StepCtx *x, const long *order, const long *prevs, lo
  * the recurrent gradient rec (N, H) = d_pre_t W_hh (w: W_hh (4H, H) row-major; d_pre: da with the
  * recurrent layer norm, else dz). rec holds the last GEMM's result for bwd_finish. */
 void FN(lstm_bwd_seq)(const StepCtx *x, const long *order, const long *prevs, long count,
-                      const REAL *w, REAL *rec, gemm_fn gemm) {
+                      const REAL *w, REAL *rec, long packed, gemm_fn gemm) {
     const long N = x->N, H = x->H, G = 4 * H;
     const REAL *d_pre = x->ln_w ? (const REAL *)x->da : (const REAL *)x->dz;
     #pragma omp parallel num_threads(x->nthreads) if (x->nthreads > 1)
     {
         long lo, hi;
-        rk_share(H, &lo, &hi);
+        rk_share(H, packed ? RK_PW : 16, &lo, &hi);
         for (long s = count - 1; s >= 0; s--) {
             const long t = order[s];
             FN(lstm_bwd_rows)(x, t, prevs[s], s == count - 1 ? (const REAL *)0 : rec);
-            FN(gemm_nn)(gemm, N, hi - lo, G, d_pre + t * N * G, G, w + lo, H, rec + lo, H, 0);
+            FN(step_gemm)(gemm, packed, N, lo, hi, G, d_pre + t * N * G, w, H, rec);
             #pragma omp barrier
         }
     }

@@ -9,17 +9,18 @@
 
 #define LN_EPS 1e-5
 
-/* this thread's share [lo, hi) of n columns, in whole blocks of 16 (a vector register's worth):
- * the columns of a GEMM split over the threads of the enclosing parallel region */
-static inline void rk_share(long n, long *lo, long *hi) {
+/* this thread's share [lo, hi) of n columns, in whole blocks of `block` (16, a vector register's
+ * worth, for BLAS; a panel for panel_gemm.h): the columns of a GEMM split over the threads of the
+ * enclosing parallel region */
+static inline void rk_share(long n, long block, long *lo, long *hi) {
 #ifdef _OPENMP
     const long tid = omp_get_thread_num(), nth = omp_get_num_threads();
 #else
     const long tid = 0, nth = 1;
 #endif
-    const long blocks = (n + 15) / 16;
-    *lo = blocks * tid / nth * 16;
-    *hi = blocks * (tid + 1) / nth * 16;
+    const long blocks = (n + block - 1) / block;
+    *lo = blocks * tid / nth * block;
+    *hi = blocks * (tid + 1) / nth * block;
     if (*lo > n) *lo = n;
     if (*hi > n) *hi = n;
 }
@@ -53,6 +54,7 @@ static inline float rk_tanhf(float x) { return 1.0f - 2.0f / (rk_expf(2.0f * x) 
 #define TANH rk_tanhf
 #define SQRT sqrtf
 #endif
+#include "panel_gemm.h"
 #include "lstm_template.h"
 #include "gru_template.h"
 #include "minrnn_template.h"
@@ -92,4 +94,4 @@ void BERNOULLI_CAT(transpose, SFX)(const REAL *restrict src, REAL *restrict dst,
 }
 
 /* the version the Python side checks before binding the structs */
-long rnnkit_abi_version(void) { return 12; }
+long rnnkit_abi_version(void) { return 13; }

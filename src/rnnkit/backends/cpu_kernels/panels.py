@@ -1,0 +1,61 @@
+"""rnnkit's own GEMM (``csrc/panel_gemm.h``), for CPUs whose BLAS runs a recurrent layer's GEMMs
+slowly: on AMD EPYC, MKL and OpenBLAS take 2-3x oneDNN's time for a step's ``20 x 128 x 512``
+product, and oneDNN itself is reachable only through torch ops that re-pack the weight at every
+call (``docs/benchmarks.md``). :func:`rnnkit.backends.cpu_kernels.lstm.loop_gemm` measures which
+serves, once per process.
+
+``b`` of a product ``a b`` is packed once into panels of a few vector widths (:func:`pack`); the
+time loops multiply by the panels at every step, and :func:`matmul` runs the large GEMMs (input
+projections, their gradients, the weight gradients) on torch's threads. ``a`` may be any strided
+2-D tensor (a transposed view included): the kernel reads it through its strides.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from .library import kernel
+
+
+class Panels(NamedTuple):
+    """``b (k, n)`` packed for :func:`matmul`: ``ceil(n / width)`` panels of ``k x width`` values,
+    zero-padded past column ``n``."""
+
+    data: Tensor
+    k: int
+    n: int
+
+
+def pack(b: Tensor) -> Panels:
+    """The panels of a 2-D ``b (k, n)``, read through its strides (``w.t()`` packs ``W^T``)."""
+    b = b.detach()
+    k, n = b.shape
+    width = kernel("panel_width", b.dtype)()
+    data = b.new_empty(-(-n // width) * width * k)
+    kernel("pack_panels", b.dtype)(b.data_ptr(), k, n, b.stride(0), b.stride(1), data.data_ptr())
+    return Panels(data, k, n)
+
+
+def matmul(a: Tensor, b: Panels, out: Tensor | None = None, accumulate: bool = False) -> Tensor:
+    """``a (m, k) @ b`` on torch's threads: a new ``(m, n)`` tensor, or written into (or, with
+    ``accumulate``, added to) the row-major ``out``."""
+    m, k = a.shape
+    if k != b.k:
+        raise ValueError(f"panels.matmul: a has {k} columns, the panels {b.k} rows")
+    if out is None:
+        if accumulate:
+            raise ValueError("panels.matmul: accumulate=True needs out=")
+        out = a.new_empty(m, b.n)
+    if out.shape != (m, b.n) or out.stride(1) != 1:
+        raise ValueError(f"panels.matmul: out must be row-major ({m}, {b.n}), got "
+                         f"{tuple(out.shape)} with strides {out.stride()}")  # fmt: skip
+    if m and b.n:
+        if k == 0 and not accumulate:
+            return out.zero_()
+        kernel("panel_matmul", a.dtype)(m, b.n, k, a.data_ptr(), a.stride(0), a.stride(1),
+                                        b.data.data_ptr(), out.data_ptr(), out.stride(0),
+                                        int(accumulate), torch.get_num_threads())  # fmt: skip
+    return out
