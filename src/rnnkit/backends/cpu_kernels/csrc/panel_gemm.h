@@ -47,18 +47,16 @@ void PFN(pack_panels)(const REAL *restrict b, long k, long n, long sk, long sn,
                 for (long j = 0; j < w; j++) dst[r * RK_PW + j] = b[r * sk + p0 + j];
                 for (long j = w; j < RK_PW; j++) dst[r * RK_PW + j] = 0;
             }
-        } else { /* a transposed read: blocks of 16 rows, each column's 16 values read in a run */
-            for (long r0 = 0; r0 < k; r0 += 16) {
-                const long r1 = r0 + 16 < k ? r0 + 16 : k;
-                for (long j = 0; j < RK_PW; j++) {
-                    if (j < w) {
-                        const REAL *src = b + (p0 + j) * sn;
-                        for (long r = r0; r < r1; r++) dst[r * RK_PW + j] = src[r * sk];
-                    } else {
-                        for (long r = r0; r < r1; r++) dst[r * RK_PW + j] = 0;
-                    }
-                }
+        } else if (w == RK_PW) { /* a transposed read: each row of the panel a vector gather */
+            for (long r = 0; r < k; r++) {
+                const REAL *src = b + r * sk + p0 * sn;
+                #pragma omp simd
+                for (long j = 0; j < RK_PW; j++) dst[r * RK_PW + j] = src[j * sn];
             }
+        } else {
+            for (long r = 0; r < k; r++)
+                for (long j = 0; j < RK_PW; j++)
+                    dst[r * RK_PW + j] = j < w ? b[r * sk + (p0 + j) * sn] : (REAL)0;
         }
     }
 }
