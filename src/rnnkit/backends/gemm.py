@@ -146,11 +146,11 @@ class Gemm:
     ) -> Tensor:
         """``x W^T [+ bias] [+ add]``; with ``out`` (``(rows, M)``, no ``add`` or ``bias``) the
         result is written there (the MKL path then spares the per-step allocation)."""
+        if out is not None and (add is not None or bias is not None):
+            raise ValueError("Gemm: out= goes without add= and bias=")
         if self.panels is not None and not _differentiable(x):
             return self._on_panels(x, add, bias, out)
         if out is not None:
-            if add is not None or bias is not None:
-                raise ValueError("Gemm: out= goes without add= and bias=")
             if self.packed is None:
                 return torch.mm(x, self.wt, out=out)
             return out.copy_(_linear(x, self.packed, None, "none", [], ""))
@@ -165,15 +165,15 @@ class Gemm:
 
     def _on_panels(self, x: Tensor, add: Tensor | None, bias: Tensor | None,
                    out: Tensor | None) -> Tensor:  # fmt: skip
-        if out is not None:
-            if add is not None or bias is not None:
-                raise ValueError("Gemm: out= goes without add= and bias=")
+        if out is not None or (add is None and bias is None):
             return panels.matmul(x, self.panels, out=out)
-        if add is None and bias is None:
-            return panels.matmul(x, self.panels)
-        start = add if bias is None else (bias if add is None else add + bias)
-        c = start.expand(x.shape[0], self.panels.n).contiguous()
-        c = c.clone() if c is start or c.data_ptr() == start.data_ptr() else c
+        c = x.new_empty(x.shape[0], self.panels.n)  # the addend, then the product added to it
+        if add is None:
+            c.copy_(bias.expand_as(c))
+        elif bias is None:
+            c.copy_(add)
+        else:
+            torch.add(add, bias, out=c)
         return panels.matmul(x, self.panels, out=c, accumulate=True)
 
 
