@@ -255,7 +255,8 @@ LAYER_KW = {
 
 @pytest.mark.parametrize("chunks", ["one chunk", "2-step chunks"])
 @pytest.mark.parametrize("mode,training", list(itertools.product(LAYER_KW, (True, False))))
-def test_fused_layer_equals_reference_layer(mode, training, chunks, monkeypatch):
+def test_fused_layer_equals_reference_layer(mode, training, chunks, monkeypatch,
+                                            outputs_and_gradients):  # fmt: skip
     """2-layer bidirectional layer, every variant: backend 'fused' == 'reference' (same masks),
     with the input projections in one GEMM or in chunks of 2 steps
     (rnnkit.backends.cpu_kernels.lstm), with and without gradients."""
@@ -271,16 +272,7 @@ def test_fused_layer_equals_reference_layer(mode, training, chunks, monkeypatch)
         layers.append(cls(2, H, num_layers=2, bidirectional=True, dropout=0.2, dtype=DT,
                           backend=backend, **LAYER_KW[mode]).train(training))  # fmt: skip
     x = torch.randn(T, N, 2, dtype=DT)
-    results = []
-    for layer in layers:
-        torch.manual_seed(1)
-        xi = x.clone().requires_grad_()
-        out, hn = layer(xi, lengths=LENGTHS)
-        states = hn if isinstance(hn, tuple) else (hn,)
-        loss = out.square().sum() + sum(s.sum() for s in states)
-        grads = torch.autograd.grad(loss, [xi, *layer.parameters()])
-        results.append((out, states, grads))
-    (o1, s1, g1), (o2, s2, g2) = results
+    (o1, s1, g1), (o2, s2, g2) = (outputs_and_gradients(layer, x, LENGTHS) for layer in layers)
     torch.testing.assert_close(o1, o2, atol=1e-9, rtol=0)
     for a, b in zip((*s1, *g1), (*s2, *g2)):
         torch.testing.assert_close(a, b, atol=1e-9, rtol=0)

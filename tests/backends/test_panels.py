@@ -113,7 +113,8 @@ KW = {
 
 
 @pytest.mark.parametrize("mode", list(KW))
-def test_time_loops_equal_the_reference_on_every_loop_gemm(mode, loop_choice):
+def test_time_loops_equal_the_reference_on_every_loop_gemm(mode, loop_choice,
+                                                           outputs_and_gradients):  # fmt: skip
     """H=40 (two panels of W_hh, five of the gates), N=8 (a 6-row tile and a 2-row one), both
     directions, lengths: forward and every gradient within 1e-9 of the reference loop."""
     cls = getattr(rnnkit, mode.split("_")[0])
@@ -124,15 +125,8 @@ def test_time_loops_equal_the_reference_on_every_loop_gemm(mode, loop_choice):
         layers.append(cls(24, 40, num_layers=2, bidirectional=True, dtype=torch.float64,
                           backend=backend, **KW[mode]))  # fmt: skip
     x = torch.randn(6, 8, 24, dtype=torch.float64)
-    results = []
-    for layer in layers:
-        torch.manual_seed(1)
-        xi = x.clone().requires_grad_()
-        out, hn = layer(xi, lengths=lengths)
-        states = hn if isinstance(hn, tuple) else (hn,)
-        loss = out.square().sum() + sum(s.sum() for s in states)
-        results.append((out, *torch.autograd.grad(loss, [xi, *layer.parameters()])))
-    for a, b in zip(*results):
+    (o1, s1, g1), (o2, s2, g2) = (outputs_and_gradients(layer, x, lengths) for layer in layers)
+    for a, b in zip((o1, *s1, *g1), (o2, *s2, *g2)):
         torch.testing.assert_close(a, b, atol=1e-9, rtol=0)
 
 
