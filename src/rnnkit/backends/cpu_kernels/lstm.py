@@ -4,13 +4,14 @@ Forward: the input enters as the bare GEMM ``gx = x W_ih^T``, computed a chunk o
 the recurrence (:func:`projected_chunks`); its layer norm and both biases (``bias = b_ih + b_hh``)
 are applied row by row inside the step kernel, which saves two passes over the ``(T, N, 4H)``
 projections. The time loop runs in C (``lstm_fwd_seq`` in ``csrc/lstm_template.h``): per step one
-GEMM ``a = hm W_hh^T`` on torch's BLAS, split by columns over torch's threads, and the step kernel
+GEMM ``a = hm W_hh^T`` (on torch's BLAS or on rnnkit's panels, :func:`loop_gemm`), split by
+columns over torch's threads, and the step kernel
 (``lstm_fwd``: the rest of :func:`rnnkit.functional.input_projection`'s layer norm,
 :func:`rnnkit.registry.lstm.lstm_step`, zoneout and ``lengths``), split by batch rows. Backward, per
 step (``lstm_bwd_seq``): the step kernel (``lstm_bwd``: the gate gradients ``dz``, the layer-norm
 backward, the carried ``dh``/``dc``, the peephole and gain gradients) and one GEMM ``da W_hh``;
 the weight gradients are single GEMMs over all steps. Where :func:`loop_gemm` finds the Python
-loop faster (oneDNN's GEMMs on a non-Intel CPU), Python steps the same kernels.
+loop faster (oneDNN's GEMMs), Python steps the same kernels.
 Saved for backward: the gate activations ``(T, N, 4H)``, the states ``(T, N, H)`` and, with layer
 norm, the normalised recurrent pre-activations and the row statistics; with the input layer norm
 the backward rebuilds the projections with one GEMM (and overwrites them with their gradient)
