@@ -90,17 +90,15 @@ class LoopGemm(NamedTuple):
     panels: bool
 
 
-GEMM_CHOICES = ("mkl", "panels", "onednn")
-
-
 def loop_gemm(like: Tensor) -> LoopGemm | None:
     """How the time loops multiply for tensors like ``like``, or None: then Python steps the loop,
     one oneDNN GEMM call per step.
 
     ``RNNKIT_CPU_GEMM`` chooses: ``mkl`` (the C loop on torch's BLAS), ``panels`` (the C loop on
-    rnnkit's kernel) or ``onednn`` (the Python loop where oneDNN serves ``like``, else BLAS). Unset, the
-    candidates are measured once per process and dtype (:func:`fastest_loop`): on Intel CPUs
-    MKL runs these skinny GEMMs well, elsewhere its generic code paths take 2-3x oneDNN's time.
+    rnnkit's kernel) or ``onednn`` (the Python loop where oneDNN serves ``like``, else BLAS).
+    Unset, the candidates are measured once per process and dtype (:func:`fastest_loop`): on
+    Intel CPUs MKL runs these skinny GEMMs well, elsewhere its generic code paths take 2-3x
+    oneDNN's time.
     None too where torch exports no BLAS."""
     blas = blas_gemm(like.dtype)
     if blas is None:

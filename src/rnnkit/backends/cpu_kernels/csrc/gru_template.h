@@ -202,7 +202,7 @@ void FN(gru_fwd_seq)(const StepCtx *x, const long *order, const long *prevs, lon
     #pragma omp parallel num_threads(x->nthreads) if (x->nthreads > 1)
     {
         long lo, hi;
-        rk_share(G, packed ? RK_PW : 16, &lo, &hi);
+        FN(gemm_share)(G, packed, &lo, &hi);
         for (long s = 0; s < count; s++) {
             const long t = order[s], prev = prevs[s];
             const REAL *hin = prev < 0 ? h_first
@@ -227,8 +227,8 @@ void FN(gru_bwd_seq)(const StepCtx *x, const long *order, const long *prevs, lon
     {
         long glo, ghi, hlo, hhi, plo, phi; /* this thread's columns of dw (BLAS), rec and arec */
         rk_share(G, 16, &glo, &ghi);
-        rk_share(H, packed ? RK_PW : 16, &hlo, &hhi);
-        rk_share(G, packed ? RK_PW : 16, &plo, &phi);
+        FN(gemm_share)(H, packed, &hlo, &hhi);
+        FN(gemm_share)(G, packed, &plo, &phi);
         for (long s = count - 1; s >= 0; s--) {
             const long t = order[s];
             const REAL *hin = h_in + t * N * H;

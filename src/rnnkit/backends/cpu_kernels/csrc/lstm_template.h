@@ -444,6 +444,11 @@ static inline void FN(gemm_nn)(gemm_fn gemm, long m, long n, long k, const REAL 
 
 /* c[:, lo:hi] = a (m, k) b[:, lo:hi], this thread's columns of a step's GEMM: b row-major (row
  * stride ldb) on the BLAS, or, with packed, b's panels (panel_gemm.h; lo a multiple of RK_PW) */
+/* this thread's columns [lo, hi) of a step GEMM's n: whole panels with packed, else BLAS's blocks */
+static inline void FN(gemm_share)(long n, long packed, long *lo, long *hi) {
+    rk_share(n, packed ? RK_PW : 16, lo, hi);
+}
+
 static inline void FN(step_gemm)(gemm_fn gemm, long packed, long m, long lo, long hi, long k,
                                  const REAL *a, const REAL *b, long ldb, REAL *c) {
     if (packed) FN(panel_gemm)(m, lo, hi, k, a, k, b, c, ldb);
@@ -475,7 +480,7 @@ void FN(lstm_fwd_seq)(const StepCtx *x, const long *order, const long *prevs, lo
     #pragma omp parallel num_threads(x->nthreads) if (x->nthreads > 1)
     {
         long lo, hi;
-        rk_share(G, packed ? RK_PW : 16, &lo, &hi);
+        FN(gemm_share)(G, packed, &lo, &hi);
         for (long s = 0; s < count; s++) {
             const long t = order[s], prev = prevs[s];
             const REAL *hin = prev < 0 ? h_first
@@ -497,7 +502,7 @@ void FN(lstm_bwd_seq)(const StepCtx *x, const long *order, const long *prevs, lo
     #pragma omp parallel num_threads(x->nthreads) if (x->nthreads > 1)
     {
         long lo, hi;
-        rk_share(H, packed ? RK_PW : 16, &lo, &hi);
+        FN(gemm_share)(H, packed, &lo, &hi);
         for (long s = count - 1; s >= 0; s--) {
             const long t = order[s];
             FN(lstm_bwd_rows)(x, t, prevs[s], s == count - 1 ? (const REAL *)0 : rec);
