@@ -22,11 +22,15 @@ def test_data_dir_names_the_path_and_the_files_expected(tmp_path, monkeypatch):
     assert word_lm.data_dir(None) == tmp_path
 
 
-def test_plain_loop_stops_within_a_tiny_budget_and_reports(tmp_path):
+def write_tiny_corpus(directory):
     words = "the cat sat on the mat and the dog ate the log".split()
     for split, n in (("train", 60), ("valid", 10), ("test", 10)):
         lines = [" ".join(words[(i + j) % len(words)] for j in range(8)) for i in range(n)]
-        (tmp_path / f"{split}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        (directory / f"{split}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def test_plain_loop_stops_within_a_tiny_budget_and_reports(tmp_path):
+    write_tiny_corpus(tmp_path)
     corpus = load_corpus(tmp_path, "word")
     cfg = word_lm.PlainConfig(embed=8, hidden=8, batch=4, bptt=5, eval_batch=2)
     result = word_lm.plain_loop(corpus, cfg, budget=1e-9)  # out of time after the first step
@@ -34,6 +38,21 @@ def test_plain_loop_stops_within_a_tiny_budget_and_reports(tmp_path):
     assert math.isfinite(result["test_ppl"]) and result["valid_ppl"] > 1.0
     table = word_lm.report([{**result, "load_before": 0.5}], 1.0)
     assert "| plain torch.nn loop | 0.50 |" in table
+
+
+def test_rnnkit_recipe_reports_the_test_perplexity_with_and_without_the_cache(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    write_tiny_corpus(data)
+    result = word_lm.rnnkit_recipe(data, 1.0, "small", tmp_path / "run")
+    assert result["system"] == "rnnkit (small preset)" and result["tokens"] > 0
+    assert 1.0 < result["test_ppl_cache"] < math.inf and result["cache"]["size"] == 2000
+    plain = {"system": "plain torch.nn loop", "load_before": 0.5, "epochs": 1.0,
+             "train_tok_s": 1.0, "valid_ppl": 2.0, "test_ppl": 2 * result["test_ppl"],
+             "wall_s": 1.0}  # fmt: skip
+    table = word_lm.report([plain, {**result, "load_before": 0.5}], 1.0)
+    assert "rnnkit's test perplexity is 50.0% below the plain loop's; with the cache" in table
+    assert f"| {result['test_ppl_cache']:.1f} |" in table
 
 
 def test_loop_benchmark_times_each_model_it_was_given():

@@ -258,6 +258,26 @@ def test_online_evaluation_flags_need_their_switch(word_run, capsys):
     assert "--dynamic-lr given without --dynamic-eval" in err
     assert main(["evaluate", str(word_run), "--cache", "--cache-lambda", "2"]) == 2
     assert "cache lambda must be a number in [0, 1], got 2.0" in capsys.readouterr().err
+    assert main(["evaluate", str(word_run), "--cache-tune"]) == 2
+    assert "--cache-tune given without --cache" in capsys.readouterr().err
+    assert main(["evaluate", str(word_run), "--cache", "--cache-tune", "--cache-theta", "1"]) == 2
+    assert "--cache-tune chooses theta and lambda itself; drop --cache-theta" in (
+        capsys.readouterr().err
+    )
+
+
+def test_cache_tuned_on_valid_then_applied(word_run, capsys):
+    argv = ["evaluate", str(word_run), "--split", "test", "--json", "--cache"]
+    assert main([*argv, "--cache-tune", "--cache-size", "40"]) == 0
+    tuned = json.loads(capsys.readouterr().out)
+    grid = tuned["cache_tuning"]["grid"]
+    assert tuned["cache_tuning"]["split"] == "valid" and len(grid) > 1
+    lowest = min(grid, key=lambda r: r["loss"])
+    assert (tuned["cache"]["theta"], tuned["cache"]["lam"]) == (lowest["theta"], lowest["lam"])
+    chosen = ["--cache-size", "40", "--cache-theta", str(lowest["theta"]),
+              "--cache-lambda", str(lowest["lam"])]  # fmt: skip
+    assert main([*argv, *chosen]) == 0
+    assert json.loads(capsys.readouterr().out)["loss"] == pytest.approx(tuned["loss"], rel=1e-9)
 
 
 def test_word_level_sample_is_detokenised(word_run, capsys):

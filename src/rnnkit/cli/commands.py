@@ -41,7 +41,17 @@ def _online_configs(args: argparse.Namespace) -> tuple[Any, Any]:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     dynamic, cache = _online_configs(args)
+    if args.cache_tune and cache is None:
+        raise ValueError("--cache-tune given without --cache: add --cache to use it")
+    tuned = given_flags(args, "cache.").keys() & {"theta", "lam"}
+    if args.cache_tune and tuned:
+        names = ", ".join(f"--cache-{k}" for k in sorted(tuned))
+        raise ValueError(f"--cache-tune chooses theta and lambda itself; drop {names}")
     task, model = load_run(args.run_dir, args.checkpoint, args.device, data=args.data)
+    grid = None
+    if args.cache_tune:
+        tune = _task_method(task, "tune_cache", "has no cache (language models do)")
+        cache, grid = tune(model, "valid", size=cache.size)
     if dynamic is None and cache is None:
         result = {"split": args.split, **evaluate_run(task, model, args.split)}
     else:
@@ -53,11 +63,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         result = {"split": args.split, **figures,
                   "dynamic_eval": None if dynamic is None else dataclasses.asdict(dynamic),
                   "cache": None if cache is None else dataclasses.asdict(cache)}  # fmt: skip
+        if grid is not None:
+            result["cache_tuning"] = {"split": "valid", "grid": grid}
     if args.json:
         print(json.dumps(result))
     else:
+        shown = {k: v for k, v in result.items() if k != "cache_tuning"}  # the grid: --json
         print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
-                       for k, v in result.items()))  # fmt: skip
+                       for k, v in shown.items()))  # fmt: skip
     return 0
 
 

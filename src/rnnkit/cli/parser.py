@@ -128,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "(Grave et al. 2017)")  # fmt: skip
     add_dataclass_flags(ev, CacheConfig, "cache.", flag_prefix="cache_",
                         aliases={"lam": ["--cache-lambda"]})  # fmt: skip
+    ev.add_argument("--cache-tune", action="store_true",
+                    help="with --cache: choose theta and lambda on the validation split first "
+                         "(a grid, the model read once), then evaluate --split with them")  # fmt: skip
 
     sp = sub.add_parser("sample", help="generate text from a language-model run")
     sp.add_argument("run_dir")

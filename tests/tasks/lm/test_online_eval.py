@@ -16,6 +16,7 @@ from rnnkit.tasks.lm import (
     LMConfig,
     NeuralCache,
 )
+from rnnkit.tasks.lm.cache import LAMS, THETAS, tune
 from rnnkit.train import DistributedContext
 from rnnkit.train.evaluation import evaluate_task
 
@@ -121,6 +122,25 @@ def test_cache_lowers_the_perplexity_of_a_repeating_text(tmp_path):
     base = plain(task, model)["ppl"]
     got = task.evaluate_online(model, "valid", cache=CacheConfig(size=100, theta=50.0, lam=0.5))
     assert got["ppl"] < 0.25 * base
+
+
+def test_cache_tuning_scores_each_setting_as_the_cache_does(tmp_path):
+    """Every grid point's loss is what evaluation with that cache gives; the best is chosen."""
+    task, model = make_task(tmp_path, repeat=True)
+    best, grid = task.tune_cache(model, "valid", size=50)
+    assert [(r["theta"], r["lam"]) for r in grid] == [(t, lam) for t in THETAS for lam in LAMS]
+    for row in grid[::5]:
+        cfg = CacheConfig(size=50, theta=row["theta"], lam=row["lam"])
+        got = task.evaluate_online(model, "valid", cache=cfg)
+        assert got["loss"] == pytest.approx(row["loss"], rel=1e-9, abs=1e-12)
+    lowest = min(grid, key=lambda r: r["loss"])
+    assert (best.theta, best.lam, best.size) == (lowest["theta"], lowest["lam"], 50)
+    assert lowest["loss"] < plain(task, model)["loss"]  # the text repeats: the cache helps
+
+
+def test_cache_tuning_needs_text():
+    with pytest.raises(ValueError, match="cache tuning needs at least one window of text"):
+        tune([])
 
 
 def naive_cache(features, targets, model_lp, size, theta, lam):

@@ -78,21 +78,70 @@ class NeuralCache:
     def _mix(
         self, queries: Tensor, targets: Tensor, keys: Tensor, words: Tensor, model_lp: Tensor
     ) -> Tensor:
-        lam = self.cfg.lam
-        if lam == 0.0:
+        if self.cfg.lam == 0.0:
             return model_lp
-        T, m = queries.shape[0], keys.shape[0] - queries.shape[0]  # m states from earlier windows
-        scores = self.cfg.theta * torch.einsum("tnh,jnh->tjn", queries, keys)  # (T, m+T, N)
-        # query t is position m+t of the keys: it sees keys j with m+t-size <= j < m+t
-        j = torch.arange(m + T, device=keys.device)
-        q = m + torch.arange(T, device=keys.device)
-        seen = (j[None, :] < q[:, None]) & (j[None, :] >= q[:, None] - self.cfg.size)  # (T, m+T)
-        scores = scores.masked_fill(~seen[:, :, None], float("-inf"))
-        any_key = seen.any(dim=1)[:, None]  # (T, 1): False only for a column's very first word
-        weights = torch.softmax(scores.masked_fill(~any_key[:, :, None], 0.0), dim=1)
-        hit = (words[None, :, :] == targets[:, None, :]).to(weights.dtype)  # (T, m+T, N)
-        p_cache = (weights * hit).sum(dim=1).masked_fill(~any_key, 0.0)  # (T, N)
-        model_part = (
-            math.log1p(-lam) + model_lp if lam < 1.0 else torch.full_like(model_lp, -math.inf)
-        )
-        return torch.logaddexp(model_part, math.log(lam) + torch.log(p_cache))
+        p_cache = cache_probs(queries, targets, keys, words, self.cfg.size, self.cfg.theta)
+        return mix(model_lp, p_cache, self.cfg.lam)
+
+
+def cache_probs(
+    queries: Tensor, targets: Tensor, keys: Tensor, words: Tensor, size: int, theta: float
+) -> Tensor:
+    """``p_cache(targets)``, ``(T, N)``, for the queries ``(T, N, H)`` that are the last ``T`` of
+    ``keys (M, N, H)`` (whose next words are ``words (M, N)``); 0 where no key precedes a query."""
+    T, m = queries.shape[0], keys.shape[0] - queries.shape[0]  # m states from earlier windows
+    scores = theta * torch.einsum("tnh,jnh->tjn", queries, keys)  # (T, m+T, N)
+    # query t is position m+t of the keys: it sees keys j with m+t-size <= j < m+t
+    j = torch.arange(m + T, device=keys.device)
+    q = m + torch.arange(T, device=keys.device)
+    seen = (j[None, :] < q[:, None]) & (j[None, :] >= q[:, None] - size)  # (T, m+T)
+    scores = scores.masked_fill(~seen[:, :, None], float("-inf"))
+    any_key = seen.any(dim=1)[:, None]  # (T, 1): False only for a column's very first word
+    weights = torch.softmax(scores.masked_fill(~any_key[:, :, None], 0.0), dim=1)
+    hit = (words[None, :, :] == targets[:, None, :]).to(weights.dtype)  # (T, m+T, N)
+    return (weights * hit).sum(dim=1).masked_fill(~any_key, 0.0)  # (T, N)
+
+
+def mix(model_lp: Tensor, p_cache: Tensor, lam: float) -> Tensor:
+    """``log((1 - lam) p_model + lam p_cache)`` from ``model_lp = log p_model``, elementwise."""
+    if lam == 0.0:
+        return model_lp
+    model_part = math.log1p(-lam) + model_lp if lam < 1.0 else torch.full_like(model_lp, -math.inf)
+    return torch.logaddexp(model_part, math.log(lam) + torch.log(p_cache))
+
+
+# the grid :func:`tune` searches by default: Grave et al. tune theta and lambda on validation text
+THETAS = (0.1, 0.2, 0.3, 0.4, 0.6, 0.8)
+LAMS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4)
+
+
+def tune(
+    windows: list[tuple[Tensor, Tensor, Tensor]],
+    size: int = 2000,
+    thetas: tuple[float, ...] = THETAS,
+    lams: tuple[float, ...] = LAMS,
+) -> tuple[CacheConfig, list[dict[str, float]]]:
+    """The cache settings that minimise the mean loss of a text read once, in order, as
+    ``windows`` of ``(features (T, N, H), targets (T, N), model log p(targets) (T, N))`` (what
+    :class:`NeuralCache` would see), over the grid ``thetas`` x ``lams``; returns ``(best,
+    [{'theta', 'lam', 'loss'}, ...])``. The model's pass is made once: each theta costs one pass of
+    the cache's dot products, each lambda only the mixture."""
+    if not windows:
+        raise ValueError("cache tuning needs at least one window of text, got none")
+    configs = [CacheConfig(size=size, theta=t, lam=lam) for t in thetas for lam in lams]
+    totals = torch.zeros(len(thetas), len(lams), dtype=torch.float64)
+    count = 0
+    for ti, theta in enumerate(thetas):
+        keys = words = None
+        for features, targets, model_lp in windows:
+            keys = features if keys is None else torch.cat([keys, features])
+            words = targets if words is None else torch.cat([words, targets])
+            p_cache = cache_probs(features, targets, keys, words, size, theta)
+            for li, lam in enumerate(lams):
+                totals[ti, li] += -mix(model_lp, p_cache, lam).double().sum()
+            keys, words = keys[-size:], words[-size:]
+            count += targets.numel() if ti == 0 else 0
+    losses = totals / count
+    grid = [{"theta": c.theta, "lam": c.lam, "loss": float(v)}
+            for c, v in zip(configs, losses.flatten())]  # fmt: skip
+    return configs[int(losses.argmin())], grid

@@ -22,6 +22,7 @@ from torch import nn
 from ...data import TBPTTStream
 from ...state import detach_state
 from ...train.metrics import RunningMean
+from . import cache as cache_lib
 from .cache import CacheConfig, NeuralCache
 from .dynamic import DynamicEvalConfig, DynamicUpdater
 
@@ -79,3 +80,26 @@ def evaluate_online(
         log.warning("dynamic evaluation diverged (loss %s): lower its lr (%g)", loss, dynamic.lr)
     return {"loss": loss, "tokens": mean.weight, **task.metrics(loss),
             "seconds": time.monotonic() - start}  # fmt: skip
+
+
+def tune_cache(
+    task: Any, model: nn.Module, split: str = "valid", size: int = 2000
+) -> tuple[CacheConfig, list[dict[str, float]]]:
+    """The cache's ``theta`` and ``lambda`` that score ``split`` best (:func:`.cache.tune` over its
+    grid), with the grid's losses; the model reads ``split`` once, in plain evaluation's layout."""
+    device = next(model.parameters()).device
+    tokens = task.corpus.split(split)
+    batch_size = max(1, min(task.cfg.eval_batch_size, (len(tokens) - 1) // 2))
+    stream = TBPTTStream.from_tokens(tokens, batch_size, task.cfg.bptt)
+    was_training = model.training
+    model.eval()
+    windows, state = [], None
+    try:
+        with torch.no_grad():
+            for i in range(stream.num_windows(0)):
+                inputs, targets = (t.to(device) for t in stream.get(0, i))
+                features, state = model.features(inputs, state)
+                windows.append((features, targets, model.target_log_probs(features, targets)))
+    finally:
+        model.train(was_training)
+    return cache_lib.tune(windows, size=size)

@@ -27,7 +27,7 @@ from .cache import CacheConfig
 from .config import PRESETS, LMConfig
 from .dynamic import DynamicEvalConfig
 from .model import RNNLanguageModel
-from .online_eval import evaluate_online
+from .online_eval import evaluate_online, tune_cache
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +133,12 @@ class LanguageModelTask:
         """``split`` read with dynamic evaluation and/or the continuous cache
         (:func:`.online_eval.evaluate_online`); ``model`` is left unchanged."""
         return evaluate_online(self, model, split, dynamic=dynamic, cache=cache)
+
+    def tune_cache(
+        self, model: RNNLanguageModel, split: str = "valid", size: int = 2000
+    ) -> tuple[CacheConfig, list[dict[str, float]]]:
+        """The cache settings that read ``split`` best (:func:`.online_eval.tune_cache`)."""
+        return tune_cache(self, model, split, size=size)
 
     def state_dict(self) -> dict[str, Any]:
         return {"config": dataclasses.asdict(self.cfg), "vocab": self.vocab.to_dict()}
