@@ -73,8 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
+    from ..memory import keep_freed_memory
     from ..train import DivergenceError, RunLockError
 
+    keep_freed_memory()  # training and evaluation reuse their large buffers (memory.py)
     try:
         return COMMANDS[args.command](args)
     except (ValueError, TypeError, FileNotFoundError, ImportError, NotImplementedError) as e:

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ...memory import keep_freed_memory
 from ...reproducibility import blas_is_reproducible
 from .. import distributed as dist_utils
 from ..checkpoint import latest_checkpoint, load_newest_intact
@@ -197,6 +198,7 @@ class Trainer(StepsMixin, TrackingMixin, SavingMixin, GuardsMixin):
             DivergenceError: a non-finite loss or gradient norm with ``on_nonfinite='stop'`` (or
                 past ``max_nonfinite``), or non-finite weights at a checkpoint.
         """
+        keep_freed_memory()  # the step's large buffers are reused, not page-faulted anew
         cfg = self.config
         if self.steps_per_epoch == 0:
             raise ValueError("task.batches('train', 0) is empty: nothing to train on")
