@@ -223,7 +223,7 @@ def word_run(tmp_path_factory):
         (data / f"{split}.txt").write_text("\n".join(WIKI_LINES * n) + "\n", encoding="utf-8")
     run = root / "run"
     argv = ["train", "lm", "--data", str(data), "--level", "word", "--hidden-size", "16",
-            "--embed-size", "16", "--adaptive-cutoffs", "8,16", "--max-steps", "30", "--out",
+            "--embed-size", "16", "--max-steps", "30", "--out",
             str(run), "--no-progress", "--sample-length", "0"]  # fmt: skip
     assert main(argv) == 0
     return run
@@ -231,7 +231,8 @@ def word_run(tmp_path_factory):
 
 def test_word_level_default_preset_and_online_evaluation(word_run, capsys):
     saved = json.loads((word_run / "task.json").read_text())["config"]
-    assert saved["softmax"] == "adaptive" and saved["variable_bptt"]  # the 'word' preset
+    assert saved["softmax"] == "full" and not saved["tie_weights"]  # the 'word' preset
+    assert saved["dropout"] == 0.2 and not saved["variable_bptt"]
     files = sorted(p for p in word_run.rglob("*") if p.is_file() and p.suffix != ".lock")
     before = {p: p.read_bytes() for p in files}
     assert main(["evaluate", str(word_run), "--split", "test", "--json"]) == 0
