@@ -130,7 +130,6 @@ def tune(
         raise ValueError("cache tuning needs at least one window of text, got none")
     configs = [CacheConfig(size=size, theta=t, lam=lam) for t in thetas for lam in lams]
     totals = torch.zeros(len(thetas), len(lams), dtype=torch.float64)
-    count = 0
     for ti, theta in enumerate(thetas):
         keys = words = None
         for features, targets, model_lp in windows:
@@ -140,8 +139,7 @@ def tune(
             for li, lam in enumerate(lams):
                 totals[ti, li] += -mix(model_lp, p_cache, lam).double().sum()
             keys, words = keys[-size:], words[-size:]
-            count += targets.numel() if ti == 0 else 0
-    losses = totals / count
+    losses = totals / sum(targets.numel() for _, targets, _ in windows)
     grid = [{"theta": c.theta, "lam": c.lam, "loss": float(v)}
             for c, v in zip(configs, losses.flatten())]  # fmt: skip
     return configs[int(losses.argmin())], grid

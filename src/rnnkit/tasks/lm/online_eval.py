@@ -45,9 +45,7 @@ def evaluate_online(
     if dynamic is not None:
         batch_size = dynamic.batch_size or batch_size
         bptt = dynamic.bptt or bptt
-    tokens = task.corpus.split(split)
-    batch_size = max(1, min(batch_size, (len(tokens) - 1) // 2))
-    stream = TBPTTStream.from_tokens(tokens, batch_size, bptt)
+    stream = _split_stream(task, split, batch_size, bptt)
     start = time.monotonic()
     updater = None
     if dynamic is not None:
@@ -88,9 +86,7 @@ def tune_cache(
     """The cache's ``theta`` and ``lambda`` that score ``split`` best (:func:`.cache.tune` over its
     grid), with the grid's losses; the model reads ``split`` once, in plain evaluation's layout."""
     device = next(model.parameters()).device
-    tokens = task.corpus.split(split)
-    batch_size = max(1, min(task.cfg.eval_batch_size, (len(tokens) - 1) // 2))
-    stream = TBPTTStream.from_tokens(tokens, batch_size, task.cfg.bptt)
+    stream = _split_stream(task, split, task.cfg.eval_batch_size, task.cfg.bptt)
     was_training = model.training
     model.eval()
     windows, state = [], None
@@ -103,3 +99,10 @@ def tune_cache(
     finally:
         model.train(was_training)
     return cache_lib.tune(windows, size=size)
+
+
+def _split_stream(task: Any, split: str, batch_size: int, bptt: int) -> TBPTTStream:
+    """``split`` in windows of ``bptt`` tokens over ``batch_size`` columns (fewer for a short
+    split: each column holds at least two tokens)."""
+    tokens = task.corpus.split(split)
+    return TBPTTStream.from_tokens(tokens, max(1, min(batch_size, (len(tokens) - 1) // 2)), bptt)
