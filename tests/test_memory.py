@@ -11,16 +11,20 @@ import pytest
 
 from rnnkit import memory
 
-PROBE = """
+STEPS = 5
+PROBE = f"""
 import json, resource, torch
 from rnnkit.memory import keep_freed_memory
 kept = keep_freed_memory()
 def touch():  # a fresh 64 MB tensor, written once, as a softmax's logits are each step
     torch.empty(16 << 20).fill_(1.0)
 touch()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 touch()
-print(json.dumps({"kept": kept, "faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before}))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range({STEPS}):
+    touch()
+faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+print(json.dumps({{"kept": kept, "faults": faults}}))
 """
 
 
@@ -34,12 +38,14 @@ def probe(**env: str) -> dict:
 
 @pytest.mark.skipif(memory._glibc() is None, reason="glibc's mallopt only")
 def test_a_freed_buffer_is_reused_without_page_faults():
-    pages = (64 << 20) // 4096
+    pages = (64 << 20) // 4096  # of one buffer
     default = probe(RNNKIT_KEEP_FREED_MEMORY="0")
     assert default == {"kept": False, "faults": default["faults"]}
-    assert default["faults"] > pages // 2  # glibc returned the block: every page faults again
+    assert default["faults"] >= STEPS * pages  # glibc returned the block: every page faults again
     kept = probe()
-    assert kept["kept"] and kept["faults"] < pages // 20
+    # reused: measured 0 or one buffer's pages over the 5 steps (a small block allocated in
+    # between can split the freed one once)
+    assert kept["kept"] and kept["faults"] < STEPS * pages / 2
 
 
 def test_glibc_settings_in_the_environment_are_left_alone():
