@@ -12,7 +12,7 @@ cross-entropy alone 49 -> 13-15 ms).
 :func:`keep_freed_memory` sets glibc's ``M_MMAP_MAX`` to 0 (no ``mmap`` for large blocks: they come
 from the heap and are reused) and raises ``M_TRIM_THRESHOLD`` and ``M_TOP_PAD``; the process then
 keeps its peak memory until it exits, as torch's CUDA caching allocator does on a GPU. rnnkit's
-trainer calls it (``rnnkit train``, ``rnnkit evaluate``); a program of one's own may call it too.
+trainer and the ``rnnkit`` command call it; a program of one's own may call it too.
 ``RNNKIT_KEEP_FREED_MEMORY=0`` turns it off, and glibc's own ``MALLOC_MMAP_MAX_``,
 ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_TOP_PAD_`` or ``MALLOC_MMAP_THRESHOLD_`` in the environment
 leave glibc as they say. Elsewhere than glibc (macOS, musl) it does nothing.

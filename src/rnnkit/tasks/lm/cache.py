@@ -63,6 +63,14 @@ class NeuralCache:
             targets: the next words ``(T, N)``.
             model_log_probs: the model's ``log p(targets)``, ``(T, N)``.
         """
+        if self.cfg.lam == 0.0:  # the model alone; the window still enters the cache
+            self.probs(features, targets, compute=False)
+            return model_log_probs
+        return mix(model_log_probs, self.probs(features, targets), self.cfg.lam)
+
+    def probs(self, features: Tensor, targets: Tensor, compute: bool = True) -> Tensor | None:
+        """The cache's ``p(targets)`` ``(T, N)`` for the window ``features (T, N, H)``, ``targets
+        (T, N)`` (None without ``compute``); then the window enters the cache."""
         features, targets = features.detach(), targets.detach()
         if features.dim() != 3 or targets.shape != features.shape[:2]:
             raise ValueError(
@@ -71,17 +79,11 @@ class NeuralCache:
             )
         keys = features if self.keys is None else torch.cat([self.keys, features])  # (m+T, N, H)
         words = targets if self.words is None else torch.cat([self.words, targets])  # (m+T, N)
-        mixed = self._mix(features, targets, keys, words, model_log_probs)
+        p_cache = None
+        if compute:
+            p_cache = cache_probs(features, targets, keys, words, self.cfg.size, self.cfg.theta)
         self.keys, self.words = keys[-self.cfg.size :], words[-self.cfg.size :]
-        return mixed
-
-    def _mix(
-        self, queries: Tensor, targets: Tensor, keys: Tensor, words: Tensor, model_lp: Tensor
-    ) -> Tensor:
-        if self.cfg.lam == 0.0:
-            return model_lp
-        p_cache = cache_probs(queries, targets, keys, words, self.cfg.size, self.cfg.theta)
-        return mix(model_lp, p_cache, self.cfg.lam)
+        return p_cache
 
 
 def cache_probs(
@@ -117,7 +119,7 @@ LAMS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4)
 
 def tune(
     windows: list[tuple[Tensor, Tensor, Tensor]],
-    size: int = 2000,
+    size: int = CacheConfig.size,
     thetas: tuple[float, ...] = THETAS,
     lams: tuple[float, ...] = LAMS,
 ) -> tuple[CacheConfig, list[dict[str, float]]]:
@@ -131,14 +133,11 @@ def tune(
     configs = [CacheConfig(size=size, theta=t, lam=lam) for t in thetas for lam in lams]
     totals = torch.zeros(len(thetas), len(lams), dtype=torch.float64)
     for ti, theta in enumerate(thetas):
-        keys = words = None
+        cache = NeuralCache(CacheConfig(size=size, theta=theta))
         for features, targets, model_lp in windows:
-            keys = features if keys is None else torch.cat([keys, features])
-            words = targets if words is None else torch.cat([words, targets])
-            p_cache = cache_probs(features, targets, keys, words, size, theta)
+            p_cache = cache.probs(features, targets)
             for li, lam in enumerate(lams):
                 totals[ti, li] += -mix(model_lp, p_cache, lam).double().sum()
-            keys, words = keys[-size:], words[-size:]
     losses = totals / sum(targets.numel() for _, targets, _ in windows)
     grid = [{"theta": c.theta, "lam": c.lam, "loss": float(v)}
             for c, v in zip(configs, losses.flatten())]  # fmt: skip

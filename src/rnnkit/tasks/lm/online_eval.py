@@ -81,7 +81,7 @@ def evaluate_online(
 
 
 def tune_cache(
-    task: Any, model: nn.Module, split: str = "valid", size: int = 2000
+    task: Any, model: nn.Module, split: str = "valid", size: int = CacheConfig.size
 ) -> tuple[CacheConfig, list[dict[str, float]]]:
     """The cache's ``theta`` and ``lambda`` that score ``split`` best (:func:`.cache.tune` over its
     grid), with the grid's losses; the model reads ``split`` once, in plain evaluation's layout."""

@@ -135,7 +135,7 @@ class LanguageModelTask:
         return evaluate_online(self, model, split, dynamic=dynamic, cache=cache)
 
     def tune_cache(
-        self, model: RNNLanguageModel, split: str = "valid", size: int = 2000
+        self, model: RNNLanguageModel, split: str = "valid", size: int = CacheConfig.size
     ) -> tuple[CacheConfig, list[dict[str, float]]]:
         """The cache settings that read ``split`` best (:func:`.online_eval.tune_cache`)."""
         return tune_cache(self, model, split, size=size)
