@@ -21,10 +21,11 @@ from .cpu_kernels import panels
 from .cpu_kernels.library import available, tracing, transposed
 
 
-def outer_sum(grad: Tensor, x: Tensor) -> Tensor:
-    """``sum_t grad_t^T x_t`` as one GEMM: ``(T, N, M), (T, N, K) -> (M, K)``."""
+def outer_sum(grad: Tensor, x: Tensor, own_kernel: bool = True) -> Tensor:
+    """``sum_t grad_t^T x_t`` as one GEMM: ``(T, N, M), (T, N, K) -> (M, K)``; ``own_kernel`` False
+    keeps it off rnnkit's panels (which are measured on the time loops' GEMMs, not on wide ones)."""
     g2, x2 = grad.reshape(-1, grad.shape[-1]), x.reshape(-1, x.shape[-1])
-    if panels_serve(x2) and not _differentiable(g2, x2):
+    if own_kernel and panels_serve(x2) and not _differentiable(g2, x2):
         return panels.matmul(g2.t(), panels.pack(x2))
     if not onednn_gemms():
         return torch.mm(g2.t(), x2)

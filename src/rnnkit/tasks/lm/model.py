@@ -16,7 +16,7 @@ from ...decode import LayerStepper
 from ...regularization import LockedDropout, embedding_dropout
 from ..cells import projects, recurrent_layer
 from .config import LMConfig
-from .softmax import adaptive_cutoffs, adaptive_softmax
+from .softmax import adaptive_cutoffs, adaptive_softmax, target_log_softmax
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +89,7 @@ class RNNLanguageModel(nn.Module):
         if self.softmax == "adaptive":
             flat = self.head(features.reshape(-1, features.shape[-1]), targets.reshape(-1))
             return flat.output.view(targets.shape)
-        logits = self.head(features)  # (T, N, V)
-        return -F.cross_entropy(logits.flatten(0, -2), targets.reshape(-1), reduction="none").view(
-            targets.shape
-        )
+        return target_log_softmax(features, self.head.weight, self.head.bias, targets)
 
     def forward(
         self, tokens: Tensor, state: Any = None, targets: Tensor | None = None
