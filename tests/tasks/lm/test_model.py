@@ -87,6 +87,18 @@ def test_full_softmax_targets_are_the_log_softmax_at_the_targets():
     torch.testing.assert_close(scored, expected, rtol=0, atol=1e-12)
 
 
+def test_a_quantized_head_scores_targets_through_its_own_forward():
+    from rnnkit.quantization import quantize_dynamic
+
+    model = quantize_dynamic(RNNLanguageModel(LMConfig(embed_size=8, hidden_size=8), 20).eval())
+    assert type(model.head) is not torch.nn.Linear
+    tokens, targets = torch.randint(0, 20, (5, 2)), torch.randint(0, 20, (5, 2))
+    logits, _ = model(tokens)
+    scored, _ = model(tokens, targets=targets)
+    expected = torch.log_softmax(logits, -1).gather(-1, targets[..., None])[..., 0]
+    torch.testing.assert_close(scored, expected, rtol=0, atol=1e-5)
+
+
 def test_tied_adaptive_softmax_shares_the_frequent_words_embedding_rows():
     cfg = LMConfig(embed_size=8, hidden_size=8, softmax="adaptive", adaptive_cutoffs=(5, 12),
                    tie_weights=True)  # fmt: skip

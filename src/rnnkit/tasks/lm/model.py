@@ -89,7 +89,12 @@ class RNNLanguageModel(nn.Module):
         if self.softmax == "adaptive":
             flat = self.head(features.reshape(-1, features.shape[-1]), targets.reshape(-1))
             return flat.output.view(targets.shape)
-        return target_log_softmax(features, self.head.weight, self.head.bias, targets)
+        if type(self.head) is nn.Linear:  # not a quantized or otherwise swapped-in head
+            return target_log_softmax(features, self.head.weight, self.head.bias, targets)
+        logits = self.head(features)  # (T, N, V)
+        return -F.cross_entropy(logits.flatten(0, -2), targets.reshape(-1), reduction="none").view(
+            targets.shape
+        )
 
     def forward(
         self, tokens: Tensor, state: Any = None, targets: Tensor | None = None
