@@ -15,6 +15,7 @@ from typing import Any
 
 from .distributed import parse_device
 from .optim import OPTIMIZERS, SCHEDULES
+from .precision import PRECISIONS
 
 # Fields that may change when a run is resumed without breaking its exact continuation (those of
 # the non-finite guard matter only once a loss is non-finite, and then the run has changed anyway).
@@ -83,6 +84,9 @@ class TrainerConfig:
         log_every: steps between training log events (metrics.jsonl and progress bar figures).
         progress: show a tqdm progress bar (on a terminal, rank 0 only).
         deterministic: ``torch.use_deterministic_algorithms(True)`` for the duration of ``fit``.
+        precision: the training steps' arithmetic (:mod:`rnnkit.train.precision`): 'float32';
+            'bfloat16' (autocast: bfloat16 GEMMs, float32 weights, loss and optimizer); 'auto'
+            (bfloat16 where the device computes it natively, else float32). Evaluation is float32.
     """
 
     epochs: int = 1
@@ -110,6 +114,7 @@ class TrainerConfig:
     log_every: int = 50
     progress: bool = True
     deterministic: bool = False
+    precision: str = "float32"
     on_nonfinite: str = "stop"
     max_nonfinite: int = 10
     reload_decay_factor: float = 10.0
@@ -131,6 +136,8 @@ class TrainerConfig:
             _positive(name, getattr(self, name), optional=True)
         _positive("early_stopping_patience", self.early_stopping_patience, optional=True)
         _positive("max_nonfinite", self.max_nonfinite)
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.on_nonfinite not in NONFINITE_ACTIONS:
             raise ValueError(
                 f"on_nonfinite must be one of {NONFINITE_ACTIONS}, got {self.on_nonfinite!r}"

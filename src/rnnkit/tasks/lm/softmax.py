@@ -134,11 +134,16 @@ class TargetLogSoftmax(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, w: Tensor, b: Tensor | None, t: Tensor) -> Tensor:  # noqa: D102
-        logits = Gemm(w, x.shape[0], own_kernel=False)(x, bias=b)  # (M, V)
-        log_p = torch.log_softmax(logits, dim=1)
+        lowp = _autocast_dtype(x)  # the GEMMs' dtype under autocast; None: the inputs' own
+        if lowp is None:
+            logits = Gemm(w, x.shape[0], own_kernel=False)(x, bias=b)  # (M, V)
+        else:
+            bl = None if b is None else b.to(lowp)
+            logits = F.linear(x.to(lowp), w.to(lowp), bl)  # (M, V) in lowp
+        log_p = torch.log_softmax(logits, dim=1, dtype=None if lowp is None else w.dtype)
         del logits
         out = log_p.gather(1, t.unsqueeze(1)).squeeze(1)  # (M,)
-        ctx.has_bias = b is not None
+        ctx.has_bias, ctx.lowp = b is not None, lowp
         ctx.saved_bias = b  # read only by a differentiable (create_graph) backward
         ctx.save_for_backward(x, w, t, log_p)
         return out
@@ -154,8 +159,10 @@ class TargetLogSoftmax(torch.autograd.Function):
             db = dlogits.sum(0) if ctx.has_bias else None
             need_x, need_w, need_b, _ = ctx.needs_input_grad
             return dx if need_x else None, dw if need_w else None, db if need_b else None, None
-        q = log_p.exp()  # (M, V): the softmax
+        q = torch.exp(log_p, out=torch.empty_like(log_p, dtype=ctx.lowp))  # (M, V): the softmax
         need_x, need_w, need_b, _ = ctx.needs_input_grad
+        if ctx.lowp is not None:
+            return _backward_lowp(q, x, w, t, g, need_x, need_w, need_b, ctx.has_bias)
         dx = dw = db = None
         if need_x:
             qw = Gemm(w.t(), q.shape[0], own_kernel=False)(q)  # (M, O)
@@ -166,3 +173,25 @@ class TargetLogSoftmax(torch.autograd.Function):
         if need_b and ctx.has_bias:
             db = torch.mv(q.t(), g).neg_().index_add_(0, t, g)
         return dx, dw, db, None
+
+
+def _autocast_dtype(x: Tensor) -> torch.dtype | None:
+    """The dtype autocast gives GEMMs on ``x``'s device, or None where it is off."""
+    kind = x.device.type
+    return torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else None
+
+
+def _backward_lowp(q, x, w, t, g, need_x, need_w, need_b, has_bias):
+    """:meth:`TargetLogSoftmax.backward` under autocast: ``q (M, V)`` in the autocast dtype, the
+    GEMMs in it, their results and the gradients in the weight's dtype (float32)."""
+    g = g.to(w.dtype)
+    dx = dw = db = None
+    if need_x:
+        qw = (q @ w.to(q.dtype)).to(w.dtype)  # (M, O)
+        dx = (w.index_select(0, t) - qw).mul_(g.unsqueeze(1)).to(x.dtype)
+    if need_w:
+        gx = x.to(w.dtype) * g.unsqueeze(1)  # (M, O)
+        dw = (q.t() @ gx.to(q.dtype)).to(w.dtype).neg_().index_add_(0, t, gx)
+    if need_b and has_bias:
+        db = torch.mv(q.t(), g.to(q.dtype)).to(w.dtype).neg_().index_add_(0, t, g)
+    return dx, dw, db, None

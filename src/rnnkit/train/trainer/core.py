@@ -27,6 +27,7 @@ from ..evaluation import evaluate_task
 from ..lock import RunLock
 from ..metrics import RunningMean
 from ..optim import build_optimizer, build_schedule
+from ..precision import training_dtype
 from ..progress import CURVES_FILE, MetricsLog, ProgressBar, plot_curves
 from ..rng import seed_everything
 from ..signals import InterruptFlag, RunInterrupted
@@ -95,6 +96,10 @@ class Trainer(StepsMixin, TrackingMixin, SavingMixin, GuardsMixin):
                            "imported, or MKL_CBWR turns it off): on this CPU a resumed run can "
                            "drift from an unbroken one; import rnnkit first or set "
                            "MKL_CBWR=AUTO,STRICT")  # fmt: skip
+        self._step_dtype = training_dtype(cfg.precision, self.device)  # None: float32
+        if self._step_dtype is not None:
+            logger.info("rnnkit: training steps in %s autocast (precision %r); evaluation in "
+                        "float32", self._step_dtype, cfg.precision)  # fmt: skip
         seed_everything(cfg.seed)
         self.model: nn.Module = task.build_model().to(self.device)
         if self.ctx.rank > 0:  # distinct dropout masks per rank; rank 0 keeps the 1-process stream

@@ -12,6 +12,7 @@ from ...state import detach_state
 from .. import distributed as dist_utils
 from ..evaluation import prepare_batch
 from ..optim import CosineSchedule, set_lr
+from ..precision import autocast
 
 
 class StepsMixin:
@@ -61,7 +62,8 @@ class StepsMixin:
         self._lr = self.schedule.lr(self.step) * self._lr_scale
         batch_scale = self._batch_lr_scale(batch)
         set_lr(self.optimizer, self._lr * batch_scale)
-        loss, state, count = self.task.loss(self._train_model, batch, state)
+        with autocast(self._step_dtype, self.device):
+            loss, state, count = self.task.loss(self._train_model, batch, state)
         if not isinstance(loss, Tensor) or loss.numel() != 1:
             raise TypeError(
                 f"task.loss must return a scalar tensor first, got {type(loss).__name__}"
