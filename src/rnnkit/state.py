@@ -47,17 +47,23 @@ def check_state(
         )
     for t, name, size in zip(parts, names, sizes):
         check_state_tensor(name, t, (*lead, size), like)
+    if _autocast_on(like):  # a state carried out of an autocast step: in the input's dtype
+        parts = tuple(t.to(like.dtype) for t in parts)
     return parts
+
+
+def _autocast_on(like: Tensor) -> bool:
+    return like.is_floating_point() and torch.is_autocast_enabled(like.device.type)
 
 
 def check_state_tensor(name: str, t: Any, shape: tuple[int, ...], like: Tensor) -> None:
     """Raise a TypeError/ValueError naming ``name`` unless ``t`` is a tensor of ``shape`` on ``like``'s
-    dtype and device."""
+    dtype and device (under autocast any floating dtype: :func:`check_state` casts it)."""
     if not isinstance(t, Tensor):
         raise TypeError(f"{name} must be a Tensor of shape {shape}, got {type(t).__name__}")
     if tuple(t.shape) != tuple(shape):
         raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(t.shape)}")
-    if t.dtype != like.dtype:
+    if t.dtype != like.dtype and not (_autocast_on(like) and t.is_floating_point()):
         raise TypeError(f"{name} must have the input's dtype {like.dtype}, got {t.dtype}")
     if t.device != like.device:
         raise ValueError(f"{name} must be on the input's device {like.device}, got {t.device}")

@@ -60,3 +60,16 @@ def test_a_language_model_step_under_autocast_keeps_its_gradients_float32():
     for name, p in model.named_parameters():
         assert p.grad is not None and p.grad.dtype == torch.float32, name
         assert torch.isfinite(p.grad).all(), name
+
+
+def test_a_state_carried_out_of_an_autocast_step_feeds_the_next_one():
+    model = RNNLanguageModel(LMConfig(level="word", embed_size=16, hidden_size=16,
+                                      num_layers=2), 50)  # fmt: skip
+    tokens, targets = torch.randint(0, 50, (6, 4)), torch.randint(0, 50, (6, 4))
+    state = None
+    for _ in range(2):  # truncated BPTT: the second window starts from the first one's state
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            log_p, state = model(tokens, state, targets=targets)
+        assert torch.isfinite(log_p).all()
+    with pytest.raises(TypeError, match="h_0 must have the input's dtype torch.float32"):
+        model(tokens, tuple(s.bfloat16() for s in state), targets=targets)  # outside autocast
