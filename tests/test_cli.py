@@ -231,8 +231,8 @@ def word_run(tmp_path_factory):
 
 def test_word_level_default_preset_and_online_evaluation(word_run, capsys):
     saved = json.loads((word_run / "task.json").read_text())["config"]
-    assert saved["softmax"] == "full" and not saved["tie_weights"]  # the 'word' preset
-    assert saved["dropout"] == 0.2 and not saved["variable_bptt"]
+    assert saved["softmax"] == "full" and saved["tie_weights"]  # the 'word' preset
+    assert saved["dropout"] == 0.4 and saved["init_range"] == 0.1 and not saved["variable_bptt"]
     files = sorted(p for p in word_run.rglob("*") if p.is_file() and p.suffix != ".lock")
     before = {p: p.read_bytes() for p in files}
     assert main(["evaluate", str(word_run), "--split", "test", "--json"]) == 0
@@ -248,7 +248,7 @@ def test_word_level_default_preset_and_online_evaluation(word_run, capsys):
             "--dynamic-lr", "1e-2", "--dynamic-bptt", "5"]  # fmt: skip
     assert main(argv) == 0
     adapted = json.loads(capsys.readouterr().out)
-    assert adapted["loss"] < plain["loss"] - 0.05  # the text repeats: adapting picks it up
+    assert adapted["loss"] < plain["loss"] - 0.01  # the text repeats: adapting picks it up
     assert adapted["dynamic_eval"]["method"] == "rms" and adapted["cache"] is None
     assert {p: p.read_bytes() for p in files} == before  # the run is left as it was
 
