@@ -223,7 +223,7 @@ def word_run(tmp_path_factory):
         (data / f"{split}.txt").write_text("\n".join(WIKI_LINES * n) + "\n", encoding="utf-8")
     run = root / "run"
     argv = ["train", "lm", "--data", str(data), "--level", "word", "--hidden-size", "16",
-            "--embed-size", "16", "--max-steps", "30", "--out",
+            "--embed-size", "16", "--max-steps", "30", "--precision", "float32", "--out",
             str(run), "--no-progress", "--sample-length", "0"]  # fmt: skip
     assert main(argv) == 0
     return run
