@@ -121,15 +121,16 @@ def target_log_softmax(
 class TargetLogSoftmax(torch.autograd.Function):
     """``x (M, O), W (V, O), b (V,) | None, t (M,) -> log p(t) (M,)`` of the softmax of ``x W^T + b``.
 
-    Forward keeps one ``(M, V)`` buffer, the log-probabilities; backward turns it into the
-    probabilities ``q`` in place and, with ``g (M,)`` the incoming gradient and ``e_t`` the one-hot
-    rows of the targets (``d log p(t) / d logits = e_t - q``):
+    Forward keeps one ``(M, V)`` buffer, the log-probabilities; backward makes the probabilities
+    ``q`` from it and, with ``g (M,)`` the incoming gradient and ``e_t`` the one-hot rows of the
+    targets (``d log p(t) / d logits = e_t - q``):
 
         dx = g * (W[t] - q W)        dW = e_t^T (g x) - q^T (g x)        db = e_t^T g - q^T g
 
     so the three GEMMs read ``q`` as it is and no elementwise pass over ``(M, V)`` remains but the
-    log-softmax and the exponential. Under ``create_graph=True`` backward computes the same
-    gradients from differentiable torch ops, so second-order gradients are exact.
+    log-softmax and the exponential. Under autocast the GEMMs run in its dtype (``q`` too), the
+    log-probabilities and the gradients in the weight's. Under ``create_graph=True`` backward
+    computes the same gradients from differentiable torch ops, so second-order gradients are exact.
     """
 
     @staticmethod
@@ -151,27 +152,39 @@ class TargetLogSoftmax(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g: Tensor):  # noqa: D102
         x, w, t, log_p = ctx.saved_tensors
+        need_x, need_w, need_b, _ = ctx.needs_input_grad
         if torch.is_grad_enabled():  # create_graph=True: the same gradients, differentiable
             b = ctx.saved_bias if ctx.has_bias else None
             dlogits = F.one_hot(t, w.shape[0]).to(g.dtype) - torch.softmax(F.linear(x, w, b), 1)
             dlogits = dlogits * g.unsqueeze(1)  # (M, V)
             dx, dw = dlogits @ w, dlogits.t() @ x
             db = dlogits.sum(0) if ctx.has_bias else None
-            need_x, need_w, need_b, _ = ctx.needs_input_grad
             return dx if need_x else None, dw if need_w else None, db if need_b else None, None
         q = torch.exp(log_p, out=torch.empty_like(log_p, dtype=ctx.lowp))  # (M, V): the softmax
-        need_x, need_w, need_b, _ = ctx.needs_input_grad
-        if ctx.lowp is not None:
-            return _backward_lowp(q, x, w, t, g, need_x, need_w, need_b, ctx.has_bias)
+        if ctx.lowp is None:
+
+            def q_w() -> Tensor:  # q W: (M, O)
+                return Gemm(w.t(), q.shape[0], own_kernel=False)(q)
+
+            def qt_x(gx: Tensor) -> Tensor:  # q^T gx: (V, O)
+                return outer_sum(q, gx, own_kernel=False)
+        else:  # the GEMMs in the autocast dtype, their results in the weight's (float32)
+
+            def q_w() -> Tensor:
+                return (q @ w.to(q.dtype)).to(w.dtype)
+
+            def qt_x(gx: Tensor) -> Tensor:
+                return (q.t() @ gx.to(q.dtype)).to(w.dtype)
+
+        g = g.to(w.dtype)
         dx = dw = db = None
         if need_x:
-            qw = Gemm(w.t(), q.shape[0], own_kernel=False)(q)  # (M, O)
-            dx = (w.index_select(0, t) - qw).mul_(g.unsqueeze(1))
+            dx = (w.index_select(0, t) - q_w()).mul_(g.unsqueeze(1)).to(x.dtype)
         if need_w:
-            gx = x * g.unsqueeze(1)  # (M, O)
-            dw = outer_sum(q, gx, own_kernel=False).neg_().index_add_(0, t, gx)
+            gx = x.to(w.dtype) * g.unsqueeze(1)  # (M, O)
+            dw = qt_x(gx).neg_().index_add_(0, t, gx)
         if need_b and ctx.has_bias:
-            db = torch.mv(q.t(), g).neg_().index_add_(0, t, g)
+            db = torch.mv(q.t(), g.to(q.dtype)).to(w.dtype).neg_().index_add_(0, t, g)
         return dx, dw, db, None
 
 
@@ -179,19 +192,3 @@ def _autocast_dtype(x: Tensor) -> torch.dtype | None:
     """The dtype autocast gives GEMMs on ``x``'s device, or None where it is off."""
     kind = x.device.type
     return torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else None
-
-
-def _backward_lowp(q, x, w, t, g, need_x, need_w, need_b, has_bias):
-    """:meth:`TargetLogSoftmax.backward` under autocast: ``q (M, V)`` in the autocast dtype, the
-    GEMMs in it, their results and the gradients in the weight's dtype (float32)."""
-    g = g.to(w.dtype)
-    dx = dw = db = None
-    if need_x:
-        qw = (q @ w.to(q.dtype)).to(w.dtype)  # (M, O)
-        dx = (w.index_select(0, t) - qw).mul_(g.unsqueeze(1)).to(x.dtype)
-    if need_w:
-        gx = x.to(w.dtype) * g.unsqueeze(1)  # (M, O)
-        dw = (q.t() @ gx.to(q.dtype)).to(w.dtype).neg_().index_add_(0, t, gx)
-    if need_b and has_bias:
-        db = torch.mv(q.t(), g.to(q.dtype)).to(w.dtype).neg_().index_add_(0, t, g)
-    return dx, dw, db, None
