@@ -17,9 +17,9 @@ CPU = torch.device("cpu")
 def test_the_dtype_of_each_precision(monkeypatch):
     assert precision.training_dtype("float32", CPU) is None
     assert precision.training_dtype("bfloat16", CPU) is torch.bfloat16
-    monkeypatch.setattr(precision, "_cpu_flags", lambda: frozenset({"avx2", "avx512_bf16"}))
+    monkeypatch.setattr(precision, "_cpu_has_bfloat16", lambda: True)
     assert precision.training_dtype("auto", CPU) is torch.bfloat16
-    monkeypatch.setattr(precision, "_cpu_flags", lambda: frozenset({"avx2", "avx512f"}))
+    monkeypatch.setattr(precision, "_cpu_has_bfloat16", lambda: False)
     assert precision.training_dtype("auto", CPU) is None  # emulated bfloat16 is slower
     with pytest.raises(ValueError, match=r"precision must be one of .*got 'half'"):
         precision.training_dtype("half", CPU)

@@ -10,25 +10,14 @@ evaluation, checkpoints and the weights stay float32.
 
 from __future__ import annotations
 
-import contextlib
-import functools
-from collections.abc import Iterator
-
 import torch
 
 PRECISIONS = ("float32", "bfloat16", "auto")
 
 
-@functools.cache
-def _cpu_flags() -> frozenset[str]:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
+def _cpu_has_bfloat16() -> bool:
+    """AVX512-BF16 or AMX on this CPU, as torch's own CPU detection reports them."""
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
 
 
 def native_bfloat16(device: torch.device) -> bool:
@@ -36,7 +25,7 @@ def native_bfloat16(device: torch.device) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     if device.type == "cpu":
-        return bool({"avx512_bf16", "amx_bf16"} & _cpu_flags())
+        return _cpu_has_bfloat16()
     return False
 
 
@@ -47,13 +36,3 @@ def training_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     if precision == "bfloat16" or (precision == "auto" and native_bfloat16(device)):
         return torch.bfloat16
     return None
-
-
-@contextlib.contextmanager
-def autocast(dtype: torch.dtype | None, device: torch.device) -> Iterator[None]:
-    """``torch.autocast`` to ``dtype`` on ``device``'s type; nothing for None."""
-    if dtype is None:
-        yield
-        return
-    with torch.autocast(device.type, dtype=dtype):
-        yield

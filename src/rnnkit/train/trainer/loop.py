@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from ...state import detach_state
 from .. import distributed as dist_utils
 from ..evaluation import prepare_batch
 from ..optim import CosineSchedule, set_lr
-from ..precision import autocast
 
 
 class StepsMixin:
@@ -62,7 +62,8 @@ class StepsMixin:
         self._lr = self.schedule.lr(self.step) * self._lr_scale
         batch_scale = self._batch_lr_scale(batch)
         set_lr(self.optimizer, self._lr * batch_scale)
-        with autocast(self._step_dtype, self.device):
+        lowp = self._step_dtype  # None: float32, autocast off
+        with torch.autocast(self.device.type, dtype=lowp, enabled=lowp is not None):
             loss, state, count = self.task.loss(self._train_model, batch, state)
         if not isinstance(loss, Tensor) or loss.numel() != 1:
             raise TypeError(
