@@ -218,6 +218,34 @@ def test_no_grad_forward_builds_no_graph_and_float32_runs():
     torch.testing.assert_close(out32.double(), out, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("layer_norm", [False, True])
+def test_gru_with_layer_norms_saves_no_gates_and_rebuilds_them_exactly(layer_norm, step_kernels):
+    """With both layer norms the GRU op keeps no (T, N, 4H) gate values for its backward (it
+    rebuilds them from the projections and each step's recurrent GEMM output); the gradients are
+    the reference loop's all the same, lengths and zoneout included."""
+    torch.manual_seed(0)
+    kw = dict(layer_norm=layer_norm, zoneout=0.2)
+    fused = rnnkit.GRU(3, 6, 2, dtype=DT, **kw).train()
+    loop = rnnkit.GRU(3, 6, 2, dtype=DT, backend="reference", **kw).train()
+    loop.load_state_dict(fused.state_dict())
+    x = torch.randn(7, 4, 3, dtype=DT, requires_grad=True)
+    lengths = torch.tensor([7, 3, 5, 1])
+    grads = []
+    for layer in (fused, loop):
+        torch.manual_seed(1)  # the same zoneout masks
+        out, h = layer(x, lengths=lengths)
+        grads.append(torch.autograd.grad(out.square().sum() + h.sum(), [x, *layer.parameters()]))
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, atol=1e-9, rtol=1e-9)
+    p = fused.cell_params(0, 0)
+    outputs = torch.ops.rnnkit.gru_sequence(
+        x, p.w_ih, torch.zeros(4, 6, dtype=DT), p.w_hh, p.b_ih, p.b_hh, p.ln_ih, p.ln_hh, None,
+        None, 0.0, None, False, "gru", True,
+    )  # fmt: skip
+    acts = outputs[3]  # (out, h_n, hs, acts, stats)
+    assert acts.shape == ((0,) if layer_norm else (7, 4, 24))
+
+
 def test_bad_cell_or_backend_is_a_value_error():
     _, gx, state, p, _ = make_problem("RNN_TANH", "plain")
     with pytest.raises(ValueError, match="cell must be one of"):

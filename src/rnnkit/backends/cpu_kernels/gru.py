@@ -4,8 +4,9 @@ The design of :mod:`rnnkit.backends.cpu_kernels.lstm`: per step one GEMM ``a = h
 (``gru_fwd``/``rnn_fwd`` in ``csrc/gru_template.h``) for the rest of
 :func:`rnnkit.registry.gru.gru_step` / ``rnn_step``, the input layer norm and ``b_ih``, zoneout and
 ``lengths``; backward one C call and one GEMM ``da W_hh`` per step, weight gradients as single
-GEMMs. Saved for backward: ``(r, z, n, gh_n)`` per step for the GRU (``h'`` for the RNN), the
-states and the row statistics of the layer norms. torch.nn's GRU keeps little for its backward, so
+GEMMs. Saved for backward: ``(r, z, n, gh_n)`` per step for the GRU (none with both layer norms:
+:func:`gates_recomputed`), ``h'`` for the RNN, the states and the row statistics of the layer
+norms. torch.nn's GRU keeps little for its backward, so
 to stay close to its memory the normalised pre-activations are not saved but rebuilt: the input
 projection ``x W_ih^T`` with one GEMM at the start of the backward, the recurrent ``h W_hh^T``
 with one more GEMM per backward step (the GRU's backward has time to spare against torch.nn's),
@@ -41,6 +42,17 @@ GATES = {"GRU": 3, "RNN": 1}
 ACTS = {"GRU": 4, "RNN": 1}  # saved activations per hidden unit: (r, z, n, gh_n) or h'
 
 
+def gates_recomputed(mode: str, ln_ih: Tensor | None, ln_hh: Tensor | None) -> bool:
+    """Whether the backward rebuilds a GRU's gate values ``(r, z, n, gh_n)`` from the projections
+    and every step's recurrent GEMM output rather than reading them saved for every step: with
+    both layer norms, whose backward holds both anyway (the projections rebuilt for the input
+    LN, the GEMM outputs recomputed for the recurrent one), so only the elementwise math is
+    redone and ``(T, N, 4H)`` less is kept per direction. Without them the rebuilt projections
+    and every step's ``da`` would outweigh the saved gates at the peak (measured,
+    docs/benchmarks.md)."""
+    return mode == "GRU" and ln_ih is not None and ln_hh is not None
+
+
 class GRUInputs(NamedTuple):
     """The differentiable inputs of :class:`KernelGRUSequence`, in ``apply`` order after ``mode``
     and ``aux``; also the names of ``ctx.needs_input_grad`` in backward."""
@@ -70,14 +82,15 @@ def gru_kernel_forward(mode: str, aux: Aux, inputs: GRUInputs, save: bool):
     rows = steps if save else 1
     width = ACTS[mode] * hid
     any_ln = ln_ih is not None or ln_hh is not None
+    keep_acts = save and not gates_recomputed(mode, ln_ih, ln_hh)
     hs = x.new_empty(steps, n, hid)
-    acts = x.new_empty(rows, n, width)
+    acts = x.new_empty(steps if keep_acts else 1, n, width)
     xhat = x.new_empty(1, n, g) if ln_hh is not None else None  # a scratch row: not saved
     stats = x.new_zeros(rows, n, 6) if any_ln else None  # zeros: the slots no norm here uses
     hm = x.new_empty(n, hid) if aux.mask is not None else None
     ctx, alive = make_context(
         aux, h0, bias_ih=b_ih, bias=b_hh, ln_ih=ln_ih, ln_w=ln_hh, hs=hs, acts=acts, xhat=xhat,
-        stats=stats, hm=hm, acts_st=n * width if save else 0, xhat_st=0,
+        stats=stats, hm=hm, acts_st=n * width if keep_acts else 0, xhat_st=0,
         stats_st=n * 6 if save else 0,
     )  # fmt: skip
     ref = ctypes.byref(ctx)
@@ -102,7 +115,7 @@ def gru_kernel_forward(mode: str, aux: Aux, inputs: GRUInputs, save: bool):
                 fwd(ref, t, prev, a.data_ptr())
                 h = hss[t] if hm is None else hm
     del alive
-    saved = dict(hs=hs, acts=acts, stats=stats) if save else {}
+    saved = dict(hs=hs, acts=acts if keep_acts else None, stats=stats) if save else {}
     return hs, saved
 
 
@@ -123,24 +136,36 @@ def gru_kernel_backward(
     ``inputs.x`` is the layer input with ``w_ih``, or the projections with ``w_ih=None``."""
     x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh = inputs
     h0, sv = h0.contiguous(), saved
-    gx = x.contiguous() if ln_ih is not None and w_ih is None else None
     hs = sv["hs"]
     aux = with_mask_like(aux, hs)
     seq = aux.seq
     steps, n, hid = hs.shape
     g = GATES[mode] * hid
-    if ln_ih is not None and gx is None:
-        gx = project(x, w_ih)  # rebuilt, not saved
-    # with the input LN, dz is a scratch row (b_ih's gradient summed in C) and the gradient
-    # of gx overwrites the rebuilt gx in place; without, dz is the gradient of gx
     ln_in = ln_ih is not None
-    dz = hs.new_empty(1 if ln_in else steps, n, g)
-    # da (the gradient of h W_hh^T) lives in a scratch row, 3H less per step: without layer
-    # norms and with the projection inside it is rebuilt from dz in place at the end, as
-    # (dz_r, dz_z, dz_n r), for one dW_hh GEMM; otherwise dW_hh gathers a GEMM per step
-    compact = w_ih is not None and not ln_in and ln_hh is None
-    da = hs.new_empty(1, n, g)
-    dw = None if compact or not need.w else w.new_zeros(w.shape)
+    again = gates_recomputed(mode, ln_ih, ln_hh)  # acts: a scratch the kernel rebuilds per step
+    # the projections gx, for the input LN's backward and for gates rebuilt: rebuilt with one
+    # GEMM (then ours to overwrite with their gradient), or the op's input x itself
+    gx = None
+    if ln_in or again:
+        gx = project(x, w_ih) if w_ih is not None else x.contiguous()
+    # dz, the gradient of gx: with the input LN a scratch row (b_ih's gradient summed in C), the
+    # gradient of gx then overwriting the rebuilt gx in place (dgx); without, every step's, in
+    # the rebuilt gx's place where there is one
+    if ln_in:
+        dz = hs.new_empty(1, n, g)
+    elif again and w_ih is not None:
+        dz = gx
+    else:
+        dz = hs.new_empty(steps, n, g)
+    # da (the gradient of h W_hh^T): compact (RNN and GRU without the layer norms, with the
+    # projection inside) keeps it in a scratch row and rebuilds it from dz in place at the end,
+    # as (dz_r, dz_z, dz_n r), for one dW_hh GEMM; a GRU whose gates are rebuilt has no saved r
+    # for that, and keeps every step's da for the one GEMM instead unless the recurrent LN's
+    # backward gathers dW_hh a GEMM per step
+    compact = w_ih is not None and not ln_in and ln_hh is None and not again
+    full_da = again and ln_hh is None and need.w
+    da = hs.new_empty(steps if full_da else 1, n, g)
+    dw = None if compact or full_da or not need.w else w.new_zeros(w.shape)
     dgx = (gx if w_ih is not None else gx.clone()) if ln_in else None
     dhk = d_hn.contiguous().clone()
     dout = seq.outputs(d_out).contiguous()
@@ -152,14 +177,15 @@ def gru_kernel_backward(
     }
     width = ACTS[mode] * hid
     h_in = recurrent_input(seq.before(hs, h0), aux.mask)  # (T, N, H): each step's GEMM input
-    recompute = ln_hh is not None
+    recompute = ln_hh is not None or again  # each step's h W_hh^T computed again
+    acts = hs.new_empty(1, n, width) if again else sv["acts"]
     arec = hs.new_empty(n, g) if recompute else None
-    xhat = hs.new_empty(1, n, g) if recompute else None  # the context points into these:
+    xhat = hs.new_empty(1, n, g) if ln_hh is not None else None  # the context points into these:
     cctx, alive = make_context(  # they must stay referenced until the loop is done
-        aux, h0, gx=gx, bias_ih=b_ih, bias=b_hh, ln_ih=ln_ih, ln_w=ln_hh, hs=hs,
-        acts=sv["acts"], xhat=xhat,
-        stats=sv["stats"], acts_st=n * width, xhat_st=0, stats_st=n * 6, dout=dout, dhk=dhk,
-        dz=dz, dz_st=0 if ln_in else n * g, da=da, da_st=0, dgx=dgx, arec=arec, **grads,
+        aux, h0, gx=gx, bias_ih=b_ih, bias=b_hh, ln_ih=ln_ih, ln_w=ln_hh, hs=hs, acts=acts,
+        xhat=xhat, stats=sv["stats"], acts_st=0 if again else n * width, xhat_st=0,
+        stats_st=n * 6, dout=dout, dhk=dhk, dz=dz, dz_st=0 if ln_in else n * g, da=da,
+        da_st=n * g if full_da else 0, dgx=dgx, arec=arec, recompute_gates=int(again), **grads,
     )  # fmt: skip
     ref = ctypes.byref(cctx)
     add_up = thread_sums(cctx, grads, alive)
@@ -184,9 +210,10 @@ def gru_kernel_backward(
             if step_gemm is not None:
                 step_gemm(h_in[t], arec)
             bwd(ref, t, prev, None if rec is None else rec.data_ptr())
-            rec = step_gemm_t(da[0], buf)
+            da_t = da[t if full_da else 0]
+            rec = step_gemm_t(da_t, buf)
             if dw is not None:
-                dw.addmm_(da[0].t(), h_in[t])
+                dw.addmm_(da_t.t(), h_in[t])
     dh0 = torch.empty_like(h0)
     kernel("bwd_finish", hs.dtype)(ref, None if rec is None else rec.data_ptr(),
                                    dh0.data_ptr())  # fmt: skip
@@ -198,6 +225,8 @@ def gru_kernel_backward(
         da = dz  # dz is spent: turn it into da in place
         if mode == "GRU":
             da[..., 2 * hid :].mul_(sv["acts"][..., :hid])  # dz_n * r
+        dw = outer_sum(da, h_in)
+    elif full_da:
         dw = outer_sum(da, h_in)
     return GRUInputs(dx, dw_ih, dh0 if need.h0 else None, dw, db_ih, grads["g_bias"],
                      grads["g_ln_ih"], grads["g_ln_w"])  # fmt: skip

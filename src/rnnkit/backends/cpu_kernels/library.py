@@ -86,6 +86,7 @@ class StepCtx(ctypes.Structure):
         ("partials", _P),
         ("part_len", ctypes.c_long),
         ("part_off", ctypes.c_long * 7),
+        ("recompute_gates", ctypes.c_long),
     ]
 
 
@@ -196,7 +197,7 @@ def _declare(lib: ctypes.CDLL, suffix: str) -> None:
     width = getattr(lib, f"panel_width_{suffix}")
     width.argtypes, width.restype = [], ctypes.c_long
     pack = getattr(lib, f"pack_panels_{suffix}")
-    pack.argtypes, pack.restype = [_P, *([ctypes.c_long] * 4), _P], None
+    pack.argtypes, pack.restype = [_P, *([ctypes.c_long] * 4), _P, ctypes.c_long], None
     mm = getattr(lib, f"panel_matmul_{suffix}")
     mm.argtypes = [*([ctypes.c_long] * 3), _P, ctypes.c_long, ctypes.c_long, _P, _P,
                    *([ctypes.c_long] * 3)]  # fmt: skip

@@ -30,7 +30,7 @@ from ...registry import get_cell
 from .. import reference
 from ..sequence import direction_aux
 from .gru import _SAVED as GRU_SAVED
-from .gru import GRUInputs, gru_kernel_backward, gru_kernel_forward
+from .gru import ACTS, GRUInputs, gates_recomputed, gru_kernel_backward, gru_kernel_forward
 from .lstm import _SAVED as LSTM_SAVED
 from .lstm import LSTMInputs, lstm_kernel_backward, lstm_kernel_forward
 
@@ -243,11 +243,13 @@ def _fake_gru_sequence(x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh, mask, zoneout_h
     main = (x.new_empty(steps, n, hid), x.new_empty(n, hid))
     if not save:
         return *main, *_empties(x, 3)
-    width = 4 * hid if get_cell(cell).kernel == "gru" else hid
+    mode = get_cell(cell).kernel.upper()
+    width = ACTS[mode] * hid
     hs = x.new_empty(steps, n, hid) if lengths is not None else x.new_empty(0)
     any_ln = ln_ih is not None or ln_hh is not None
     stats = x.new_empty(steps, n, 6) if any_ln else x.new_empty(0)
-    return *main, hs, x.new_empty(steps, n, width), stats
+    acts = x.new_empty(0) if gates_recomputed(mode, ln_ih, ln_hh) else x.new_empty(steps, n, width)
+    return *main, hs, acts, stats
 
 
 _GRU_TENSORS = 8

@@ -30,12 +30,14 @@ class Panels(NamedTuple):
 
 
 def pack(b: Tensor) -> Panels:
-    """The panels of a 2-D ``b (k, n)``, read through its strides (``w.t()`` packs ``W^T``)."""
+    """The panels of a 2-D ``b (k, n)``, read through its strides (``w.t()`` packs ``W^T``), on
+    torch's threads."""
     b = b.detach()
     k, n = b.shape
     width = kernel("panel_width", b.dtype)()
     data = b.new_empty(-(-n // width) * width * k)
-    kernel("pack_panels", b.dtype)(b.data_ptr(), k, n, b.stride(0), b.stride(1), data.data_ptr())
+    kernel("pack_panels", b.dtype)(b.data_ptr(), k, n, b.stride(0), b.stride(1), data.data_ptr(),
+                                   torch.get_num_threads())  # fmt: skip
     return Panels(data, k, n)
 
 

@@ -18,36 +18,62 @@ static inline void FN(blend_out)(const StepCtx *x, long t, long n, REAL *restric
     }
 }
 
+/* The gates of one row from xi in z[0:3H] and the recurrent source src (3H, normalised with the
+ * recurrent LN): gh = src [* ln_w] + b_hh; z[0:2H] = (r, z) = sig(xi_rz + gh_rz);
+ * z[2H:3H] = n = tanh(xi_n + r gh_n); z[3H:4H] = gh_n */
+static inline void FN(gru_gates)(const StepCtx *x, REAL *restrict z, const REAL *src) {
+    const long H = x->H;
+    const REAL *lnw = x->ln_w, *bias = x->bias;
+    REAL *restrict ghn = z + 3 * H;
+    FN(add_recurrent)(z, src, lnw, bias, 2 * H, 0);
+    FN(add_recurrent)(ghn, src + 2 * H, lnw ? lnw + 2 * H : (const REAL *)0,
+                      bias ? bias + 2 * H : (const REAL *)0, H, 1);
+    #pragma omp simd
+    for (long k = 0; k < 2 * H; k++) z[k] = FN(sig)(z[k]);
+    #pragma omp simd
+    for (long j = 0; j < H; j++) z[2 * H + j] = TANH(z[2 * H + j] + z[j] * ghn[j]);
+}
+
 /* GRU forward step t: a (N, 3H) = hm_prev W_hh^T.
  *   gh = [LN(a; ln_w)] + b_hh;  r, z = sig(xi_rz + gh_rz);  n = tanh(xi_n + r gh_n)
  *   h' = n + z (h - n);  h_t = lerp(h', h, kh_t);  acts_t = (r, z, n, gh_n) */
 static void FN(gru_fwd_rows)(const StepCtx *x, long t, long prev, const REAL *restrict a) {
     const long N = x->N, H = x->H, G = 3 * H;
-    const REAL *lnw = x->ln_w, *bias = x->bias;
     const REAL *hp = prev < 0 ? (const REAL *)x->h0 : (const REAL *)x->hs + prev * N * H;
     REAL *hs = (REAL *)x->hs + t * N * H, *acts = (REAL *)x->acts + t * x->acts_st;
-    REAL *xh = lnw ? (REAL *)x->xhat + t * x->xhat_st : (REAL *)0;
+    REAL *xh = x->ln_w ? (REAL *)x->xhat + t * x->xhat_st : (REAL *)0;
     REAL *st = x->stats ? (REAL *)x->stats + t * x->stats_st : (REAL *)0;
     #pragma omp for schedule(static)
     for (long n = 0; n < N; n++) {
         const REAL *restrict hpn = hp + n * H;
-        REAL *restrict z = acts + n * 4 * H, *restrict ghn = z + 3 * H, *restrict hn = hs + n * H;
+        REAL *restrict z = acts + n * 4 * H, *restrict hn = hs + n * H;
         REAL *stn = st ? st + n * 6 : (REAL *)0;
         FN(input_part)(x, (const REAL *)x->gx + (t * N + n) * G, z, stn, G);
-        const REAL *src = FN(recurrent_src)(x, a + n * G, xh ? xh + n * G : (REAL *)0, stn, G);
-        FN(add_recurrent)(z, src, lnw, bias, 2 * H, 0);
-        FN(add_recurrent)(ghn, src + 2 * H, lnw ? lnw + 2 * H : (const REAL *)0,
-                          bias ? bias + 2 * H : (const REAL *)0, H, 1);
+        FN(gru_gates)(x, z, FN(recurrent_src)(x, a + n * G, xh ? xh + n * G : (REAL *)0, stn, G));
         #pragma omp simd
-        for (long k = 0; k < 2 * H; k++) z[k] = FN(sig)(z[k]);
-        #pragma omp simd
-        for (long j = 0; j < H; j++) {
-            REAL nn = TANH(z[2 * H + j] + z[j] * ghn[j]);
-            z[2 * H + j] = nn;
-            hn[j] = nn + z[H + j] * (hpn[j] - nn);
-        }
+        for (long j = 0; j < H; j++) hn[j] = z[2 * H + j] + z[H + j] * (hpn[j] - z[2 * H + j]);
         FN(blend_out)(x, t, n, hn, hpn, H);
     }
+}
+
+/* The forward's (r, z, n, gh_n) of step t, row n, into an (4H), rebuilt in the backward from the
+ * projections gx, the recomputed recurrent GEMM output arec and, with the layer norms, the
+ * forward's row statistics st (reused, not recomputed); with the recurrent LN the normalised
+ * arec goes to xhn for its backward. */
+static inline void FN(gru_gates_again)(const StepCtx *x, long t, long n, REAL *restrict an,
+                                       REAL *restrict xhn, const REAL *st) {
+    const long N = x->N, G = 3 * x->H;
+    const REAL *restrict arn = (const REAL *)x->arec + n * G;
+    FN(input_with)(x, (const REAL *)x->gx + (t * N + n) * G, an, x->ln_ih ? st[4] : 0,
+                   x->ln_ih ? st[5] : 1, G);
+    const REAL *src = arn;
+    if (x->ln_w) {
+        const REAL mu = st[0], rs = st[1];
+        #pragma omp simd
+        for (long k = 0; k < G; k++) xhn[k] = (arn[k] - mu) * rs;
+        src = xhn;
+    }
+    FN(gru_gates)(x, an, src);
 }
 
 /* gru_fwd_rows on torch's threads (one step called from Python) */
@@ -105,7 +131,8 @@ static inline void FN(finish_row)(const StepCtx *x, long t, long n, REAL *restri
     }
     if (x->ln_w) {
         REAL *xhn = (REAL *)x->xhat + t * x->xhat_st + n * G;
-        if (x->arec) { /* recomputed GEMM output of this step: normalise it here (saves memory) */
+        if (x->arec && !x->recompute_gates) { /* recomputed GEMM output of this step: normalise
+                                                 * it here (saves memory) */
             const REAL *restrict an = (const REAL *)x->arec + n * G;
             const REAL mu = st[0], rs = st[1];
             #pragma omp simd
@@ -130,6 +157,10 @@ static void FN(gru_bwd_rows)(const StepCtx *x0, long t, long prev, const REAL *r
     const REAL *st = x->stats ? (const REAL *)x->stats + t * x->stats_st : (const REAL *)0;
     #pragma omp for schedule(static)
     for (long n = 0; n < N; n++) {
+        if (x->recompute_gates)
+            FN(gru_gates_again)(x, t, n, (REAL *)acts + n * 4 * H,
+                                x->ln_w ? (REAL *)x->xhat + t * x->xhat_st + n * G : (REAL *)0,
+                                st ? st + n * 6 : (const REAL *)0);
         const REAL *restrict an = acts + n * 4 * H, *restrict hpn = hp + n * H;
         const REAL *restrict r = an, *restrict zg = an + H, *restrict nn = an + 2 * H,
                              *restrict ghn = an + 3 * H;

@@ -164,14 +164,11 @@ static inline void FN(moments)(const REAL *restrict x, long n, REAL *mu, REAL *r
     *rs = (REAL)1 / SQRT((var > 0 ? var : 0) + (REAL)LN_EPS);
 }
 
-/* xi = [LN(gx_t; ln_ih)] + b_ih into out[0:G], and the input LN's statistics into st[4:6] */
-static inline void FN(input_part)(const StepCtx *x, const REAL *restrict gxn, REAL *restrict out,
-                                  REAL *st, long G) {
+/* xi = [(gx_t - mu) rstd ln_ih] + b_ih into out[0:G], for the input LN's statistics (mu, rs) */
+static inline void FN(input_with)(const StepCtx *x, const REAL *restrict gxn, REAL *restrict out,
+                                  REAL mu, REAL rs, long G) {
     const REAL *lniw = x->ln_ih, *bih = x->bias_ih;
     if (lniw) {
-        REAL mu, rs;
-        FN(moments)(gxn, G, &mu, &rs);
-        st[4] = mu, st[5] = rs;
         #pragma omp simd
         for (long k = 0; k < G; k++) out[k] = (gxn[k] - mu) * rs * lniw[k];
     } else {
@@ -182,6 +179,17 @@ static inline void FN(input_part)(const StepCtx *x, const REAL *restrict gxn, RE
         #pragma omp simd
         for (long k = 0; k < G; k++) out[k] += bih[k];
     }
+}
+
+/* xi = [LN(gx_t; ln_ih)] + b_ih into out[0:G], and the input LN's statistics into st[4:6] */
+static inline void FN(input_part)(const StepCtx *x, const REAL *restrict gxn, REAL *restrict out,
+                                  REAL *st, long G) {
+    REAL mu = 0, rs = 1;
+    if (x->ln_ih) {
+        FN(moments)(gxn, G, &mu, &rs);
+        st[4] = mu, st[5] = rs;
+    }
+    FN(input_with)(x, gxn, out, mu, rs, G);
 }
 
 /* the recurrent pre-activation source: xhat = (a - mean) rstd (saved) with LN, else a */

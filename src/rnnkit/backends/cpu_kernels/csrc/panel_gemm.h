@@ -27,6 +27,7 @@
 #define RK_PW (2 * RK_VL)                         /* panel width: two vectors */
 #define RK_ROWS 6                                 /* rows of c per tile */
 #define RK_KBLOCK 256                             /* rows of a panel per pass over the tiles */
+#define RK_PACK_PARALLEL (1L << 16)               /* values of b from which packing is threaded */
 
 typedef REAL PFN(vec) __attribute__((vector_size(RK_VBYTES)));
 /* the same vector at any REAL-aligned address */
@@ -36,10 +37,16 @@ typedef REAL PFN(uvec) __attribute__((vector_size(RK_VBYTES), aligned(sizeof(REA
 long PFN(panel_width)(void) { return RK_PW; }
 
 /* out = the panels of b (k, n), b[r][j] read at b + r sk + j sn (so b may be a matrix or its
- * transpose): ceil(n / PW) panels of k x PW values, zero-padded past column n */
+ * transpose): ceil(n / PW) panels of k x PW values, zero-padded past column n; the panels split
+ * over nthreads threads once b is large enough to pay for them (the layers pack their weights at
+ * every call: a weight of H = 512 is 1M values) */
 void PFN(pack_panels)(const REAL *restrict b, long k, long n, long sk, long sn,
-                      REAL *restrict out) {
-    for (long p0 = 0; p0 < n; p0 += RK_PW) {
+                      REAL *restrict out, long nthreads) {
+    const long panels = (n + RK_PW - 1) / RK_PW;
+    #pragma omp parallel for num_threads(nthreads) if (nthreads > 1 && k * n >= RK_PACK_PARALLEL) \
+        schedule(static)
+    for (long p = 0; p < panels; p++) {
+        const long p0 = p * RK_PW;
         const long w = n - p0 < RK_PW ? n - p0 : RK_PW;
         REAL *restrict dst = out + p0 * k; /* (p0 / PW) * k * PW */
         if (sn == 1) {

@@ -94,4 +94,4 @@ void BERNOULLI_CAT(transpose, SFX)(const REAL *restrict src, REAL *restrict dst,
 }
 
 /* the version the Python side checks before binding the structs */
-long rnnkit_abi_version(void) { return 13; }
+long rnnkit_abi_version(void) { return 14; }
