@@ -142,30 +142,19 @@ def gru_kernel_backward(
     steps, n, hid = hs.shape
     g = GATES[mode] * hid
     ln_in = ln_ih is not None
-    again = gates_recomputed(mode, ln_ih, ln_hh)  # acts: a scratch the kernel rebuilds per step
-    # the projections gx, for the input LN's backward and for gates rebuilt: rebuilt with one
-    # GEMM (then ours to overwrite with their gradient), or the op's input x itself
-    gx = None
-    if ln_in or again:
+    if ln_in:  # rebuilt, not saved (or the op's input itself)
         gx = project(x, w_ih) if w_ih is not None else x.contiguous()
-    # dz, the gradient of gx: with the input LN a scratch row (b_ih's gradient summed in C), the
-    # gradient of gx then overwriting the rebuilt gx in place (dgx); without, every step's, in
-    # the rebuilt gx's place where there is one
-    if ln_in:
-        dz = hs.new_empty(1, n, g)
-    elif again and w_ih is not None:
-        dz = gx
     else:
-        dz = hs.new_empty(steps, n, g)
-    # da (the gradient of h W_hh^T): compact (RNN and GRU without the layer norms, with the
-    # projection inside) keeps it in a scratch row and rebuilds it from dz in place at the end,
-    # as (dz_r, dz_z, dz_n r), for one dW_hh GEMM; a GRU whose gates are rebuilt has no saved r
-    # for that, and keeps every step's da for the one GEMM instead unless the recurrent LN's
-    # backward gathers dW_hh a GEMM per step
-    compact = w_ih is not None and not ln_in and ln_hh is None and not again
-    full_da = again and ln_hh is None and need.w
-    da = hs.new_empty(steps if full_da else 1, n, g)
-    dw = None if compact or full_da or not need.w else w.new_zeros(w.shape)
+        gx = None
+    # with the input LN, dz is a scratch row (b_ih's gradient summed in C) and the gradient
+    # of gx overwrites the rebuilt gx in place; without, dz is the gradient of gx
+    dz = hs.new_empty(1 if ln_in else steps, n, g)
+    # da (the gradient of h W_hh^T) lives in a scratch row, 3H less per step: without layer
+    # norms and with the projection inside it is rebuilt from dz in place at the end, as
+    # (dz_r, dz_z, dz_n r), for one dW_hh GEMM; otherwise dW_hh gathers a GEMM per step
+    compact = w_ih is not None and not ln_in and ln_hh is None
+    da = hs.new_empty(1, n, g)
+    dw = None if compact or not need.w else w.new_zeros(w.shape)
     dgx = (gx if w_ih is not None else gx.clone()) if ln_in else None
     dhk = d_hn.contiguous().clone()
     dout = seq.outputs(d_out).contiguous()
@@ -177,15 +166,16 @@ def gru_kernel_backward(
     }
     width = ACTS[mode] * hid
     h_in = recurrent_input(seq.before(hs, h0), aux.mask)  # (T, N, H): each step's GEMM input
-    recompute = ln_hh is not None or again  # each step's h W_hh^T computed again
+    recompute = ln_hh is not None  # each step's h W_hh^T computed again
+    again = gates_recomputed(mode, ln_ih, ln_hh)  # acts: a scratch the kernel rebuilds per step
     acts = hs.new_empty(1, n, width) if again else sv["acts"]
     arec = hs.new_empty(n, g) if recompute else None
-    xhat = hs.new_empty(1, n, g) if ln_hh is not None else None  # the context points into these:
+    xhat = hs.new_empty(1, n, g) if recompute else None  # the context points into these:
     cctx, alive = make_context(  # they must stay referenced until the loop is done
         aux, h0, gx=gx, bias_ih=b_ih, bias=b_hh, ln_ih=ln_ih, ln_w=ln_hh, hs=hs, acts=acts,
         xhat=xhat, stats=sv["stats"], acts_st=0 if again else n * width, xhat_st=0,
-        stats_st=n * 6, dout=dout, dhk=dhk, dz=dz, dz_st=0 if ln_in else n * g, da=da,
-        da_st=n * g if full_da else 0, dgx=dgx, arec=arec, recompute_gates=int(again), **grads,
+        stats_st=n * 6, dout=dout, dhk=dhk, dz=dz, dz_st=0 if ln_in else n * g, da=da, da_st=0,
+        dgx=dgx, arec=arec, recompute_gates=int(again), **grads,
     )  # fmt: skip
     ref = ctypes.byref(cctx)
     add_up = thread_sums(cctx, grads, alive)
@@ -210,10 +200,9 @@ def gru_kernel_backward(
             if step_gemm is not None:
                 step_gemm(h_in[t], arec)
             bwd(ref, t, prev, None if rec is None else rec.data_ptr())
-            da_t = da[t if full_da else 0]
-            rec = step_gemm_t(da_t, buf)
+            rec = step_gemm_t(da[0], buf)
             if dw is not None:
-                dw.addmm_(da_t.t(), h_in[t])
+                dw.addmm_(da[0].t(), h_in[t])
     dh0 = torch.empty_like(h0)
     kernel("bwd_finish", hs.dtype)(ref, None if rec is None else rec.data_ptr(),
                                    dh0.data_ptr())  # fmt: skip
@@ -225,8 +214,6 @@ def gru_kernel_backward(
         da = dz  # dz is spent: turn it into da in place
         if mode == "GRU":
             da[..., 2 * hid :].mul_(sv["acts"][..., :hid])  # dz_n * r
-        dw = outer_sum(da, h_in)
-    elif full_da:
         dw = outer_sum(da, h_in)
     return GRUInputs(dx, dw_ih, dh0 if need.h0 else None, dw, db_ih, grads["g_bias"],
                      grads["g_ln_ih"], grads["g_ln_w"])  # fmt: skip

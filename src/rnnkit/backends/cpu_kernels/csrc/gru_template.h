@@ -56,24 +56,19 @@ static void FN(gru_fwd_rows)(const StepCtx *x, long t, long prev, const REAL *re
     }
 }
 
-/* The forward's (r, z, n, gh_n) of step t, row n, into an (4H), rebuilt in the backward from the
- * projections gx, the recomputed recurrent GEMM output arec and, with the layer norms, the
- * forward's row statistics st (reused, not recomputed); with the recurrent LN the normalised
- * arec goes to xhn for its backward. */
+/* The forward's (r, z, n, gh_n) of step t, row n, into an (4H), rebuilt in the backward of a
+ * GRU with both layer norms from the projections gx (rebuilt), the recomputed recurrent GEMM
+ * output arec and the forward's row statistics st (reused, not recomputed); the normalised arec
+ * goes to xhn for the recurrent LN's backward. */
 static inline void FN(gru_gates_again)(const StepCtx *x, long t, long n, REAL *restrict an,
                                        REAL *restrict xhn, const REAL *st) {
     const long N = x->N, G = 3 * x->H;
     const REAL *restrict arn = (const REAL *)x->arec + n * G;
-    FN(input_with)(x, (const REAL *)x->gx + (t * N + n) * G, an, x->ln_ih ? st[4] : 0,
-                   x->ln_ih ? st[5] : 1, G);
-    const REAL *src = arn;
-    if (x->ln_w) {
-        const REAL mu = st[0], rs = st[1];
-        #pragma omp simd
-        for (long k = 0; k < G; k++) xhn[k] = (arn[k] - mu) * rs;
-        src = xhn;
-    }
-    FN(gru_gates)(x, an, src);
+    const REAL mu = st[0], rs = st[1];
+    FN(input_with)(x, (const REAL *)x->gx + (t * N + n) * G, an, st[4], st[5], G);
+    #pragma omp simd
+    for (long k = 0; k < G; k++) xhn[k] = (arn[k] - mu) * rs;
+    FN(gru_gates)(x, an, xhn);
 }
 
 /* gru_fwd_rows on torch's threads (one step called from Python) */
@@ -159,8 +154,7 @@ static void FN(gru_bwd_rows)(const StepCtx *x0, long t, long prev, const REAL *r
     for (long n = 0; n < N; n++) {
         if (x->recompute_gates)
             FN(gru_gates_again)(x, t, n, (REAL *)acts + n * 4 * H,
-                                x->ln_w ? (REAL *)x->xhat + t * x->xhat_st + n * G : (REAL *)0,
-                                st ? st + n * 6 : (const REAL *)0);
+                                (REAL *)x->xhat + t * x->xhat_st + n * G, st + n * 6);
         const REAL *restrict an = acts + n * 4 * H, *restrict hpn = hp + n * H;
         const REAL *restrict r = an, *restrict zg = an + H, *restrict nn = an + 2 * H,
                              *restrict ghn = an + 3 * H;

@@ -25,8 +25,8 @@ typedef struct {
  * (b_ih + b_hh), ln_ih, ln_w (4H); peep (3, H); lnc_w, lnc_b (H). A "*_st" is the per-step stride
  * of a buffer in elements: 0 makes it a scratch row reused at every step (inference).
  * GRU and RNN (gru_template.h): bias is b_hh (inside the reset gate's product) and bias_ih = b_ih;
- * acts keeps (r, z, n, LN(a)_n + b_hh_n) for the GRU (in its backward a scratch rebuilt per
- * step), and h' (before the blend) for the RNN. */
+ * acts keeps (r, z, n, LN(a)_n + b_hh_n) for the GRU (with both layer norms only a scratch
+ * row, rebuilt per step in the backward), and h' (before the blend) for the RNN. */
 /* the gradient sums of a backward step: g_peep, g_lnc_w, g_lnc_b, g_ln_w, g_ln_ih, g_bias,
  * g_bias_ih */
 #define RNNKIT_SUMS 7
@@ -55,9 +55,9 @@ typedef struct {
     void *partials;
     long part_len;
     long part_off[RNNKIT_SUMS];
-    /* GRU backward: acts is a scratch (N, 4H), rebuilt at every step from the projections gx,
-     * arec and the saved row statistics rather than saved for every step (the gate values are
-     * the forward's to rounding) */
+    /* GRU backward with both layer norms: acts is a scratch (N, 4H), rebuilt at every step from
+     * the projections gx, arec and the saved row statistics rather than saved for every step
+     * (the gate values are the forward's to rounding) */
     long recompute_gates;
 } StepCtx;
 
