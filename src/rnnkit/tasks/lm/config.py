@@ -118,8 +118,8 @@ PRESETS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     # 0.1 of the vocabulary's words dropped whole (AWD-LSTM's dropouti, dropoute); batches of 10
     # (twice the updates of 20 in the budget, at the same tokens/s); bfloat16 training steps where
     # the CPU computes them natively (the softmax's GEMMs dominate the step). DropConnect, a
-    # larger model, a higher or lower rate, dropout 0.5 and an adaptive softmax (Grave et al. 2017)
-    # each measured worse in the budget.
+    # larger model, a lower rate, dropout 0.5 and an adaptive softmax (Grave et al. 2017) each
+    # measured worse in the budget.
     "word": (
         dict(level="word", embed_size=200, hidden_size=200, num_layers=2, dropout=0.4,
              output_dropout=0.4, embed_dropout=0.2, word_dropout=0.1, softmax="full",
