@@ -281,6 +281,25 @@ def _aux(
     )
 
 
+_PLAIN = (Tensor, torch.nn.Parameter)
+
+
+def _no_grad_op(name: str, tensors: tuple[Tensor | None, ...]):
+    """``torch.ops.rnnkit.<name>`` for a call without gradients, or, in plain eager code, the
+    op's CPU kernel itself (:mod:`.cpu_kernels.ops`): the dispatcher and the custom-op autograd
+    wrapper cost ~15-20 us per direction, a few percent of a small layer's forward. The op serves
+    whenever something may need to see it: torch.compile or a torch.func transform tracing, a
+    dispatch mode (fake tensors, ``torch.export``, FLOP counters), a tensor subclass, a profiler."""
+    if (
+        cpu_kernels.tracing()
+        or torch._C._len_torch_dispatch_stack() > 0
+        or torch.autograd.profiler._is_profiler_enabled
+        or any(t is not None and type(t) not in _PLAIN for t in tensors)
+    ):
+        return getattr(torch.ops.rnnkit, name)
+    return getattr(kernel_ops, name)
+
+
 def _zoneout_args(z: Tensor | float) -> tuple[Tensor | None, float]:
     return (z, 0.0) if isinstance(z, Tensor) else (None, float(z))
 
@@ -290,14 +309,16 @@ def _gru_kernel(spec, x, state, p, w, w_ih, ln_ih, opts, *, lengths, reverse):
     ``torch.ops.rnnkit.gru_sequence``."""
     b_ih = None if w_ih is None else p.b_ih
     tensors = (x, w_ih, state[0], w, b_ih, p.b_hh, ln_ih, p.ln_hh)
-    out, h, *_ = torch.ops.rnnkit.gru_sequence(
+    save = _needs_grad(tensors)
+    op = torch.ops.rnnkit.gru_sequence if save else _no_grad_op("gru_sequence", tensors)
+    out, h, *_ = op(
         *tensors,
         opts.dropout_mask,
         *_zoneout_args(opts.zoneout_h),
         lengths,
         reverse,
         spec.name,
-        _needs_grad(tensors),
+        save,
     )
     return out, (h,)
 
@@ -307,13 +328,15 @@ def _lstm_kernel(x, w_ih, state, p, w, bias, ln_ih, opts, *, lengths, reverse):
     ``torch.ops.rnnkit.lstm_sequence``."""
     tensors = (x, w_ih, state[0], state[1], w, bias, ln_ih, p.ln_hh, p.ln_c_weight, p.ln_c_bias,
                p.peephole)  # fmt: skip
-    out, h, c, *_ = torch.ops.rnnkit.lstm_sequence(
+    save = _needs_grad(tensors)
+    op = torch.ops.rnnkit.lstm_sequence if save else _no_grad_op("lstm_sequence", tensors)
+    out, h, c, *_ = op(
         *tensors,
         opts.dropout_mask,
         *_zoneout_args(opts.zoneout_h),
         *_zoneout_args(opts.zoneout_c),
         lengths,
         reverse,
-        _needs_grad(tensors),
+        save,
     )
     return out, (h, c)

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..functional import CellParams, layer_norm
-from .cpu_kernels import panels
+from .cpu_kernels import panels, weight_cache
 from .cpu_kernels.library import available, tracing, transposed
 
 
@@ -110,14 +110,18 @@ class Gemm:
     code uses); where :func:`panels_serve` (and ``own_kernel``), into rnnkit's panels; elsewhere
     (float64, CUDA, Intel CPUs, a build without oneDNN) it is ``torch.mm``. A product that autograd
     must differentiate goes to ``torch.mm``. ``rows`` is the expected number of rows of ``x`` (a
-    packing hint).
+    packing hint); ``reuse`` keeps the panels for the next ``Gemm`` of the same, unchanged
+    weight (:mod:`.cpu_kernels.weight_cache`: forwards without gradients).
     """
 
-    def __init__(self, w: Tensor, rows: int, own_kernel: bool = True) -> None:
+    def __init__(self, w: Tensor, rows: int, own_kernel: bool = True, reuse: bool = False) -> None:
         self.packed: Tensor | None = None
         self.panels: panels.Panels | None = None
         if own_kernel and panels_serve(w) and not _differentiable(w):
-            self.panels = panels.pack(w.t())  # b = W^T, packed once
+            if reuse:  # b = W^T, packed once
+                self.panels = weight_cache.reused(w, "panels_t", lambda v: panels.pack(v.t()))
+            else:
+                self.panels = panels.pack(w.t())
             self.wt = w.t()  # for an x that autograd differentiates
             return
         # MKL runs skinny GEMMs (a few dozen rows: one time step) ~30% faster on a row-major W^T

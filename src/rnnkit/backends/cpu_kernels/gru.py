@@ -98,9 +98,9 @@ def gru_kernel_forward(mode: str, aux: Aux, inputs: GRUInputs, save: bool):
     a = x.new_empty(n, g)  # the recurrent GEMM's output, reused at every step
     gemm = loop_gemm(x)
     if gemm is not None:  # the time loop in C
-        wt = loop_weight(w, gemm, transpose=True)
+        wt = loop_weight(w, gemm, transpose=True, reuse=not save)
         loop, steps_in, done = kernel("gru_fwd_seq", x.dtype), StepOrder(aux.seq), 0
-        for buf, first, chunk in projected_chunks(aux, x, w_ih, False):
+        for buf, first, chunk in projected_chunks(aux, x, w_ih, False, reuse=not save):
             point_gx(ctx, buf, first)
             loop(ref, *steps_in.pointers(done), len(chunk), wt.data_ptr(), a.data_ptr(),
                  h.data_ptr(), int(mode == "RNN"), gemm.panels, gemm.blas)  # fmt: skip

@@ -36,6 +36,7 @@ from torch import Tensor
 from ..gemm import Gemm, dnn_serves, outer_sum
 from ..sequence import Aux, Seq, recurrent_input, sum_leading, visiting_steps
 from .library import blas_gemm, kernel, make_context, thread_sums
+from . import weight_cache
 from .panels import pack
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,8 @@ CHUNK_BYTES = 2 * 1024 * 1024
 MIN_CHUNK_ROWS = 256
 
 
-def projected_chunks(aux: Aux, x: Tensor, w_ih: Tensor | None, keep_all: bool):
+def projected_chunks(aux: Aux, x: Tensor, w_ih: Tensor | None, keep_all: bool,
+                     reuse: bool = False):  # fmt: skip
     """The input projections ``x W_ih^T`` of one direction, a few steps at a time.
 
     Yields ``(buffer, first step, [(t, prev), ...])`` in visiting order: the steps of a chunk, and
@@ -55,7 +57,8 @@ def projected_chunks(aux: Aux, x: Tensor, w_ih: Tensor | None, keep_all: bool):
     chunk just before the steps that read it keeps it in cache (one ``(T, N, G*H)`` GEMM output is
     several MB, and the step kernels would stall reading it back from memory). ``keep_all``
     writes every chunk into one ``(T, N, G*H)`` buffer (its ``first`` is 0), for a backward that
-    needs it; ``w_ih=None`` takes ``x`` as the projections, in one chunk.
+    needs it; ``w_ih=None`` takes ``x`` as the projections, in one chunk. ``reuse`` keeps the
+    packed ``W_ih`` for the next call with the same, unchanged weight (:mod:`.weight_cache`).
     """
     order, prevs = visiting_steps(aux.seq)
     pairs = list(zip(order, prevs))
@@ -69,7 +72,7 @@ def projected_chunks(aux: Aux, x: Tensor, w_ih: Tensor | None, keep_all: bool):
     k = min(k, steps)
     full = x.new_empty(steps, n, g) if keep_all else None
     buf = full if keep_all else x.new_empty(min(k, steps), n, g)
-    gemm = Gemm(w_ih, k * n)
+    gemm = Gemm(w_ih, k * n, reuse=reuse)
     for i in range(0, steps, k):
         chunk = pairs[i : i + k]
         lo = min(t for t, _ in chunk)
@@ -142,10 +145,14 @@ def fastest_loop(dtype: torch.dtype, onednn: bool) -> LoopGemm | None:
     return candidates[times.index(min(times))]
 
 
-def loop_weight(w: Tensor, gemm: LoopGemm, transpose: bool) -> Tensor:
+def loop_weight(w: Tensor, gemm: LoopGemm, transpose: bool, reuse: bool = False) -> Tensor:
     """The weight ``b`` of a C time loop's per-step GEMM ``a b``: ``b = W^T`` (``transpose``, the
     forward's ``h W_hh^T``) or ``W`` (the backward's ``da W_hh``), row-major for BLAS or packed into
-    panels (``gemm.panels``) for rnnkit's kernel."""
+    panels (``gemm.panels``) for rnnkit's kernel; ``reuse`` keeps it for the next call with the
+    same, unchanged ``w`` (:mod:`.weight_cache`)."""
+    if reuse:
+        layout = f"loop{'_t' if transpose else ''}{'_panels' if gemm.panels else ''}"
+        return weight_cache.reused(w, layout, lambda v: loop_weight(v, gemm, transpose))
     w = w.detach().contiguous()
     if gemm.panels:
         return pack(w.t() if transpose else w).data
@@ -256,10 +263,10 @@ def _forward(aux: Aux, inputs: LSTMInputs, save: bool, gemm: LoopGemm | None):
     keep_gx = False  # backward rebuilds the projections with one GEMM rather than keep them
     gx = None
     if gemm is not None:  # the time loop in C
-        wt = loop_weight(w, gemm, transpose=True)
+        wt = loop_weight(w, gemm, transpose=True, reuse=not save)
         loop, steps_in = kernel("lstm_fwd_seq", x.dtype), StepOrder(aux.seq)
         done = 0
-        for buf, first, chunk in projected_chunks(aux, x, w_ih, keep_gx):
+        for buf, first, chunk in projected_chunks(aux, x, w_ih, keep_gx, reuse=not save):
             point_gx(ctx, buf, first)
             gx = buf
             loop(ref, *steps_in.pointers(done), len(chunk), wt.data_ptr(), a.data_ptr(),
