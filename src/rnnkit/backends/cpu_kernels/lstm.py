@@ -35,8 +35,8 @@ from torch import Tensor
 
 from ..gemm import Gemm, dnn_serves, outer_sum
 from ..sequence import Aux, Seq, recurrent_input, sum_leading, visiting_steps
-from .library import blas_gemm, kernel, make_context, thread_sums
 from . import weight_cache
+from .library import blas_gemm, kernel, make_context, thread_sums
 from .panels import pack
 
 logger = logging.getLogger(__name__)
