@@ -145,13 +145,16 @@ class StepOptions:
 
     ``dropout_mask (N, R)``: recurrent dropout mask, already scaled by ``1/(1-p)`` (Gal & Ghahramani 2016);
     ``w_hh``: the DropConnected recurrent matrix (Merity et al. 2017);
-    ``zoneout_h``/``zoneout_c``: ``(T, N, .)`` masks in training or floats (rates) in evaluation.
+    ``zoneout_h``/``zoneout_c``: ``(T, N, .)`` masks in training or floats (rates) in evaluation;
+    a layer's masks may come as ``BernoulliDraws`` (:mod:`rnnkit.backends.cpu_kernels.library`),
+    which the C kernels draw themselves and :func:`rnnkit.backends.dispatch.drawn` makes tensors
+    of for every other backend.
     """
 
     dropout_mask: Tensor | None = None
     w_hh: Tensor | None = None
-    zoneout_h: Tensor | float = 0.0
-    zoneout_c: Tensor | float = 0.0
+    zoneout_h: Any = 0.0  # Tensor | BernoulliDraws | float
+    zoneout_c: Any = 0.0
 
     def zoneout_for(self, state: str | None) -> Tensor | float:
         """The zoneout weights of a state whose ``StateSpec.zoneout`` is ``state``."""

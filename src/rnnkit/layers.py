@@ -36,7 +36,7 @@ from .backends import dispatch, native
 from .functional import CellParams, StepOptions
 from .options import Variants
 from .registry import CellSpec, get_cell, rnn_cell
-from .regularization import drop_connect, dropout_mask, zoneout_masks
+from .regularization import drop_connect_draw, dropout_mask, zoneout_draws
 from .state import check_lengths, check_state, zero_state
 from .variant_module import VariantModule
 
@@ -93,8 +93,10 @@ class _RecurrentLayer(VariantModule):
             ``(output, h_n)`` or, for LSTM, ``(output, (h_n, c_n))``; ``output`` is ``(T, N, D*R)``
             (``(N, T, D*R)`` with ``batch_first``), zero at padded steps.
         """
+        like = input.data if isinstance(input, PackedSequence) else input
+        like = like if isinstance(like, torch.Tensor) else None  # a bad input: checked below
         natively = dispatch.runs_natively(
-            self.spec, self.variants, self.backend, isinstance(self, nn.RNNBase)
+            self.spec, self.variants, self.backend, isinstance(self, nn.RNNBase), like
         )
         if isinstance(input, PackedSequence):
             if lengths is not None:
@@ -166,9 +168,9 @@ class _RecurrentLayer(VariantModule):
             dropout_mask=dropout_mask((batch, r), v.recurrent_dropout, like)
             if v.recurrent_dropout
             else None,
-            w_hh=drop_connect(p.w_hh, v.weight_drop) if v.weight_drop else None,
-            zoneout_h=zoneout_masks(steps, (batch, r), v.zoneout_h, like) if v.zoneout_h else 0.0,
-            zoneout_c=zoneout_masks(steps, (batch, h), v.zoneout_c, like) if v.zoneout_c else 0.0,
+            w_hh=drop_connect_draw(p.w_hh, v.weight_drop) if v.weight_drop else None,
+            zoneout_h=zoneout_draws(steps, (batch, r), v.zoneout_h, like) if v.zoneout_h else 0.0,
+            zoneout_c=zoneout_draws(steps, (batch, h), v.zoneout_c, like) if v.zoneout_c else 0.0,
         )
 
     def _forward_variants(

@@ -13,6 +13,8 @@ All dropout masks are "inverted" (scaled by ``1/(1-p)``) so evaluation is the id
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import Tensor, nn
 
@@ -42,6 +44,30 @@ def drop_connect(weight: Tensor, p: float) -> Tensor:
     return weight * dropout_mask(tuple(weight.shape), p, weight)
 
 
+class DropConnectDraw(NamedTuple):
+    """DropConnect of ``weight`` at rate ``p`` with the mask of ``seed``, not applied yet: the C
+    time loops apply it themselves and draw the mask again in backward, so nothing of the weight's
+    size is kept; :meth:`applied` is :func:`drop_connect`'s product for the same seed, for every
+    other backend."""
+
+    weight: Tensor
+    p: float
+    seed: int
+
+    def applied(self) -> Tensor:
+        """``weight * mask``, differentiable in ``weight``."""
+        return _SeededDropConnect.apply(self.weight, self.p, self.seed)
+
+
+def drop_connect_draw(weight: Tensor, p: float) -> DropConnectDraw | Tensor:
+    """:func:`drop_connect` for a layer whose time loop may run on the C kernels: where they serve
+    ``weight``, a :class:`DropConnectDraw` (the seed drawn now, as :func:`drop_connect` draws it),
+    else the dropped matrix."""
+    if 0.0 < p < 1.0 and not cpu_kernels.tracing() and cpu_kernels.available(weight):
+        return DropConnectDraw(weight, p, cpu_kernels.draw_seed())
+    return drop_connect(weight, p)
+
+
 class _SeededDropConnect(torch.autograd.Function):
     """``weight * mask(seed)``; backward ``grad * mask(seed)`` with the mask drawn again."""
 
@@ -65,6 +91,16 @@ def zoneout_masks(steps: int, shape: tuple[int, ...], rate: float, like: Tensor)
     if fast is not None:
         return fast
     return torch.empty((steps, *shape), dtype=like.dtype, device=like.device).bernoulli_(rate)
+
+
+def zoneout_draws(steps: int, shape: tuple[int, ...], rate: float, like: Tensor):
+    """:func:`zoneout_masks` for a layer whose time loop may run on the C kernels: where those
+    serve ``like``, the masks described by their seed (:class:`~rnnkit.backends.cpu_kernels.library.
+    BernoulliDraws`, drawn by the kernels row by row where they read them, so no ``(T, N, C)``
+    buffer is kept; the same values as :func:`zoneout_masks` from the same generator state), else
+    the mask tensor."""
+    draws = cpu_kernels.bernoulli_draws((steps, *shape), rate, like)
+    return draws if draws is not None else zoneout_masks(steps, shape, rate, like)
 
 
 def embedding_dropout(weight: Tensor, tokens: Tensor, p: float, training: bool = True) -> Tensor:

@@ -26,11 +26,13 @@ import logging
 import torch
 from torch import Tensor
 
+from .. import regularization  # DropConnectDraw; it imports this package, so read at call time
 from ..functional import CellParams, StepOptions
 from ..registry import CellSpec, get_cell
 from . import cpu_kernels, parallel, reference
 from .cpu_kernels import ops as kernel_ops  # noqa: F401 - registers torch.ops.rnnkit
 from .cpu_kernels.library import SUFFIX as KERNEL_DTYPES
+from .cpu_kernels.library import BernoulliDraws
 from .gemm import input_projection
 from .sequence import Aux, direction_aux
 from .torch_ops.gru import GRUInputs, GRUSequence, RNNSequence, gru_forward, rnn_forward
@@ -57,14 +59,29 @@ def weight_drop_only(variants) -> bool:
     )
 
 
-def runs_natively(spec: CellSpec, variants, backend: str, twin: bool = True) -> bool:
+def runs_natively(
+    spec: CellSpec, variants, backend: str, twin: bool = True, like: Tensor | None = None
+) -> bool:
     """Whether a layer of ``spec`` with ``variants`` runs on torch.nn's own kernels (``twin``: the
-    layer is a torch.nn layer, whose ``forward`` those kernels are)."""
+    layer is a torch.nn layer, whose ``forward`` those kernels are) for inputs like ``like``.
+
+    DropConnect alone runs there, except for a GRU or RNN that the C kernels serve (CPU float32 /
+    float64): torch has no fused CPU kernel for those, so the C loop runs them in about half of
+    torch.nn's time, and its seeded mask keeps no ``(G*H, H)`` dropped matrix for backward (torch's
+    kept one: 1.35x torch.nn's training memory at H=512, docs/benchmarks.md)."""
     if "native" not in spec.backends or not twin:
         return False
     if backend == "native":
         return True
-    return backend == "auto" and (not variants.changes_recurrence or weight_drop_only(variants))
+    if backend != "auto":
+        return False
+    if not variants.changes_recurrence:
+        return True
+    if not weight_drop_only(variants):
+        return False
+    return (
+        spec.kernel == "lstm" or like is None or _cpu_kernels_refusal(spec, like, None) is not None
+    )
 
 
 def check_native(spec: CellSpec, variants, backend: str, twin: bool = True) -> None:
@@ -90,11 +107,12 @@ def _fusable(opts: StepOptions) -> bool:
     return not any(isinstance(t, Tensor) and t.requires_grad for t in stochastic)
 
 
-def _cpu_kernels_refusal(spec: CellSpec, like: Tensor, p: CellParams) -> str | None:
-    """Why the C kernels cannot run this direction, or None when they can."""
+def _cpu_kernels_refusal(spec: CellSpec, like: Tensor, p: CellParams | None) -> str | None:
+    """Why the C kernels cannot run this direction (``p`` None: any parameters without a
+    projection), or None when they can."""
     if "cpu_kernels" not in spec.backends:
         return f"they have no {spec.title} kernel"
-    if p.w_hr is not None:
+    if p is not None and p.w_hr is not None:
         return "they do not cover LSTM projections (proj_size)"
     if like.device.type != "cpu" or like.dtype not in KERNEL_DTYPES:
         return f"they serve CPU float32/float64 tensors, got {like.device.type} {like.dtype}"
@@ -186,13 +204,13 @@ def run_direction(
     """
     spec = get_cell(cell)
     opts = options or StepOptions()
-    kw = dict(lengths=lengths, reverse=reverse, options=opts)
     if backend == "reference" or x.shape[1] == 0:  # an empty batch: nothing to fuse
+        kw = dict(lengths=lengths, reverse=reverse, options=drawn(opts, x))
         return reference.layer_direction(spec, x, state, p, **kw)
     path = fused_path(spec, x, p, check_backend(backend), opts)
     if path != "cpu_kernels" or x.shape[0] == 0 or not _fusable(opts):
         return _scan_on(path, spec, input_projection(x, p), state, p, opts, lengths, reverse)
-    w = p.w_hh if opts.w_hh is None else opts.w_hh
+    w = p.w_hh if opts.w_hh is None else opts.w_hh  # a DropConnectDraw: applied in the op
     kw = dict(lengths=lengths, reverse=reverse)
     if spec.kernel != "lstm":
         return _gru_kernel(spec, x, state, p, w, p.w_ih, p.ln_ih, opts, **kw)
@@ -215,9 +233,9 @@ def scan(
     of :func:`rnnkit.backends.reference.scan`, on the backend :func:`fused_path` picks."""
     spec = get_cell(cell)
     opts = options or StepOptions()
-    kw = dict(lengths=lengths, reverse=reverse, options=opts)
     if backend == "reference":
-        return reference.scan(spec, gx, state, p, **kw)
+        return reference.scan(spec, gx, state, p, lengths=lengths, reverse=reverse,
+                              options=drawn(opts, gx))  # fmt: skip
     path = fused_path(spec, gx, p, check_backend(backend), opts)
     return _scan_on(path, spec, gx, state, p, opts, lengths, reverse)
 
@@ -234,13 +252,15 @@ def _scan_on(
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
     """:func:`scan` on the backend :func:`fused_path` chose (the reference loop for inputs the
     fused kernels do not cover)."""
+    if path != "cpu_kernels" or gx.shape[0] == 0 or gx.shape[1] == 0 or not _fusable(opts):
+        opts = drawn(opts, gx)  # only the C kernels make zoneout draws themselves
     if path == "reference" or gx.shape[0] == 0 or gx.shape[1] == 0 or not _fusable(opts):
         logger.debug("scan: %s inputs the fused kernels do not cover; reference loop", spec.title)
         return reference.scan(spec, gx, state, p, lengths=lengths, reverse=reverse, options=opts)
     if path == "parallel":
         return parallel.scan(spec, gx, state, p, lengths=lengths, reverse=reverse)
     w = p.w_hh if opts.w_hh is None else opts.w_hh
-    if path == "cpu_kernels":
+    if path == "cpu_kernels":  # w may be a DropConnectDraw: the op applies it
         kw = dict(lengths=lengths, reverse=reverse)
         if spec.kernel == "lstm":
             return _lstm_kernel(gx, None, state, p, w, p.b_hh, None, opts, **kw)
@@ -300,15 +320,47 @@ def _no_grad_op(name: str, tensors: tuple[Tensor | None, ...]):
     return getattr(kernel_ops, name)
 
 
-def _zoneout_args(z: Tensor | float) -> tuple[Tensor | None, float]:
+def drawn(opts: StepOptions, like: Tensor) -> StepOptions:
+    """``opts`` with zoneout masks that came as draws for the C kernels to make
+    (:class:`~.cpu_kernels.library.BernoulliDraws`) drawn as tensors: what every other backend
+    reads (the same values)."""
+    zh, zc, w = opts.zoneout_h, opts.zoneout_c, opts.w_hh
+    drawn_w = isinstance(w, regularization.DropConnectDraw)
+    if not (drawn_w or isinstance(zh, BernoulliDraws) or isinstance(zc, BernoulliDraws)):
+        return opts
+    as_tensor = [z.tensor(like) if isinstance(z, BernoulliDraws) else z for z in (zh, zc)]
+    return StepOptions(opts.dropout_mask, w.applied() if drawn_w else w, *as_tensor)
+
+
+def _zoneout_args(z) -> tuple[Tensor | None, float]:
+    """An op's ``(mask, rate)`` pair of a zoneout option (draws: their probability)."""
+    if isinstance(z, BernoulliDraws):
+        return None, z.p
     return (z, 0.0) if isinstance(z, Tensor) else (None, float(z))
+
+
+def _seeds(*draws) -> list[int] | None:
+    """The op's ``seeds`` argument: the seed of each zoneout and DropConnect draw the op makes
+    itself (-1 for a mask, a rate or no DropConnect), None if there is none."""
+    if not any(isinstance(d, (BernoulliDraws, regularization.DropConnectDraw)) for d in draws):
+        return None
+    return [
+        d.seed if isinstance(d, (BernoulliDraws, regularization.DropConnectDraw)) else -1
+        for d in draws
+    ]
+
+
+def _weight_args(w) -> tuple[Tensor, float]:
+    """The op's recurrent weight and DropConnect rate (0: ``w`` is the matrix to run)."""
+    return (w.weight, w.p) if isinstance(w, regularization.DropConnectDraw) else (w, 0.0)
 
 
 def _gru_kernel(spec, x, state, p, w, w_ih, ln_ih, opts, *, lengths, reverse):
     """``x`` is the layer input with ``w_ih`` (projected inside), or the projections with None:
     ``torch.ops.rnnkit.gru_sequence``."""
     b_ih = None if w_ih is None else p.b_ih
-    tensors = (x, w_ih, state[0], w, b_ih, p.b_hh, ln_ih, p.ln_hh)
+    w_run, drop = _weight_args(w)
+    tensors = (x, w_ih, state[0], w_run, b_ih, p.b_hh, ln_ih, p.ln_hh)
     save = _needs_grad(tensors)
     op = torch.ops.rnnkit.gru_sequence if save else _no_grad_op("gru_sequence", tensors)
     out, h, *_ = op(
@@ -319,6 +371,8 @@ def _gru_kernel(spec, x, state, p, w, w_ih, ln_ih, opts, *, lengths, reverse):
         reverse,
         spec.name,
         save,
+        _seeds(opts.zoneout_h, w),
+        drop,
     )
     return out, (h,)
 
@@ -326,8 +380,9 @@ def _gru_kernel(spec, x, state, p, w, w_ih, ln_ih, opts, *, lengths, reverse):
 def _lstm_kernel(x, w_ih, state, p, w, bias, ln_ih, opts, *, lengths, reverse):
     """``x`` is the layer input with ``w_ih`` (projected inside), or the projections with None:
     ``torch.ops.rnnkit.lstm_sequence``."""
-    tensors = (x, w_ih, state[0], state[1], w, bias, ln_ih, p.ln_hh, p.ln_c_weight, p.ln_c_bias,
-               p.peephole)  # fmt: skip
+    w_run, drop = _weight_args(w)
+    tensors = (x, w_ih, state[0], state[1], w_run, bias, ln_ih, p.ln_hh, p.ln_c_weight,
+               p.ln_c_bias, p.peephole)  # fmt: skip
     save = _needs_grad(tensors)
     op = torch.ops.rnnkit.lstm_sequence if save else _no_grad_op("lstm_sequence", tensors)
     out, h, c, *_ = op(
@@ -338,5 +393,7 @@ def _lstm_kernel(x, w_ih, state, p, w, bias, ln_ih, opts, *, lengths, reverse):
         lengths,
         reverse,
         save,
+        _seeds(opts.zoneout_h, opts.zoneout_c, w),
+        drop,
     )
     return out, (h, c)

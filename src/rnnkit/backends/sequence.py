@@ -18,8 +18,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-# per-step lerp weights: a (T, N, C) or (T, N, 1) tensor, a float, or none
-Keep = Tensor | float | None
+from .cpu_kernels.library import BernoulliDraws
+
+# per-step lerp weights: a (T, N, C) or (T, N, 1) tensor, draws the C kernels make (zoneout masks
+# described by their seed), a float, or none
+Keep = Tensor | BernoulliDraws | float | None
 
 
 @dataclass(frozen=True)
@@ -58,8 +61,13 @@ class Seq:
         return buf if self.valid is None else torch.where(self.valid, buf, 0.0)
 
 
-def keep_weights(zone: Tensor | float, valid: Tensor | None, like: Tensor) -> Keep:
-    """Per-step lerp weights from a zoneout mask ``(T, N, C)`` or rate, and ``valid (T, N, 1)``."""
+def keep_weights(zone: Tensor | BernoulliDraws | float, valid: Tensor | None, like: Tensor) -> Keep:
+    """Per-step lerp weights from a zoneout mask ``(T, N, C)`` (a tensor, or draws the C kernels
+    make: drawn here when ``lengths`` blends into them) or rate, and ``valid (T, N, 1)``."""
+    if isinstance(zone, BernoulliDraws):
+        if valid is None:
+            return zone
+        zone = zone.tensor(like)
     if isinstance(zone, Tensor):
         k: Tensor | float | None = zone
     else:
@@ -91,8 +99,8 @@ def direction_aux(
     lengths: Tensor | None = None,
     reverse: bool = False,
     mask: Tensor | None = None,
-    zoneout_h: Tensor | float = 0.0,
-    zoneout_c: Tensor | float | None = None,
+    zoneout_h: Tensor | BernoulliDraws | float = 0.0,
+    zoneout_c: Tensor | BernoulliDraws | float | None = None,
     nonlinearity: str = "tanh",
 ) -> Aux:
     """The :class:`Aux` of one direction over ``like (T, N, .)``: ``lengths (N,)``, the recurrent

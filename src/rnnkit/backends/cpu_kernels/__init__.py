@@ -5,8 +5,10 @@ library (at install time or on first use), :mod:`.library` finds, verifies and l
 as torch ops."""
 
 from .library import (
+    BernoulliDraws,
     available,
     bernoulli,
+    bernoulli_draws,
     draw_seed,
     enabled,
     kernel,
@@ -16,8 +18,10 @@ from .library import (
 )
 
 __all__ = [
+    "BernoulliDraws",
     "available",
     "bernoulli",
+    "bernoulli_draws",
     "draw_seed",
     "enabled",
     "kernel",

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from ..gemm import Gemm, outer_sum
 from ..sequence import Aux, recurrent_input, sum_leading, visiting_steps
-from .library import kernel, make_context, thread_sums
+from .library import Dropped, kernel, make_context, thread_sums
 from .lstm import (
     StepOrder,
     input_grads,
@@ -35,6 +35,7 @@ from .lstm import (
     point_gx,
     project,
     projected_chunks,
+    run_weight,
     with_mask_like,
 )
 
@@ -67,7 +68,8 @@ class GRUInputs(NamedTuple):
     ln_hh: Tensor | None
 
 
-def gru_kernel_forward(mode: str, aux: Aux, inputs: GRUInputs, save: bool):
+def gru_kernel_forward(mode: str, aux: Aux, inputs: GRUInputs, save: bool,
+                       drop: Dropped | None = None):  # fmt: skip
     """Run the sequence of ``inputs`` (:class:`GRUInputs`; ``mode`` "GRU" or "RNN") from
     ``x (T, N, D)`` and ``w_ih``, or from the projections ``x (T, N, G*H)`` with ``w_ih=None``;
     returns ``(hs (T, N, H), saved dict)``."""
@@ -98,7 +100,7 @@ def gru_kernel_forward(mode: str, aux: Aux, inputs: GRUInputs, save: bool):
     a = x.new_empty(n, g)  # the recurrent GEMM's output, reused at every step
     gemm = loop_gemm(x)
     if gemm is not None:  # the time loop in C
-        wt = loop_weight(w, gemm, transpose=True, reuse=not save)
+        wt = loop_weight(w, gemm, transpose=True, reuse=not save, drop=drop)
         loop, steps_in, done = kernel("gru_fwd_seq", x.dtype), StepOrder(aux.seq), 0
         for buf, first, chunk in projected_chunks(aux, x, w_ih, False, reuse=not save):
             point_gx(ctx, buf, first)
@@ -107,7 +109,7 @@ def gru_kernel_forward(mode: str, aux: Aux, inputs: GRUInputs, save: bool):
             done += len(chunk)
     else:  # the time loop in Python, one GEMM call and one step-kernel call per step
         fwd = kernel(f"{mode.lower()}_fwd", x.dtype)
-        step_gemm, hss = Gemm(w, n, own_kernel=False).step_fn(), hs.unbind(0)
+        step_gemm, hss = Gemm(run_weight(w, drop), n, own_kernel=False).step_fn(), hs.unbind(0)
         for buf, first, chunk in projected_chunks(aux, x, w_ih, False):
             point_gx(ctx, buf, first)
             for t, prev in chunk:
@@ -130,6 +132,7 @@ def gru_kernel_backward(
     need: GRUInputs,
     d_out: Tensor,
     d_hn: Tensor,
+    drop: Dropped | None = None,
 ) -> GRUInputs:
     """The gradients of :func:`gru_kernel_forward`'s inputs (``need``: which, by name; the others
     are None) from those of its outputs ``d_out (T, N, H)``, ``d_hn (N, H)`` and what it saved;
@@ -182,8 +185,8 @@ def gru_kernel_backward(
     rec, buf = None, hs.new_empty(n, hid)
     gemm = loop_gemm(hs)
     if gemm is not None:  # the time loop in C
-        w_loop, h_in = loop_weight(w, gemm, transpose=False), h_in.contiguous()
-        wt = loop_weight(w, gemm, transpose=True) if recompute else w_loop
+        w_loop, h_in = loop_weight(w, gemm, transpose=False, drop=drop), h_in.contiguous()
+        wt = loop_weight(w, gemm, transpose=True, drop=drop) if recompute else w_loop
         visits = StepOrder(seq)  # referenced until the call returns: the C loop reads it
         kernel("gru_bwd_seq", hs.dtype)(
             ref, *visits.pointers(0), steps, w_loop.data_ptr(), wt.data_ptr(),
@@ -193,8 +196,9 @@ def gru_kernel_backward(
         rec = buf if steps else None
     else:  # the time loop in Python
         bwd = kernel(f"{mode.lower()}_bwd", hs.dtype)
-        step_gemm_t = Gemm(w.t(), n, own_kernel=False).step_fn()
-        step_gemm = Gemm(w, n, own_kernel=False).step_fn() if recompute else None
+        w_run = run_weight(w, drop)
+        step_gemm_t = Gemm(w_run.t(), n, own_kernel=False).step_fn()
+        step_gemm = Gemm(w_run, n, own_kernel=False).step_fn() if recompute else None
         order, prevs = visiting_steps(seq)
         for t, prev in zip(reversed(order), reversed(prevs)):
             if step_gemm is not None:

@@ -24,6 +24,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -53,6 +54,8 @@ class Keep(ctypes.Structure):
         ("sn", ctypes.c_long),
         ("sj", ctypes.c_long),
         ("val", ctypes.c_double),
+        ("seeded", ctypes.c_long),
+        ("seed", ctypes.c_ulonglong),
     ]
 
 
@@ -208,6 +211,13 @@ def _declare(lib: ctypes.CDLL, suffix: str) -> None:
     bern = getattr(lib, f"bernoulli_{suffix}")
     bern.argtypes = [_P, ctypes.c_long, ctypes.c_double, ctypes.c_ulonglong]
     bern.restype = None
+    mp = getattr(lib, f"mask_panels_{suffix}")
+    mp.argtypes = [_P, *([ctypes.c_long] * 4), ctypes.c_double, ctypes.c_double, ctypes.c_ulonglong]
+    mp.restype = None
+    masked = getattr(lib, f"masked_scale_{suffix}")
+    masked.argtypes = [_P, _P, ctypes.c_long, ctypes.c_double, ctypes.c_double,
+                       ctypes.c_ulonglong]  # fmt: skip
+    masked.restype = None
 
 
 _GEMM_SYMBOLS = {torch.float32: "sgemm_", torch.float64: "dgemm_"}
@@ -284,10 +294,63 @@ def bernoulli(
     return out
 
 
-def _keep(k: torch.Tensor | float | None, like: torch.Tensor) -> tuple[Keep, torch.Tensor | None]:
-    """The C view of lerp weights: a ``(T, N, C)`` / ``(T, N, 1)`` tensor, a float or None."""
+class Dropped(NamedTuple):
+    """DropConnect that the C kernels apply to a recurrent weight themselves: rate ``p``, the
+    mask of ``seed`` (:func:`rnnkit.regularization.dropout_mask`'s inverted Bernoulli(1-p))."""
+
+    p: float
+    seed: int
+
+    def scale(self, dtype: torch.dtype) -> float:
+        """The mask's kept value, ``1 / (1 - p)`` as the mask tensor holds it in ``dtype``."""
+        return torch.ones((), dtype=dtype).div_(1.0 - self.p).item()
+
+
+def drop_connected(w: torch.Tensor, drop: Dropped, out: torch.Tensor | None = None):
+    """``w * dropout_mask(w.shape, drop.p, w, drop.seed)`` without the mask in memory, into
+    ``out`` (which may be ``w`` itself) or a new tensor; ``w`` contiguous, a CPU kernels' dtype."""
+    w = w.detach()
+    if not w.is_contiguous():
+        raise ValueError("drop_connected: w must be contiguous")
+    out = torch.empty_like(w) if out is None else out
+    kernel("masked_scale", w.dtype)(w.data_ptr(), out.data_ptr(), w.numel(), 1.0 - drop.p,
+                                    drop.scale(w.dtype), drop.seed)  # fmt: skip
+    return out
+
+
+class BernoulliDraws(NamedTuple):
+    """Bernoulli(``p``) draws of ``shape`` (1 with probability ``p``) from the C generator at
+    ``seed``, described rather than drawn: the C time loops draw each row where they read it, so
+    a zoneout mask costs no ``(T, N, C)`` buffer, forward or backward. :meth:`tensor` draws them
+    all, the values :func:`bernoulli` gives for the same seed."""
+
+    shape: tuple[int, ...]
+    p: float
+    seed: int
+
+    def tensor(self, like: torch.Tensor) -> torch.Tensor:
+        """The draws as a tensor in ``like``'s dtype and device."""
+        out = torch.empty(self.shape, dtype=like.dtype)
+        kernel("bernoulli", like.dtype)(out.data_ptr(), out.numel(), self.p, self.seed)
+        return out.to(like.device)
+
+
+def bernoulli_draws(shape: tuple[int, ...], p: float, like: torch.Tensor) -> BernoulliDraws | None:
+    """:class:`BernoulliDraws` of ``shape`` with a seed drawn from torch's generator (as
+    :func:`bernoulli` draws it), or None where :func:`bernoulli` would return None."""
+    if not (0.0 < p < 1.0) or tracing() or not available(like):
+        return None
+    return BernoulliDraws(tuple(shape), float(p), draw_seed())
+
+
+def _keep(k, like: torch.Tensor) -> tuple[Keep, torch.Tensor | None]:
+    """The C view of lerp weights: a ``(T, N, C)`` / ``(T, N, 1)`` tensor, :class:`BernoulliDraws`
+    of ``(T, N, C)``, a float or None."""
     if k is None:
         return Keep(None, 0, 0, 0, 0.0), None
+    if isinstance(k, BernoulliDraws):
+        _, n, c = k.shape
+        return Keep(None, n * c, c, 1, k.p, 1, k.seed), None
     if not isinstance(k, torch.Tensor):
         return Keep(None, 0, 0, 0, float(k)), None
     k = k.to(like.dtype)

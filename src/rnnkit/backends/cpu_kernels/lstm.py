@@ -36,8 +36,8 @@ from torch import Tensor
 from ..gemm import Gemm, dnn_serves, outer_sum
 from ..sequence import Aux, Seq, recurrent_input, sum_leading, visiting_steps
 from . import weight_cache
-from .library import blas_gemm, kernel, make_context, thread_sums
-from .panels import pack
+from .library import Dropped, blas_gemm, drop_connected, kernel, make_context, thread_sums
+from .panels import pack, pack_dropped
 
 logger = logging.getLogger(__name__)
 
@@ -145,11 +145,17 @@ def fastest_loop(dtype: torch.dtype, onednn: bool) -> LoopGemm | None:
     return candidates[times.index(min(times))]
 
 
-def loop_weight(w: Tensor, gemm: LoopGemm, transpose: bool, reuse: bool = False) -> Tensor:
+def loop_weight(w: Tensor, gemm: LoopGemm, transpose: bool, reuse: bool = False,
+                drop: Dropped | None = None) -> Tensor:  # fmt: skip
     """The weight ``b`` of a C time loop's per-step GEMM ``a b``: ``b = W^T`` (``transpose``, the
     forward's ``h W_hh^T``) or ``W`` (the backward's ``da W_hh``), row-major for BLAS or packed into
     panels (``gemm.panels``) for rnnkit's kernel; ``reuse`` keeps it for the next call with the
-    same, unchanged ``w`` (:mod:`.weight_cache`)."""
+    same, unchanged ``w`` (:mod:`.weight_cache`); ``drop`` DropConnects it (on panels the packed
+    values are masked: no dropped matrix is made)."""
+    if drop is not None:
+        if gemm.panels:
+            return pack_dropped(w, transpose, drop).data
+        return loop_weight(drop_connected(w.contiguous(), drop), gemm, transpose)
     if reuse:
         layout = f"loop{'_t' if transpose else ''}{'_panels' if gemm.panels else ''}"
         return weight_cache.reused(w, layout, lambda v: loop_weight(v, gemm, transpose))
@@ -220,15 +226,22 @@ class LSTMInputs(NamedTuple):
     peep: Tensor | None
 
 
-def lstm_kernel_forward(aux: Aux, inputs: LSTMInputs, save: bool):
+def run_weight(w: Tensor, drop: Dropped | None) -> Tensor:
+    """The recurrent matrix a step runs with: ``w``, or ``w`` DropConnected by ``drop``."""
+    return w if drop is None else drop_connected(w.contiguous(), drop)
+
+
+def lstm_kernel_forward(aux: Aux, inputs: LSTMInputs, save: bool, drop: Dropped | None = None):
     """Run the sequence of ``inputs`` (:class:`LSTMInputs`) from ``x (T, N, D)`` and ``w_ih``,
     or from the projections ``x (T, N, 4H)`` with ``w_ih=None``; returns ``(hs (T, N, H), c_n (N,
     H), saved dict)`` (with the projections as ``gx`` when the input layer norm needs them in
-    backward). The time loop runs in C where :func:`loop_gemm` says so."""
-    return _forward(aux, inputs, save, loop_gemm(inputs.x))
+    backward). The time loop runs in C where :func:`loop_gemm` says so; ``drop`` runs ``w``
+    DropConnected (:class:`.library.Dropped`)."""
+    return _forward(aux, inputs, save, loop_gemm(inputs.x), drop)
 
 
-def _forward(aux: Aux, inputs: LSTMInputs, save: bool, gemm: LoopGemm | None):
+def _forward(aux: Aux, inputs: LSTMInputs, save: bool, gemm: LoopGemm | None,
+             drop: Dropped | None = None):  # fmt: skip
     """:func:`lstm_kernel_forward` with the time loop in C, its GEMMs as ``gemm`` says, or in
     Python (None)."""
     x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep = inputs
@@ -263,7 +276,7 @@ def _forward(aux: Aux, inputs: LSTMInputs, save: bool, gemm: LoopGemm | None):
     keep_gx = False  # backward rebuilds the projections with one GEMM rather than keep them
     gx = None
     if gemm is not None:  # the time loop in C
-        wt = loop_weight(w, gemm, transpose=True, reuse=not save)
+        wt = loop_weight(w, gemm, transpose=True, reuse=not save, drop=drop)
         loop, steps_in = kernel("lstm_fwd_seq", x.dtype), StepOrder(aux.seq)
         done = 0
         for buf, first, chunk in projected_chunks(aux, x, w_ih, keep_gx, reuse=not save):
@@ -274,7 +287,7 @@ def _forward(aux: Aux, inputs: LSTMInputs, save: bool, gemm: LoopGemm | None):
             done += len(chunk)
     else:  # the time loop in Python, one GEMM call and one step-kernel call per step
         fwd, hss = kernel("lstm_fwd", x.dtype), hs.unbind(0)
-        step_gemm = Gemm(w, n, own_kernel=False).step_fn()
+        step_gemm = Gemm(run_weight(w, drop), n, own_kernel=False).step_fn()
         for buf, first, chunk in projected_chunks(aux, x, w_ih, keep_gx):
             point_gx(ctx, buf, first)
             gx = buf
@@ -320,10 +333,12 @@ def lstm_kernel_backward(
     d_out: Tensor,
     d_hn: Tensor,
     d_cn: Tensor,
+    drop: Dropped | None = None,
 ) -> LSTMInputs:
     """The gradients of :func:`lstm_kernel_forward`'s inputs (``need``: which, by name; the others
     are None) from those of its outputs ``d_out (T, N, H)``, ``d_hn``, ``d_cn (N, H)`` and what it
-    saved; ``inputs.x`` is the layer input (with ``w_ih``) or None."""
+    saved; ``inputs.x`` is the layer input (with ``w_ih``) or None. With ``drop`` the gradient of
+    ``w`` is that of the DropConnected matrix the forward ran (the caller masks it)."""
     x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep = inputs
     h0, c0, sv = h0.contiguous(), c0.contiguous(), saved
     aux = with_mask_like(aux, sv["hs"])
@@ -362,13 +377,16 @@ def lstm_kernel_backward(
     rec, buf = None, hs.new_empty(n, hs.shape[-1])
     gemm = loop_gemm(hs)
     if gemm is not None:  # the time loop in C
-        w_loop = loop_weight(w, gemm, transpose=False)
+        w_loop = loop_weight(w, gemm, transpose=False, drop=drop)
         visits = StepOrder(aux.seq)  # referenced until the call returns: the C loop reads it
         kernel("lstm_bwd_seq", hs.dtype)(ref, *visits.pointers(0), steps, w_loop.data_ptr(),
                                          buf.data_ptr(), gemm.panels, gemm.blas)  # fmt: skip
         rec = buf if steps else None
     else:
-        bwd, step_gemm_t = kernel("lstm_bwd", hs.dtype), Gemm(w.t(), n, own_kernel=False).step_fn()
+        bwd, step_gemm_t = (
+            kernel("lstm_bwd", hs.dtype),
+            Gemm(run_weight(w, drop).t(), n, own_kernel=False).step_fn(),
+        )
         order, prevs = visiting_steps(aux.seq)
         for t, prev in zip(reversed(order), reversed(prevs)):
             bwd(ref, t, prev, None if rec is None else rec.data_ptr())

@@ -31,6 +31,7 @@ from .. import reference
 from ..sequence import direction_aux
 from .gru import _SAVED as GRU_SAVED
 from .gru import ACTS, GRUInputs, gates_recomputed, gru_kernel_backward, gru_kernel_forward
+from .library import BernoulliDraws, Dropped, drop_connected
 from .lstm import _SAVED as LSTM_SAVED
 from .lstm import LSTMInputs, lstm_kernel_backward, lstm_kernel_forward
 
@@ -41,15 +42,63 @@ def _none_if_empty(t: Tensor) -> Tensor | None:
     return None if t.dim() == 1 and t.shape[0] == 0 else t
 
 
-def _zoneout(mask: Opt, rate: float) -> Tensor | float:
+def _zoneout(mask: Opt, rate: float, seed: int = -1, shape: tuple[int, ...] = ()):
+    """A zoneout argument pair as :class:`.sequence.Aux` takes it: the mask, draws the kernels
+    make (``seed`` >= 0: Bernoulli(``rate``) of ``shape``) or the evaluation rate."""
+    if seed >= 0:
+        return BernoulliDraws(shape, rate, seed)
     return rate if mask is None else mask
 
 
-def _lengths_aux(x: Tensor, lengths: Opt, reverse: bool, mask: Opt, zh: Opt, rh: float,
-                 zc: Tensor | float | None, nonlinearity: str = "tanh"):  # fmt: skip
-    return direction_aux(x, lengths=lengths, reverse=reverse, mask=mask,
-                         zoneout_h=_zoneout(zh, rh), zoneout_c=zc,
-                         nonlinearity=nonlinearity)  # fmt: skip
+def _seeds(seeds: Sequence[int] | None, count: int) -> list[int]:
+    """The seeds of an op call: one per zoneout state, then DropConnect's (-1: that zoneout is a
+    mask or a rate, no DropConnect)."""
+    if seeds is None or len(seeds) == 0:
+        return [-1] * count
+    if len(seeds) != count:
+        raise ValueError(f"seeds: expected {count} (the zoneout states', then DropConnect's), "
+                         f"got {list(seeds)}")  # fmt: skip
+    return [int(k) for k in seeds]
+
+
+def _lengths_aux(x: Tensor, lengths: Opt, reverse: bool, mask: Opt, zh, zc,
+                 nonlinearity: str = "tanh"):  # fmt: skip
+    return direction_aux(x, lengths=lengths, reverse=reverse, mask=mask, zoneout_h=zh,
+                         zoneout_c=zc, nonlinearity=nonlinearity)  # fmt: skip
+
+
+def _gru_zoneout(x: Tensor, h0: Tensor, zh: Opt, rh: float, seeds):
+    """The zoneout argument of a GRU / RNN op call."""
+    return _zoneout(zh, rh, _seeds(seeds, 2)[0], (*x.shape[:2], h0.shape[-1]))
+
+
+def _drop_seed(seeds, count: int) -> int:
+    """The seed of the DropConnect the op applies itself (the last of ``seeds``; -1: none)."""
+    return _seeds(seeds, count)[-1]
+
+
+def _drop(rate: float, seed: int) -> Dropped | None:
+    """The DropConnect the kernels apply to ``w`` themselves (None for ``seed`` -1)."""
+    return None if seed < 0 else Dropped(rate, seed)
+
+
+def _drop_mask_tensor(w: Tensor, rate: float, seed: int) -> Tensor:
+    """The DropConnect mask of ``seed`` as a tensor (the double backward's torch ops)."""
+    from ...regularization import dropout_mask  # rnnkit.regularization imports this package
+
+    return dropout_mask(tuple(w.shape), rate, w, seed)
+
+
+def _as_tensor(z, like: Tensor):
+    """A zoneout argument with the kernels' draws made into a tensor (for torch ops)."""
+    return z.tensor(like) if isinstance(z, BernoulliDraws) else z
+
+
+def _lstm_zoneout(x: Tensor, h0: Tensor, zh: Opt, rh: float, zc: Opt, rc: float, seeds):
+    """The two zoneout arguments (of ``h`` and of ``c``) of an LSTM op call."""
+    sh, sc, _ = _seeds(seeds, 3)
+    shape = (*x.shape[:2], h0.shape[-1])
+    return _zoneout(zh, rh, sh, shape), _zoneout(zc, rc, sc, shape)
 
 
 # ----------------------------------------------------------------------------------------- LSTM
@@ -73,12 +122,20 @@ def lstm_sequence(
     lengths: Opt,
     reverse: bool,
     save: bool,
+    seeds: Sequence[int] | None = None,
+    weight_drop: float = 0.0,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """``(out (T, N, H), h_n, c_n (N, H), hs, cs, cn, acts, xhat, stats, gx)``: one LSTM direction
-    on the C kernels (``x (T, N, D)`` with ``w_ih``, or the projections ``(T, N, 4H)``)."""  # fmt: skip
-    aux = _lengths_aux(x, lengths, reverse, mask, zoneout_h, rate_h, _zoneout(zoneout_c, rate_c))
+    on the C kernels (``x (T, N, D)`` with ``w_ih``, or the projections ``(T, N, 4H)``).
+    ``seeds`` ``[h, c, w]``: a zoneout seed >= 0 makes that state's zoneout Bernoulli(rate) draws
+    the kernels make from it (:class:`.library.BernoulliDraws`), its mask argument then None; a
+    DropConnect seed >= 0 runs ``w`` DropConnected at ``weight_drop`` with that seed's mask
+    (:func:`rnnkit.regularization.drop_connect`), drawn again in backward rather than kept."""  # fmt: skip
+    zh, zc = _lstm_zoneout(x, h0, zoneout_h, rate_h, zoneout_c, rate_c, seeds)
+    aux = _lengths_aux(x, lengths, reverse, mask, zh, zc)
     inputs = LSTMInputs(x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep)
-    hs, c_n, saved = lstm_kernel_forward(aux, inputs, save=save)
+    drop = _drop(weight_drop, _drop_seed(seeds, 3))
+    hs, c_n, saved = lstm_kernel_forward(aux, inputs, save=save, drop=drop)
     out, h_n = aux.seq.outputs(hs), aux.seq.last(hs)
     if not save:
         return out, h_n, c_n, *_empties(x, 7)
@@ -89,13 +146,15 @@ def lstm_sequence(
 
 
 def _fake_lstm_sequence(x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep, mask, zoneout_h, rate_h,
-      zoneout_c, rate_c, lengths, reverse, save):  # fmt: skip
+      zoneout_c, rate_c, lengths, reverse, save, seeds=None, weight_drop=0.0):  # fmt: skip
     steps, n = x.shape[:2]
     hid = h0.shape[-1]
     main = (x.new_empty(steps, n, hid), x.new_empty(n, hid), x.new_empty(n, hid))
     if not save:
         return *main, *_empties(x, 7)
-    blend_c = zoneout_c is not None or rate_c != 0 or lengths is not None
+    blend_c = (
+        zoneout_c is not None or rate_c != 0 or lengths is not None or _seeds(seeds, 3)[1] >= 0
+    )
     any_ln = any(t is not None for t in (ln_ih, ln_hh, ln_cw, ln_cb))
 
     def seq(width: int, keep: bool = True) -> Tensor:
@@ -111,8 +170,9 @@ _LSTM_TENSORS = 11  # the LSTMInputs at the head of the op's arguments
 
 def _setup_lstm(ctx, inputs, output) -> None:
     (x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep, mask, zh, rh, zc, rc, lengths,
-     reverse, save) = inputs  # fmt: skip
-    ctx.rates, ctx.reverse, ctx.save = (rh, rc), reverse, save
+     reverse, save, seeds, weight_drop) = inputs  # fmt: skip
+    ctx.rates, ctx.reverse, ctx.save, ctx.seeds = (rh, rc), reverse, save, seeds
+    ctx.weight_drop = weight_drop
     ctx.set_materialize_grads(False)  # no zeros for the saved buffers' gradients (MBs per call)
     ctx.save_for_backward(x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep, mask, zh, zc,
                           lengths, output[0], *output[3:])  # fmt: skip
@@ -128,8 +188,11 @@ def _backward_lstm(ctx, d_out, d_hn, d_cn, *_):
     d_out, d_hn, d_cn = _materialize((d_out, d_hn, d_cn), (out, h0, c0))
     if torch.is_grad_enabled():  # the backward is itself differentiated (create_graph=True)
         state = (h0, c0)
-        p = CellParams(w_ih, w, None, bias, None, ln_ih, ln_hh, ln_cw, ln_cb, peep)
-        opts = StepOptions(mask, None, _zoneout(zh, rh), _zoneout(zc, rc))
+        seed = _drop_seed(ctx.seeds, 3)
+        w_run = w if seed < 0 else w * _drop_mask_tensor(w, ctx.weight_drop, seed)
+        p = CellParams(w_ih, w_run, None, bias, None, ln_ih, ln_hh, ln_cw, ln_cb, peep)
+        zones = _lstm_zoneout(x, h0, zh, rh, zc, rc, ctx.seeds)
+        opts = StepOptions(mask, None, *(_as_tensor(z, x) for z in zones))
         grads = _reference_grads(get_cell("lstm"), x, state, p, opts, lengths, ctx.reverse,
                                  tensors, need, (d_out, d_hn, d_cn))  # fmt: skip
     else:
@@ -148,9 +211,11 @@ def _backward_lstm(ctx, d_out, d_hn, d_cn, *_):
             out,
             *saved,
             need,
+            ctx.seeds,
+            ctx.weight_drop,
         )
         grads = [g if n else None for g, n in zip(grads, need)]
-    return (*grads, *([None] * 8))
+    return (*grads, *([None] * 10))
 
 
 def lstm_sequence_backward(
@@ -184,10 +249,14 @@ def lstm_sequence_backward(
     stats: Tensor,
     gx: Tensor,
     need: Sequence[bool],
+    seeds: Sequence[int] | None = None,
+    weight_drop: float = 0.0,
 ) -> list[Tensor]:
     """The gradients of :func:`lstm_sequence`'s eleven tensor inputs (an empty tensor where
     ``need`` is False) from those of its outputs and its saved buffers."""  # fmt: skip
-    aux = _lengths_aux(x, lengths, reverse, mask, zoneout_h, rate_h, _zoneout(zoneout_c, rate_c))
+    zh, zc = _lstm_zoneout(x, h0, zoneout_h, rate_h, zoneout_c, rate_c, seeds)
+    aux = _lengths_aux(x, lengths, reverse, mask, zh, zc)
+    drop = _drop(weight_drop, _drop_seed(seeds, 3))
     saved = dict(zip(LSTM_SAVED, map(_none_if_empty, (hs, cs, cn, acts, xhat, stats, gx))))
     if saved["hs"] is None:
         saved["hs"] = out
@@ -195,13 +264,16 @@ def lstm_sequence_backward(
         saved["gx"] = x.contiguous()  # the input was the projections themselves
     inputs = LSTMInputs(x if w_ih is not None else None, w_ih, h0, c0, w, bias, ln_ih, ln_hh,
                         ln_cw, ln_cb, peep)  # fmt: skip
-    grads = lstm_kernel_backward(aux, inputs, saved, LSTMInputs(*need), d_out, d_hn, d_cn)
+    grads = lstm_kernel_backward(aux, inputs, saved, LSTMInputs(*need), d_out, d_hn, d_cn, drop)
+    if drop is not None and grads.w is not None:  # through w * mask: masked in place
+        drop_connected(grads.w, drop, out=grads.w)
     return _filled(grads, (x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep), need)
 
 
 def _fake_lstm_sequence_backward(d_out, d_hn, d_cn, x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw,
-                                 ln_cb, peep, *rest):  # fmt: skip
-    need = rest[-1]
+                                 ln_cb, peep, mask, zoneout_h, rate_h, zoneout_c, rate_c, lengths,
+                                 reverse, out, hs, cs, cn, acts, xhat, stats, gx, need,
+                                 seeds=None, weight_drop=0.0):  # fmt: skip
     return _fake_grads((x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep), need, x)
 
 
@@ -222,13 +294,18 @@ def gru_sequence(
     reverse: bool,
     cell: str,
     save: bool,
+    seeds: Sequence[int] | None = None,
+    weight_drop: float = 0.0,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """``(out (T, N, H), h_n (N, H), hs, acts, stats)``: one direction of registered cell ``cell``
-    (``"gru"``, ``"rnn"``, ``"rnn_relu"``) on the C kernels."""  # fmt: skip
+    (``"gru"``, ``"rnn"``, ``"rnn_relu"``) on the C kernels; ``seeds`` ``[h, w]`` and
+    ``weight_drop`` as for :func:`lstm_sequence`."""  # fmt: skip
     spec = get_cell(cell)
-    aux = _lengths_aux(x, lengths, reverse, mask, zoneout_h, rate_h, None, spec.nonlinearity)
+    zh = _gru_zoneout(x, h0, zoneout_h, rate_h, seeds)
+    aux = _lengths_aux(x, lengths, reverse, mask, zh, None, spec.nonlinearity)
     inputs = GRUInputs(x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh)
-    hs, saved = gru_kernel_forward(spec.kernel.upper(), aux, inputs, save=save)
+    drop = _drop(weight_drop, _drop_seed(seeds, 2))
+    hs, saved = gru_kernel_forward(spec.kernel.upper(), aux, inputs, save=save, drop=drop)
     out, h_n = aux.seq.outputs(hs), aux.seq.last(hs)
     if not save:
         return out, h_n, *_empties(x, 3)
@@ -237,7 +314,7 @@ def gru_sequence(
 
 
 def _fake_gru_sequence(x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh, mask, zoneout_h, rate_h, lengths,
-                       reverse, cell, save):  # fmt: skip
+                       reverse, cell, save, seeds=None, weight_drop=0.0):  # fmt: skip
     steps, n = x.shape[:2]
     hid = h0.shape[-1]
     main = (x.new_empty(steps, n, hid), x.new_empty(n, hid))
@@ -256,8 +333,10 @@ _GRU_TENSORS = 8
 
 
 def _setup_gru(ctx, inputs, output) -> None:
-    x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh, mask, zh, rh, lengths, reverse, cell, save = inputs
-    ctx.rate, ctx.reverse, ctx.cell, ctx.save = rh, reverse, cell, save
+    (x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh, mask, zh, rh, lengths, reverse, cell, save, seeds,
+     weight_drop) = inputs  # fmt: skip
+    ctx.rate, ctx.reverse, ctx.cell, ctx.save, ctx.seeds = rh, reverse, cell, save, seeds
+    ctx.weight_drop = weight_drop
     ctx.set_materialize_grads(False)
     ctx.save_for_backward(x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh, mask, zh, lengths, output[0],
                           *output[2:])  # fmt: skip
@@ -271,7 +350,10 @@ def _backward_gru(ctx, d_out, d_hn, *_):
     d_out, d_hn = _materialize((d_out, d_hn), (out, h0))
     if torch.is_grad_enabled():  # the backward is itself differentiated (create_graph=True)
         p = CellParams(w_ih, w, b_ih, b_hh, None, ln_ih, ln_hh)
-        opts = StepOptions(mask, None, _zoneout(zh, ctx.rate))
+        zone = _as_tensor(_gru_zoneout(x, h0, zh, ctx.rate, ctx.seeds), x)
+        seed = _drop_seed(ctx.seeds, 2)
+        w_run = None if seed < 0 else w * _drop_mask_tensor(w, ctx.weight_drop, seed)
+        opts = StepOptions(mask, w_run, zone)
         grads = _reference_grads(get_cell(ctx.cell), x, (h0,), p, opts, lengths, ctx.reverse,
                                  tensors, need, (d_out, d_hn))  # fmt: skip
     else:
@@ -288,9 +370,11 @@ def _backward_gru(ctx, d_out, d_hn, *_):
             out,
             *saved,
             need,
+            ctx.seeds,
+            ctx.weight_drop,
         )
         grads = [g if n else None for g, n in zip(grads, need)]
-    return (*grads, *([None] * 7))
+    return (*grads, *([None] * 9))
 
 
 def gru_sequence_backward(
@@ -315,22 +399,30 @@ def gru_sequence_backward(
     acts: Tensor,
     stats: Tensor,
     need: Sequence[bool],
+    seeds: Sequence[int] | None = None,
+    weight_drop: float = 0.0,
 ) -> list[Tensor]:
     """The gradients of :func:`gru_sequence`'s eight tensor inputs (empty where ``need`` is
     False)."""  # fmt: skip
     spec = get_cell(cell)
-    aux = _lengths_aux(x, lengths, reverse, mask, zoneout_h, rate_h, None, spec.nonlinearity)
+    zh = _gru_zoneout(x, h0, zoneout_h, rate_h, seeds)
+    aux = _lengths_aux(x, lengths, reverse, mask, zh, None, spec.nonlinearity)
     saved = dict(zip(GRU_SAVED, map(_none_if_empty, (hs, acts, stats))))
     if saved["hs"] is None:
         saved["hs"] = out
+    drop = _drop(weight_drop, _drop_seed(seeds, 2))
     inputs = GRUInputs(x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh)
     grads = gru_kernel_backward(spec.kernel.upper(), aux, inputs, saved, GRUInputs(*need), d_out,
-                                d_hn)  # fmt: skip
+                                d_hn, drop)  # fmt: skip
+    if drop is not None and grads.w is not None:  # through w * mask: masked in place
+        drop_connected(grads.w, drop, out=grads.w)
     return _filled(grads, inputs, need)
 
 
-def _fake_gru_sequence_backward(d_out, d_hn, x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh, *rest):
-    return _fake_grads((x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh), rest[-1], x)
+def _fake_gru_sequence_backward(d_out, d_hn, x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh, mask,
+                                zoneout_h, rate_h, lengths, reverse, cell, out, hs, acts, stats,
+                                need, seeds=None, weight_drop=0.0):  # fmt: skip
+    return _fake_grads((x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh), need, x)
 
 
 # ------------------------------------------------------------------------------------- shared

@@ -41,6 +41,19 @@ def pack(b: Tensor) -> Panels:
     return Panels(data, k, n)
 
 
+def pack_dropped(w: Tensor, transpose: bool, drop) -> Panels:
+    """The panels of ``w.t()`` (``transpose``) or ``w`` DropConnected by ``drop``
+    (:class:`.library.Dropped`), the mask applied to the packed values: ``w * mask`` never
+    exists as a matrix."""
+    w = w.detach().contiguous()
+    b = w.t() if transpose else w
+    panels = pack(b)
+    kernel("mask_panels", b.dtype)(panels.data.data_ptr(), panels.k, panels.n, b.stride(0),
+                                   b.stride(1), 1.0 - drop.p, drop.scale(b.dtype),
+                                   drop.seed)  # fmt: skip
+    return panels
+
+
 def matmul(a: Tensor, b: Panels, out: Tensor | None = None, accumulate: bool = False) -> Tensor:
     """``a (m, k) @ b`` on torch's threads: a new ``(m, n)`` tensor, or written into (or, with
     ``accumulate``, added to) the row-major ``out``."""

@@ -7,9 +7,19 @@
 static inline REAL FN(sig)(REAL x) { return (REAL)1 / ((REAL)1 + EXP(-x)); }
 
 /* The lerp weights of row n at step t: a contiguous row (returned), or one weight for the whole
- * row in *w (NULL returned; *w == 0: no blend). The Python side passes rows with stride 1 or 0. */
-static inline const REAL *FN(keep_row)(const Keep *k, long t, long n, REAL *w) {
+ * row in *w (NULL returned; *w == 0: no blend). The Python side passes rows with stride 1 or 0.
+ * Seeded weights are drawn into ``scratch`` (H values), which is returned. */
+static inline const REAL *FN(keep_row)(const Keep *k, long t, long n, REAL *w, REAL *scratch,
+                                       long H) {
     *w = (REAL)k->val;
+    if (k->seeded) {
+        const unsigned long long base = k->seed + (unsigned long long)(t * k->st + n * k->sn);
+        const unsigned long long cut = rk_cut(k->val);
+        #pragma omp simd
+        for (long j = 0; j < H; j++)
+            scratch[j] = splitmix64(base + (unsigned long long)j) < cut ? (REAL)1 : (REAL)0;
+        return scratch;
+    }
     if (!k->p) return (const REAL *)0;
     const REAL *row = (const REAL *)k->p + t * k->st + n * k->sn;
     if (k->sj) return row;
@@ -43,8 +53,8 @@ static inline REAL FN(lerp)(REAL nw, REAL prev, REAL w) {
 /* out = lerp(new, prev, k_t) for row n (zoneout and lengths); out may be new itself */
 static inline void FN(blend)(const Keep *k, long t, long n, const REAL *nw,
                              const REAL *restrict prev, REAL *out, long H) {
-    REAL w;
-    const REAL *row = FN(keep_row)(k, t, n, &w);
+    REAL w, scratch[k->seeded ? H : 1];
+    const REAL *row = FN(keep_row)(k, t, n, &w, scratch, H);
     if (row) {
         #pragma omp simd
         for (long j = 0; j < H; j++) out[j] = FN(lerp)(nw[j], prev[j], row[j]);
@@ -103,8 +113,8 @@ static inline void FN(split_dh)(const StepCtx *x, long t, long n, const REAL *re
     const long N = x->N, H = x->H;
     const REAL *doutn = (const REAL *)x->dout + (t * N + n) * H, *mask = x->mask;
     REAL *restrict dhkn = (REAL *)x->dhk + n * H;
-    REAL khw;
-    const REAL *kh = FN(keep_row)(&x->kh, t, n, &khw);
+    REAL khw, scratch[x->kh.seeded ? H : 1];
+    const REAL *kh = FN(keep_row)(&x->kh, t, n, &khw, scratch, H);
     #pragma omp simd
     for (long j = 0; j < H; j++) d[j] = doutn[j] + dhkn[j];
     if (rec && mask) {
@@ -245,7 +255,7 @@ static void FN(lstm_fwd_rows)(const StepCtx *x, long t, long prev, const REAL *r
     REAL *xh = lnw ? (REAL *)x->xhat + t * x->xhat_st : (REAL *)0;
     REAL *st = x->stats ? (REAL *)x->stats + t * x->stats_st : (REAL *)0;
     REAL *hm = (REAL *)x->hm;
-    const int blend_c = x->kc.p != 0 || x->kc.val != 0.0;
+    const int blend_c = x->kc.p != 0 || x->kc.val != 0.0 || x->kc.seeded;
     #pragma omp for schedule(static)
     for (long n = 0; n < N; n++) {
         const REAL *restrict an = a + n * G, *restrict gxn = gx + n * G;
@@ -379,8 +389,8 @@ static void FN(lstm_bwd_rows)(const StepCtx *x0, long t, long prev, const REAL *
         const REAL *restrict ao = an + 3 * H;
         REAL *restrict dzn = dz + n * G, *restrict dcn = dc + n * H;
         REAL *restrict dzi = dzn, *restrict dzf = dzn + H, *restrict dzg = dzn + 2 * H, *restrict dzo = dzn + 3 * H;
-        REAL kcw;
-        const REAL *kc = FN(keep_row)(&x->kc, t, n, &kcw);
+        REAL kcw, kc_scratch[x->kc.seeded ? H : 1];
+        const REAL *kc = FN(keep_row)(&x->kc, t, n, &kcw, kc_scratch, H);
         FN(split_dh)(x, t, n, rec, dzi); /* dzi as scratch: dh' */
         /* dzf as scratch: the gradient reaching c' from c_t; dc keeps the part kept into c_prev */
         #pragma omp simd

@@ -68,6 +68,27 @@ void PFN(pack_panels)(const REAL *restrict b, long k, long n, long sk, long sn,
     }
 }
 
+/* DropConnect on packed panels (pack_panels of b, read with strides sk, sn from a contiguous
+ * matrix W): each packed b[r][c] times scale where draw (r sk + c sn) of Bernoulli(p) from seed is
+ * 1, else 0: the panels of W * mask without W * mask in memory (the padding stays zero) */
+void PFN(mask_panels)(REAL *restrict out, long k, long n, long sk, long sn, double p,
+                      double scale, unsigned long long seed) {
+    const unsigned long long cut = rk_cut(p);
+    const REAL s = (REAL)scale;
+    const long panels = (n + RK_PW - 1) / RK_PW;
+    for (long q = 0; q < panels; q++) {
+        const long p0 = q * RK_PW;
+        const long w = n - p0 < RK_PW ? n - p0 : RK_PW;
+        REAL *restrict dst = out + p0 * k;
+        for (long r = 0; r < k; r++) {
+            const unsigned long long base = seed + (unsigned long long)(r * sk + p0 * sn);
+            #pragma omp simd
+            for (long j = 0; j < w; j++)
+                dst[r * RK_PW + j] *= splitmix64(base + (unsigned long long)(j * sn)) < cut ? s : (REAL)0;
+        }
+    }
+}
+
 /* c[0:R, 0:w] (+)= a[0:R, 0:k] panel[0:k, 0:w] for R rows of a (a[r][kk] at a + r ras + kk kas:
  * a matrix, kas = 1, or a transposed one) and one panel's k rows; accumulate: add to c's values,
  * else overwrite them. w < PW only in the last panel. */

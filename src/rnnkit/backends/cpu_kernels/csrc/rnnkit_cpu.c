@@ -25,6 +25,19 @@ static inline void rk_share(long n, long block, long *lo, long *hi) {
     if (*hi > n) *hi = n;
 }
 
+/* A counter-based generator: splitmix64 of seed + i (Steele, Lea & Flood 2014), and the cut below
+ * which a draw is 1 with probability p. Mask values depend only on the seed and the element's
+ * index, so a kernel can draw one row where it reads it, forward and backward alike. */
+static inline unsigned long long splitmix64(unsigned long long z) {
+    z += 0x9E3779B97F4A7C15ULL;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+static inline unsigned long long rk_cut(double p) {
+    return (unsigned long long)(p * 18446744073709551616.0);
+}
+
 #ifdef RNNKIT_F64
 #define REAL double
 #define SFX f64
@@ -59,22 +72,28 @@ static inline float rk_tanhf(float x) { return 1.0f - 2.0f / (rk_expf(2.0f * x) 
 #include "gru_template.h"
 #include "minrnn_template.h"
 
-/* Bernoulli(p) masks: out[i] = 1 with probability p, else 0, from a counter-based generator
- * (splitmix64 of seed + i; Steele, Lea & Flood 2014): reproducible from the seed, which the Python
- * side draws from torch's generator, and ~10x faster than torch's CPU bernoulli_. */
-static inline unsigned long long splitmix64(unsigned long long z) {
-    z += 0x9E3779B97F4A7C15ULL;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
+/* Bernoulli(p) masks: out[i] = 1 with probability p, else 0, from the counter-based generator
+ * above (rk_draw): reproducible from the seed, which the Python side draws from torch's generator,
+ * and ~10x faster than torch's CPU bernoulli_. */
 
 #define BERNOULLI_CAT2(a, b) a##_##b
 #define BERNOULLI_CAT(a, b) BERNOULLI_CAT2(a, b)
 void BERNOULLI_CAT(bernoulli, SFX)(REAL *out, long n, double p, unsigned long long seed) {
-    const unsigned long long cut = (unsigned long long)(p * 18446744073709551616.0);
+    const unsigned long long cut = rk_cut(p);
     #pragma omp simd
     for (long i = 0; i < n; i++) out[i] = splitmix64(seed + (unsigned long long)i) < cut ? (REAL)1 : (REAL)0;
+}
+
+/* DropConnect with the mask of a seed: out[i] = src[i] * (draw i of Bernoulli(p) ? scale : 0), the
+ * product of src and bernoulli(p, seed) * scale without the mask in memory; out may be src (the
+ * weight gradient masked in place) */
+void BERNOULLI_CAT(masked_scale, SFX)(const REAL *src, REAL *out, long n, double p,
+                                      double scale, unsigned long long seed) {
+    const unsigned long long cut = rk_cut(p);
+    const REAL s = (REAL)scale;
+    #pragma omp simd
+    for (long i = 0; i < n; i++)
+        out[i] = src[i] * (splitmix64(seed + (unsigned long long)i) < cut ? s : (REAL)0);
 }
 
 /* dst (cols, rows) = src (rows, cols) transposed, both row-major, in 32 x 32 tiles (the per-step
@@ -94,4 +113,4 @@ void BERNOULLI_CAT(transpose, SFX)(const REAL *restrict src, REAL *restrict dst,
 }
 
 /* the version the Python side checks before binding the structs */
-long rnnkit_abi_version(void) { return 14; }
+long rnnkit_abi_version(void) { return 15; }

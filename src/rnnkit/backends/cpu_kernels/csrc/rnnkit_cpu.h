@@ -12,11 +12,16 @@
 
 /* Lerp weights of a zoneout / lengths blend ``s = lerp(new, prev, k)``: a tensor ``p`` read at
  * ``t*st + n*sn + j*sj`` (strides in elements; sj is 1, or 0 for one weight per row), or the
- * constant ``val`` when ``p`` is NULL (``val == 0``: no blend). */
+ * constant ``val`` when ``p`` is NULL (``val == 0``: no blend). With ``seeded`` the weights are
+ * Bernoulli(val) draws that the kernels make where they read them: element ``t*st + n*sn + j`` is
+ * 1 when splitmix64(seed + that index) < val * 2^64, the value rk_bernoulli gives it in a tensor
+ * (so nothing of the mask's (T, N, C) size is kept, forward or backward). */
 typedef struct {
     const void *p;
     long st, sn, sj;
     double val;
+    long seeded;
+    unsigned long long seed;
 } Keep;
 
 /* One direction of one layer (LSTM, GRU or RNN; G gates: 4, 3, 1). LSTM shapes: gx (the input projection x W_ih^T, without bias), acts,
