@@ -320,12 +320,12 @@ def _no_grad_op(name: str, tensors: tuple[Tensor | None, ...]):
     return getattr(kernel_ops, name)
 
 
-def drawn(opts: StepOptions, like: Tensor, weight: bool = True) -> StepOptions:
+def drawn(opts: StepOptions, like: Tensor) -> StepOptions:
     """``opts`` with zoneout masks that came as draws for the C kernels to make
-    (:class:`~.cpu_kernels.library.BernoulliDraws`) drawn as tensors, and (``weight``)
-    DropConnect applied: what every other backend reads (the same values)."""
+    (:class:`~.cpu_kernels.library.BernoulliDraws`) drawn as tensors and DropConnect that came
+    as a draw applied: what every other backend reads (the same values)."""
     zh, zc, w = opts.zoneout_h, opts.zoneout_c, opts.w_hh
-    drawn_w = weight and isinstance(w, regularization.DropConnectDraw)
+    drawn_w = isinstance(w, regularization.DropConnectDraw)
     if not (drawn_w or isinstance(zh, BernoulliDraws) or isinstance(zc, BernoulliDraws)):
         return opts
     as_tensor = [z.tensor(like) if isinstance(z, BernoulliDraws) else z for z in (zh, zc)]
@@ -379,18 +379,11 @@ def _gru_kernel(spec, x, state, p, w, w_ih, ln_ih, opts, *, lengths, reverse):
 
 def _lstm_kernel(x, w_ih, state, p, w, bias, ln_ih, opts, *, lengths, reverse):
     """``x`` is the layer input with ``w_ih`` (projected inside), or the projections with None:
-    ``torch.ops.rnnkit.lstm_sequence``.
-
-    In training the zoneout masks are drawn as tensors first: drawing each row where it is read,
-    forward and again in backward, was measured ~3-5% slower at H=128 than one bulk draw, and an
-    LSTM's training memory is about half of torch.nn's with the masks (docs/benchmarks.md); the
-    GRU keeps the kernels' draws, which take it within 1.2x of torch.nn's memory."""
+    ``torch.ops.rnnkit.lstm_sequence``."""
     w_run, drop = _weight_args(w)
     tensors = (x, w_ih, state[0], state[1], w_run, bias, ln_ih, p.ln_hh, p.ln_c_weight,
                p.ln_c_bias, p.peephole)  # fmt: skip
     save = _needs_grad(tensors)
-    if save:
-        opts = drawn(opts, x, weight=False)
     op = torch.ops.rnnkit.lstm_sequence if save else _no_grad_op("lstm_sequence", tensors)
     out, h, c, *_ = op(
         *tensors,
