@@ -58,8 +58,11 @@ class CellParams:
         """The parameters of a torch.nn or rnnkit layer or cell named ``weight_ih{suffix}`` etc.
         (``suffix`` ``"_l0"``, ``"_l1_reverse"``; ``""`` for a cell)."""
 
+        params = getattr(module, "_parameters", None) or {}
+
         def get(name: str) -> Tensor | None:
-            return getattr(module, name + suffix, None)
+            key = name + suffix  # a registered parameter first: nn.Module.__getattr__ is slow
+            return params[key] if key in params else getattr(module, key, None)
 
         return cls(
             w_ih=get("weight_ih"),

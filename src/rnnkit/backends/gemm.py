@@ -114,10 +114,13 @@ class Gemm:
     weight (:mod:`.cpu_kernels.weight_cache`: forwards without gradients).
     """
 
-    def __init__(self, w: Tensor, rows: int, own_kernel: bool = True, reuse: bool = False) -> None:
+    def __init__(self, w: Tensor, rows: int, own_kernel: bool = True, reuse: bool = False,
+                 on_panels: bool | None = None) -> None:  # fmt: skip
         self.packed: Tensor | None = None
         self.panels: panels.Panels | None = None
-        if own_kernel and panels_serve(w) and not _differentiable(w):
+        if on_panels is None:  # else the caller has made the choice (a C loop's measured one)
+            on_panels = own_kernel and panels_serve(w)
+        if on_panels and not _differentiable(w):
             if reuse:  # b = W^T, packed once
                 self.panels = weight_cache.reused(w, "panels_t", lambda v: panels.pack(v.t()))
             else:

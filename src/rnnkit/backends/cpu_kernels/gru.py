@@ -102,7 +102,8 @@ def gru_kernel_forward(mode: str, aux: Aux, inputs: GRUInputs, save: bool,
     if gemm is not None:  # the time loop in C
         wt = loop_weight(w, gemm, transpose=True, reuse=not save, drop=drop)
         loop, steps_in, done = kernel("gru_fwd_seq", x.dtype), StepOrder(aux.seq), 0
-        for buf, first, chunk in projected_chunks(aux, x, w_ih, False, reuse=not save):
+        chunks = projected_chunks(aux, x, w_ih, False, reuse=not save, on_panels=gemm.panels)
+        for buf, first, chunk in chunks:
             point_gx(ctx, buf, first)
             loop(ref, *steps_in.pointers(done), len(chunk), wt.data_ptr(), a.data_ptr(),
                  h.data_ptr(), int(mode == "RNN"), gemm.panels, gemm.blas)  # fmt: skip

@@ -49,7 +49,7 @@ MIN_CHUNK_ROWS = 256
 
 
 def projected_chunks(aux: Aux, x: Tensor, w_ih: Tensor | None, keep_all: bool,
-                     reuse: bool = False):  # fmt: skip
+                     reuse: bool = False, on_panels: bool | None = None):  # fmt: skip
     """The input projections ``x W_ih^T`` of one direction, a few steps at a time.
 
     Yields ``(buffer, first step, [(t, prev), ...])`` in visiting order: the steps of a chunk, and
@@ -58,7 +58,8 @@ def projected_chunks(aux: Aux, x: Tensor, w_ih: Tensor | None, keep_all: bool,
     several MB, and the step kernels would stall reading it back from memory). ``keep_all``
     writes every chunk into one ``(T, N, G*H)`` buffer (its ``first`` is 0), for a backward that
     needs it; ``w_ih=None`` takes ``x`` as the projections, in one chunk. ``reuse`` keeps the
-    packed ``W_ih`` for the next call with the same, unchanged weight (:mod:`.weight_cache`).
+    packed ``W_ih`` for the next call with the same, unchanged weight (:mod:`.weight_cache`);
+    ``on_panels`` is the GEMM choice when the caller has it (:class:`~rnnkit.backends.gemm.Gemm`).
     """
     order, prevs = visiting_steps(aux.seq)
     pairs = list(zip(order, prevs))
@@ -72,7 +73,7 @@ def projected_chunks(aux: Aux, x: Tensor, w_ih: Tensor | None, keep_all: bool,
     k = min(k, steps)
     full = x.new_empty(steps, n, g) if keep_all else None
     buf = full if keep_all else x.new_empty(min(k, steps), n, g)
-    gemm = Gemm(w_ih, k * n, reuse=reuse)
+    gemm = Gemm(w_ih, k * n, reuse=reuse, on_panels=on_panels)
     for i in range(0, steps, k):
         chunk = pairs[i : i + k]
         lo = min(t for t, _ in chunk)
@@ -279,7 +280,8 @@ def _forward(aux: Aux, inputs: LSTMInputs, save: bool, gemm: LoopGemm | None,
         wt = loop_weight(w, gemm, transpose=True, reuse=not save, drop=drop)
         loop, steps_in = kernel("lstm_fwd_seq", x.dtype), StepOrder(aux.seq)
         done = 0
-        for buf, first, chunk in projected_chunks(aux, x, w_ih, keep_gx, reuse=not save):
+        chunks = projected_chunks(aux, x, w_ih, keep_gx, reuse=not save, on_panels=gemm.panels)
+        for buf, first, chunk in chunks:
             point_gx(ctx, buf, first)
             gx = buf
             loop(ref, *steps_in.pointers(done), len(chunk), wt.data_ptr(), a.data_ptr(),
