@@ -286,12 +286,8 @@ def bernoulli(
     seed comes from torch's global generator (so ``torch.manual_seed`` reproduces them). None
     where the kernels do not serve ``like``, and while torch.compile or a torch.func transform
     traces (they cannot see into a C call): torch's own ``bernoulli_`` serves then."""
-    if not (0.0 < p < 1.0) or tracing() or not available(like):
-        return None
-    out = torch.empty(shape, dtype=like.dtype)
-    seed = draw_seed() if seed is None else seed
-    kernel("bernoulli", like.dtype)(out.data_ptr(), out.numel(), p, seed)
-    return out
+    draws = bernoulli_draws(shape, p, like, seed)
+    return None if draws is None else draws.tensor(like)
 
 
 class Dropped(NamedTuple):
@@ -335,12 +331,14 @@ class BernoulliDraws(NamedTuple):
         return out.to(like.device)
 
 
-def bernoulli_draws(shape: tuple[int, ...], p: float, like: torch.Tensor) -> BernoulliDraws | None:
-    """:class:`BernoulliDraws` of ``shape`` with a seed drawn from torch's generator (as
-    :func:`bernoulli` draws it), or None where :func:`bernoulli` would return None."""
+def bernoulli_draws(
+    shape: tuple[int, ...], p: float, like: torch.Tensor, seed: int | None = None
+) -> BernoulliDraws | None:
+    """:class:`BernoulliDraws` of ``shape`` at ``seed`` (by default drawn from torch's
+    generator), or None where :func:`bernoulli` returns None."""
     if not (0.0 < p < 1.0) or tracing() or not available(like):
         return None
-    return BernoulliDraws(tuple(shape), float(p), draw_seed())
+    return BernoulliDraws(tuple(shape), float(p), draw_seed() if seed is None else seed)
 
 
 def _keep(k, like: torch.Tensor) -> tuple[Keep, torch.Tensor | None]:

@@ -156,7 +156,7 @@ def loop_weight(w: Tensor, gemm: LoopGemm, transpose: bool, reuse: bool = False,
     if drop is not None:
         if gemm.panels:
             return pack_dropped(w, transpose, drop).data
-        return loop_weight(drop_connected(w.contiguous(), drop), gemm, transpose)
+        return loop_weight(run_weight(w, drop), gemm, transpose)
     if reuse:
         layout = f"loop{'_t' if transpose else ''}{'_panels' if gemm.panels else ''}"
         return weight_cache.reused(w, layout, lambda v: loop_weight(v, gemm, transpose))
