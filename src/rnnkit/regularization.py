@@ -39,14 +39,9 @@ def drop_connect(weight: Tensor, p: float) -> Tensor:
 
     On CPU the mask is drawn by :func:`rnnkit.backends.cpu_kernels.bernoulli` from a seed and drawn again
     from it in backward, so nothing of the weight's size is kept for the backward pass."""
-    if _seeded_drop_connect(weight, p):
+    if cpu_kernels.seeded_draws(p, weight):
         return _SeededDropConnect.apply(weight, p, cpu_kernels.draw_seed())
     return weight * dropout_mask(tuple(weight.shape), p, weight)
-
-
-def _seeded_drop_connect(weight: Tensor, p: float) -> bool:
-    """Whether DropConnect of ``weight`` draws its mask from a seed (the C generator serves it)."""
-    return 0.0 < p < 1.0 and not cpu_kernels.tracing() and cpu_kernels.available(weight)
 
 
 class DropConnectDraw(NamedTuple):
@@ -68,7 +63,7 @@ def drop_connect_draw(weight: Tensor, p: float) -> DropConnectDraw | Tensor:
     """:func:`drop_connect` for a layer whose time loop may run on the C kernels: where they serve
     ``weight``, a :class:`DropConnectDraw` (the seed drawn now, as :func:`drop_connect` draws it),
     else the dropped matrix."""
-    if _seeded_drop_connect(weight, p):
+    if cpu_kernels.seeded_draws(p, weight):
         return DropConnectDraw(weight, p, cpu_kernels.draw_seed())
     return drop_connect(weight, p)
 

@@ -13,6 +13,7 @@ from .library import (
     enabled,
     kernel,
     library,
+    seeded_draws,
     tracing,
     transposed,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "enabled",
     "kernel",
     "library",
+    "seeded_draws",
     "tracing",
     "transposed",
 ]

@@ -331,12 +331,18 @@ class BernoulliDraws(NamedTuple):
         return out.to(like.device)
 
 
+def seeded_draws(p: float, like: torch.Tensor) -> bool:
+    """Whether the C generator draws Bernoulli(``p``) values for ``like`` from a seed: ``0 < p <
+    1``, the kernels serve ``like``, and nothing traces the call (:func:`tracing`)."""
+    return 0.0 < p < 1.0 and not tracing() and available(like)
+
+
 def bernoulli_draws(
     shape: tuple[int, ...], p: float, like: torch.Tensor, seed: int | None = None
 ) -> BernoulliDraws | None:
     """:class:`BernoulliDraws` of ``shape`` at ``seed`` (by default drawn from torch's
     generator), or None where :func:`bernoulli` returns None."""
-    if not (0.0 < p < 1.0) or tracing() or not available(like):
+    if not seeded_draws(p, like):
         return None
     return BernoulliDraws(tuple(shape), float(p), draw_seed() if seed is None else seed)
 
