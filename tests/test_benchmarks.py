@@ -7,11 +7,14 @@ import json
 import sys
 from pathlib import Path
 
+import torch
+
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # benchmarks/ sits beside src/, outside the installed package
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import layers  # noqa: E402
+from benchmarks import slstm as slstm_bench  # noqa: E402
 from benchmarks.common import format_header, machine_header  # noqa: E402
 
 
@@ -59,3 +62,13 @@ def test_machine_header_names_cpu_threads_and_gemm():
     assert {"cpu_model", "cpu_vendor", "logical_cpus", "torch_threads", "fused_gemm"} <= set(info)
     text = "\n".join(format_header(info | {"note": "x"}))
     assert "CPU:" in text and "fused-path GEMMs:" in text and "- note: x" in text
+
+
+def test_slstm_benchmark_prints_a_row_per_thread_count(capsys):
+    slstm_bench.main(["--sizes", "3x2x4x8", "--rounds", "2", "--heads", "2"])
+    head, *body = table(capsys.readouterr().out)
+    assert head[0] == "T x N x D x H" and head[-2:] == ["reference/c_loop", "lstm/c_loop"]
+    threads = {torch.get_num_threads(), 1}
+    assert len(body) == len(threads) and {int(r[1]) for r in body} == threads
+    for r in body:
+        assert r[0] == "3x2x4x8" and all(float(v) > 0 for v in r[-2:])

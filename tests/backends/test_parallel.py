@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import rnnkit
-from rnnkit.backends import dispatch, parallel, reference
+from rnnkit.backends import cpu_kernels, dispatch, parallel, reference
 from rnnkit.functional import CellParams, StepOptions
 from rnnkit.registry import get_cell
 
@@ -33,11 +33,16 @@ def calls(monkeypatch):
     "name,backend,path",
     [("mingru", "auto", "parallel"), ("minlstm", "fused", "parallel"),
      ("mingru", "parallel", "parallel"), ("mingru", "reference", "reference"),
-     ("indrnn", "auto", "reference"), ("slstm", "auto", "reference")],
+     ("indrnn", "auto", "reference"), ("slstm", "reference", "reference"),
+     ("slstm", "auto", "c_loop")],
 )  # fmt: skip
 def test_each_cell_runs_on_the_path_dispatch_picks(calls, name, backend, path):
     layer = rnnkit.Recurrent(name, 3, 4, num_layers=2, bidirectional=True, backend=backend)
     layer(torch.randn(5, 2, 3))
+    if path == "c_loop":  # the sLSTM's C time loop where the kernels are built
+        expected = 0 if cpu_kernels.library(torch.float32) is not None else 4
+        assert calls["reference"] == expected and calls["parallel"] == 0
+        return
     assert calls[path] == 4 and sum(calls.values()) == 4  # 2 layers x 2 directions
 
 

@@ -31,6 +31,7 @@ from ..functional import CellParams, StepOptions
 from ..registry import CellSpec, get_cell
 from . import cpu_kernels, parallel, reference
 from .cpu_kernels import ops as kernel_ops  # noqa: F401 - registers torch.ops.rnnkit
+from .cpu_kernels import slstm as slstm_kernels
 from .cpu_kernels.library import SUFFIX as KERNEL_DTYPES
 from .cpu_kernels.library import BernoulliDraws
 from .gemm import input_projection
@@ -116,6 +117,10 @@ def _cpu_kernels_refusal(spec: CellSpec, like: Tensor, p: CellParams | None) -> 
         return "they do not cover LSTM projections (proj_size)"
     if like.device.type != "cpu" or like.dtype not in KERNEL_DTYPES:
         return f"they serve CPU float32/float64 tensors, got {like.device.type} {like.dtype}"
+    if spec.kernel == "slstm" and p is not None:
+        why = slstm_kernels.refusal(like, p)
+        if why is not None:
+            return why
     return _kernels_unavailable(str(like.dtype).removeprefix("torch.")) or None
 
 
@@ -210,6 +215,8 @@ def run_direction(
     path = fused_path(spec, x, p, check_backend(backend), opts)
     if path != "cpu_kernels" or x.shape[0] == 0 or not _fusable(opts):
         return _scan_on(path, spec, input_projection(x, p), state, p, opts, lengths, reverse)
+    if spec.kernel == "slstm":
+        return _scan_on(path, spec, input_projection(x, p), state, p, opts, lengths, reverse)
     w = p.w_hh if opts.w_hh is None else opts.w_hh  # a DropConnectDraw: applied in the op
     kw = dict(lengths=lengths, reverse=reverse)
     if spec.kernel != "lstm":
@@ -252,6 +259,9 @@ def _scan_on(
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
     """:func:`scan` on the backend :func:`fused_path` chose (the reference loop for inputs the
     fused kernels do not cover)."""
+    if path == "cpu_kernels" and spec.kernel == "slstm":
+        if lengths is not None or opts.dropout_mask is not None or opts.w_hh is not None:
+            path = "reference"  # what the sLSTM's C time loop does not cover
     if path != "cpu_kernels" or gx.shape[0] == 0 or gx.shape[1] == 0 or not _fusable(opts):
         opts = drawn(opts, gx)  # only the C kernels make zoneout draws themselves
     if path == "reference" or gx.shape[0] == 0 or gx.shape[1] == 0 or not _fusable(opts):
@@ -260,6 +270,8 @@ def _scan_on(
     if path == "parallel":
         return parallel.scan(spec, gx, state, p, lengths=lengths, reverse=reverse)
     w = p.w_hh if opts.w_hh is None else opts.w_hh
+    if path == "cpu_kernels" and spec.kernel == "slstm":  # cpu_kernels/slstm.py
+        return slstm_kernels.sequence(gx, state, p, reverse=reverse)
     if path == "cpu_kernels":  # w may be a DropConnectDraw: the op applies it
         kw = dict(lengths=lengths, reverse=reverse)
         if spec.kernel == "lstm":

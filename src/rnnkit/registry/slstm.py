@@ -20,6 +20,10 @@ when it divides ``H``, else 1), ``forget_gate`` (``"exp"`` or ``"sigmoid"``), ``
 both projections, ``ln_ih``, ``ln_hh (4H,)``), ``recurrent_dropout`` (on ``h`` before ``R``),
 ``weight_drop`` (DropConnect on ``R``), ``forget_bias`` (initial ``b_ih`` of ``f~``). Zoneout is
 refused: it would blend ``c`` and ``n`` at different stabiliser scales.
+
+Backends: on CPU float32/float64 a direction runs as one C time loop
+(:mod:`rnnkit.backends.cpu_kernels.slstm`); the step loop of :func:`slstm_step` serves the rest
+(``lengths``, recurrent dropout, DropConnect, ``layer_norm``, CUDA, torch.func transforms).
 """
 
 from __future__ import annotations
@@ -65,6 +69,8 @@ SLSTM = register_cell(
         name="slstm",
         title="sLSTM",
         torch_mode="",
+        kernel="slstm",
+        backends=("cpu_kernels", "reference"),
         gates=("i", "f", "z", "o"),
         states=(
             StateSpec("h", "output"),

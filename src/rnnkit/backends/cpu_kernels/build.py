@@ -24,11 +24,11 @@ import tempfile
 from pathlib import Path
 
 # the version the C side reports (rnnkit_abi_version) and the Python side checks before binding
-ABI_VERSION = 15
+ABI_VERSION = 16
 SOURCE_DIR = Path(__file__).parent / "csrc"
 PREBUILT_DIR = Path(__file__).parent / "prebuilt"
 SOURCES = ("rnnkit_cpu.c", "rnnkit_cpu.h", "panel_gemm.h", "lstm_template.h", "gru_template.h",
-           "minrnn_template.h")  # fmt: skip
+           "minrnn_template.h", "slstm_template.h")  # fmt: skip
 SUFFIXES = ("f32", "f64")
 # -ffast-math for vectorised math, but NaN and Inf kept: they propagate as in torch.nn. -fopenmp:
 # the step kernels split a step's batch rows over torch's threads; the library then needs

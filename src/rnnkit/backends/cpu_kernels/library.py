@@ -193,6 +193,11 @@ def _declare(lib: ctypes.CDLL, suffix: str) -> None:
     fwd.restype = None
     bwd = getattr(lib, f"minrnn_bwd_{suffix}")
     bwd.argtypes = [*([_P] * 7), *([ctypes.c_long] * 5)]
+    # the sLSTM loops: pointers, then T, N, H, K, sigmoid gate, panel stride, threads; gemm
+    sfwd = getattr(lib, f"slstm_fwd_{suffix}")
+    sfwd.argtypes, sfwd.restype = [*([_P] * 14), *([ctypes.c_long] * 7), _P], None
+    sbwd = getattr(lib, f"slstm_bwd_{suffix}")
+    sbwd.argtypes, sbwd.restype = [*([_P] * 20), *([ctypes.c_long] * 7), _P], None
     bwd.restype = None
     fin = getattr(lib, f"bwd_finish_{suffix}")
     fin.argtypes = [ctypes.POINTER(StepCtx), _P, _P]
@@ -410,6 +415,16 @@ def thread_sums(ctx: StepCtx, fields: dict, alive: list):
             grad.view(-1).add_(sums[off : off + grad.numel()])
 
     return add_up
+
+
+def define_ops(*ops) -> None:
+    """Register each ``(fn, fake)`` as the CPU op ``torch.ops.rnnkit.<fn's name>``, its schema
+    inferred from ``fn``'s annotations, with ``fake`` as its fake (meta) implementation."""
+    for fn, fake in ops:
+        name = f"rnnkit::{fn.__name__}"
+        torch.library.define(name, torch.library.infer_schema(fn, mutates_args=()))
+        torch.library.impl(name, "CPU", fn)
+        torch.library.register_fake(name, fake)
 
 
 def kernel(name: str, dtype: torch.dtype):

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from ...parallel_scan import chunked_scan
 from ...registry import mingru, minlstm
-from .library import SUFFIX, available, kernel, tracing
+from .library import SUFFIX, available, define_ops, kernel, tracing
 
 CELLS = ("mingru", "minlstm")
 
@@ -56,12 +56,7 @@ def _fake_minrnn_scan_backward(dh, gx, h0, h, lstm):
     return torch.empty_like(gx), torch.empty_like(h0)
 
 
-for _fn, _fake in ((minrnn_scan, _fake_minrnn_scan),
-                   (minrnn_scan_backward, _fake_minrnn_scan_backward)):  # fmt: skip
-    _name = f"rnnkit::{_fn.__name__}"
-    torch.library.define(_name, torch.library.infer_schema(_fn, mutates_args=()))
-    torch.library.impl(_name, "CPU", _fn)
-    torch.library.register_fake(_name, _fake)
+define_ops((minrnn_scan, _fake_minrnn_scan), (minrnn_scan_backward, _fake_minrnn_scan_backward))
 
 
 def _setup(ctx, inputs, output) -> None:

@@ -71,6 +71,7 @@ static inline float rk_tanhf(float x) { return 1.0f - 2.0f / (rk_expf(2.0f * x) 
 #include "lstm_template.h"
 #include "gru_template.h"
 #include "minrnn_template.h"
+#include "slstm_template.h"
 
 /* Bernoulli(p) masks: out[i] = 1 with probability p, else 0, from the counter-based generator
  * above (rk_draw): reproducible from the seed, which the Python side draws from torch's generator,
@@ -113,4 +114,4 @@ void BERNOULLI_CAT(transpose, SFX)(const REAL *restrict src, REAL *restrict dst,
 }
 
 /* the version the Python side checks before binding the structs */
-long rnnkit_abi_version(void) { return 15; }
+long rnnkit_abi_version(void) { return 16; }
