@@ -3,14 +3,15 @@
  * rnnkit.registry.slstm's; tests check these kernels against its step loop and the NumPy
  * reference in float64, forward and gradients.
  *
- * Shapes: gx, pre, dgx (T, N, 4H), gates [i, f, z, o] gate-major, biases already in gx;
+ * Shapes: gx, pre, dgx (T, N, 4H), gates [i, f, z, o] gate-major (gx with b_ih, bias (4H) b_hh);
  * R (K, 4Hk, Hk) the block-diagonal recurrent weight, Hk = H / K, head k maps units k Hk ...
  * (k + 1) Hk - 1 of h to its rows g Hk + j (gate g, unit j of the head); h0, c0, n0, m0 (N, H);
  * hs, cs, ns, ms (T, N, H); the scratch a (K, N, 4Hk): one step's recurrent GEMM outputs, head by
- * head. Per step and head the recurrent GEMM is one call of torch's BLAS (gemm_fn, column-major),
- * the gate math one pass over the batch rows, split over torch's threads:
+ * head. Per step and head the recurrent GEMM is one call of rnnkit's panel kernel or of torch's
+ * BLAS (gemm_fn, column-major), the gate math one vectorised pass over the batch rows, split over
+ * torch's threads:
  *
- *   pre = gx_t + R h_{t-1};  log f = f~ (exp gate) or -softplus(-f~) (sigmoid gate)
+ *   pre = gx_t + bias + R h_{t-1};  log f = f~ (exp gate) or -softplus(-f~) (sigmoid gate)
  *   m_t = max(log f + m_{t-1}, i~),  i' = exp(i~ - m_t),  f' = exp(log f + m_{t-1} - m_t)
  *   c_t = f' c_{t-1} + i' tanh(z~),  n_t = f' n_{t-1} + i',  h_t = sigmoid(o~) c_t / n_t
  *
@@ -79,8 +80,8 @@ static inline void SFN(slstm_fwd_units)(const REAL *restrict g, const REAL *rest
 }
 
 void SFN(slstm_fwd)(const REAL *gx, const REAL *bias, const REAL *R, const REAL *packed,
-                    const REAL *h0, const REAL *c0, const REAL *n0, const REAL *m0, REAL *pre, REAL *hs, REAL *cs,
-                    REAL *ns, REAL *ms, REAL *a, long T, long N, long H, long K, long sigmoid_f,
+                    const REAL *h0, const REAL *c0, const REAL *n0, const REAL *m0, REAL *pre,
+                    REAL *hs, REAL *cs, REAL *ns, REAL *ms, REAL *a, long T, long N, long H, long K, long sigmoid_f,
                     long pstride, long nthreads, gemm_fn gemm) {
     const long hk = H / K, G = 4 * H;
     for (long t = 0; t < T; t++) {
@@ -139,8 +140,9 @@ static inline void SFN(slstm_bwd_units)(const REAL *restrict p, const REAL *rest
 }
 
 /* From the gradients reaching every step's h from outside (dhs (T, N, H)) and the final state's
- * c, n, m (dcn, dnn, dmn (N, H), or NULL for none): dgx (T, N, 4H) and the initial state's dh0, dc0, dn0, dm0 (N, H); the Python side makes
- * dR from dgx and the h of every step, one GEMM per head over all steps. `packed`: the panels of
+ * c, n, m (dcn, dnn, dmn (N, H), or NULL for none): dgx (T, N, 4H) and the initial state's dh0,
+ * dc0, dn0, dm0 (N, H); the Python side makes dR from dgx and the h of every step, one GEMM per
+ * head and gate over all steps. `packed`: the panels of
  * every R_k, or NULL. Scratch: da (K, N, 4Hk), dhr (N, H) the gradient carried to h_{t-1}
  * through R; the carries of c, n, m are kept in dc0, dn0, dm0. */
 void SFN(slstm_bwd)(const REAL *R, const REAL *packed, const REAL *c0, const REAL *n0,
