@@ -213,9 +213,8 @@ def run_direction(
         kw = dict(lengths=lengths, reverse=reverse, options=drawn(opts, x))
         return reference.layer_direction(spec, x, state, p, **kw)
     path = fused_path(spec, x, p, check_backend(backend), opts)
-    if path != "cpu_kernels" or x.shape[0] == 0 or not _fusable(opts):
-        return _scan_on(path, spec, input_projection(x, p), state, p, opts, lengths, reverse)
-    if spec.kernel == "slstm":
+    # the sLSTM's C loop takes the projections, as every non-C path does
+    if path != "cpu_kernels" or spec.kernel == "slstm" or x.shape[0] == 0 or not _fusable(opts):
         return _scan_on(path, spec, input_projection(x, p), state, p, opts, lengths, reverse)
     w = p.w_hh if opts.w_hh is None else opts.w_hh  # a DropConnectDraw: applied in the op
     kw = dict(lengths=lengths, reverse=reverse)
