@@ -13,15 +13,23 @@ gradients):
   (:mod:`rnnkit.parallel_scan`, default chunk);
 * ``heinsen``: the same layer with ``scan_chunk=1``: Heinsen's log-space scan over every step
   (``torch.logcumsumexp`` of the whole sequence);
-* ``step``: the same layer with ``backend="reference"``: one step at a time (the cell's step
-  function in a Python loop).
+* ``step``: the same layer with ``backend="reference"``: the input projections of all steps
+  in one GEMM (as the scan's), then the recurrence one step at a time (the cell's step function
+  in a Python loop);
+* ``cell``: ``rnnkit.MinGRUCell``/``MinLSTMCell`` with the layer's weights called once per step,
+  as step-wise use runs the cell (the sequential mode of Feng et al. 2024): each step projects
+  its own input.
+
+``step`` is the stronger sequential baseline: its projection GEMMs are the scan's, so
+``step/scan`` is bounded by the share of those GEMMs in the scan's time (``docs/cells.md``).
 
 Each configuration is measured at the default torch thread count (wall clock: the headline) and
 with one thread. Ratios are medians over repetitions of the ratio within each repetition (the
-models of one repetition run back to back). Peak MB: the peak of live tensor bytes during one
-forward+backward (default threads), from ``torch.profiler``'s allocation events
-(:func:`benchmarks.layers.peak_memory_mb`; tensors only, so it is not the process's RSS). The
-crossover is the smallest measured ``T`` at which ``scan`` is faster than ``lstm``.
+models of one repetition run back to back, their order rotated by one each repetition). Peak
+MB: the peak of live tensor bytes during one forward+backward (default threads), from
+``torch.profiler``'s allocation events (:func:`benchmarks.layers.peak_memory_mb`; tensors only,
+so it is not the process's RSS). The crossover is the smallest measured ``T`` at which ``scan``
+is faster than ``lstm``.
 """
 
 from __future__ import annotations
@@ -46,8 +54,29 @@ from .layers import peak_memory_mb, step_fn, timed
 
 STEPS = (64, 256, 1024, 4096)
 QUICK_STEPS = (64, 256)
-MODELS = ("lstm", "scan", "heinsen", "step")
+MODELS = ("lstm", "scan", "heinsen", "step", "cell")
 LAYERS = {"mingru": rnnkit.MinGRU, "minlstm": rnnkit.MinLSTM}
+CELLS = {"mingru": rnnkit.MinGRUCell, "minlstm": rnnkit.MinLSTMCell}
+
+
+class CellLoop(torch.nn.Module):
+    """A one-layer minGRU/minLSTM run as its cell, one call per step: ``x (T, N, C) -> (out (T, N,
+    H), h (N, H))`` from a zero state, the weights those of ``layer``."""
+
+    def __init__(self, cell: str, layer: torch.nn.Module) -> None:
+        super().__init__()
+        self.cell = CELLS[cell](layer.input_size, layer.hidden_size)
+        with torch.no_grad():
+            for name, p in self.cell.named_parameters():
+                p.copy_(getattr(layer, f"{name}_l0"))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = x.new_zeros(x.shape[1], self.cell.hidden_size)  # (N, H)
+        outs = []
+        for x_t in x:  # (N, C)
+            h = self.cell(x_t, h)
+            outs.append(h)
+        return torch.stack(outs), h
 
 
 @dataclass
@@ -87,6 +116,8 @@ def build(cell: str, name: str, hidden: int) -> torch.nn.Module:
     torch.manual_seed(0)
     if name == "lstm":
         return torch.nn.LSTM(hidden, hidden).train()
+    if name == "cell":
+        return CellLoop(cell, LAYERS[cell](hidden, hidden)).train()
     kw = {"heinsen": {"scan_chunk": 1}, "step": {"backend": "reference"}}.get(name, {})
     return LAYERS[cell](hidden, hidden, **kw).train()
 
@@ -100,9 +131,10 @@ def bench(cell: str, steps: int, batch: int, hidden: int, reps: int, threads: in
     for fn in fns.values():
         fn()  # warm-up
     times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(reps):
-        for name, fn in fns.items():
-            times[name].append(timed(fn, cpu))
+    names = list(fns)
+    for rep in range(reps):
+        for name in names[rep % len(names) :] + names[: rep % len(names)]:
+            times[name].append(timed(fns[name], cpu))
     ms = {name: statistics.median(ts) for name, ts in times.items()}
     ratios = {
         f"{name}/scan": statistics.median(a / b for a, b in zip(times[name], times["scan"]))
@@ -131,7 +163,7 @@ def markdown(rows: list[Row], models: tuple[str, ...]) -> str:
 
 def crossovers(rows: list[Row]) -> list[str]:
     """Per cell and thread count: the smallest measured T at which the scan beats torch's LSTM,
-    and the step-by-step/scan ratio at T=1024 (the issue's target: at least 5)."""
+    and the step-by-step/scan ratios at T=1024 (the issue's target: at least 5)."""
     out = []
     for cell in dict.fromkeys(r.cell for r in rows):
         for threads in dict.fromkeys(r.threads for r in rows):
@@ -146,8 +178,9 @@ def crossovers(rows: list[Row]) -> list[str]:
                 where = str(wins[0]) if wins else f"> {sel[-1].steps} (never faster)"
             at = {r.steps: r for r in sel}
             target = ""
-            if 1024 in at and "step/scan" in at[1024].ratios:
-                target = f"; step/scan at T=1024: {at[1024].ratios['step/scan']:.2f}x"
+            for name in ("step", "cell"):
+                if 1024 in at and f"{name}/scan" in at[1024].ratios:
+                    target += f"; {name}/scan at T=1024: {at[1024].ratios[f'{name}/scan']:.2f}x"
             out.append(f"{cell}, {threads} thread(s): scan beats torch.nn.LSTM from T = {where}"
                        f"{target}")  # fmt: skip
     return out

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -14,6 +15,7 @@ if str(ROOT) not in sys.path:  # benchmarks/ sits beside src/, outside the insta
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import layers  # noqa: E402
+from benchmarks import scan as scan_bench  # noqa: E402
 from benchmarks import slstm as slstm_bench  # noqa: E402
 from benchmarks.common import format_header, machine_header  # noqa: E402
 
@@ -72,3 +74,26 @@ def test_slstm_benchmark_prints_a_row_per_thread_count(capsys):
     assert len(body) == len(threads) and {int(r[1]) for r in body} == threads
     for r in body:
         assert r[0] == "3x2x4x8" and all(float(v) > 0 for v in r[-2:])
+
+
+@pytest.mark.parametrize("cell", ["mingru", "minlstm"])
+def test_scan_benchmark_cell_loop_is_the_layer_step_by_step(cell):
+    torch.manual_seed(1)
+    layer = scan_bench.LAYERS[cell](5, 7).double()
+    loop = scan_bench.CellLoop(cell, layer).double()
+    x = torch.randn(11, 3, 5, dtype=torch.float64)
+    out, h = loop(x)
+    want, h_want = layer(x)
+    assert out.shape == (11, 3, 7)
+    torch.testing.assert_close(out, want, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(h, h_want[0], rtol=1e-12, atol=1e-12)
+
+
+def test_scan_benchmark_reports_both_sequential_baselines(capsys):
+    scan_bench.main(["--steps", "8", "--batch", "2", "--hidden", "8", "--reps", "2",
+                     "--threads", "1", "--no-memory", "--cells", "mingru",
+                     "--models", "scan,step,cell"])  # fmt: skip
+    out = capsys.readouterr().out
+    head, *body = table(out[out.index("| cell") :])  # the whole table, after the progress lines
+    assert head[-3:-1] == ["step/scan", "cell/scan"] and len(body) == 1
+    assert body[0][:3] == ["mingru", "8", "1"] and all(float(v) > 0 for v in body[0][3:-1])
