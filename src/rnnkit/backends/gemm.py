@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..functional import CellParams, layer_norm
-from .cpu_kernels import panels, weight_cache
+from .cpu_kernels import huge_pages, panels, weight_cache
 from .cpu_kernels.library import available, tracing, transposed
 
 
@@ -175,7 +175,7 @@ class Gemm:
                    out: Tensor | None) -> Tensor:  # fmt: skip
         if out is not None or (add is None and bias is None):
             return panels.matmul(x, self.panels, out=out)
-        c = x.new_empty(x.shape[0], self.panels.n)  # the addend, then the product added to it
+        c = huge_pages.empty(x, x.shape[0], self.panels.n)  # the addend, then the product added
         if add is None:
             c.copy_(bias.expand_as(c))
         elif bias is None:

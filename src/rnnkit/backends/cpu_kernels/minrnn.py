@@ -19,6 +19,7 @@ from torch import Tensor
 
 from ...parallel_scan import chunked_scan
 from ...registry import mingru, minlstm
+from . import huge_pages
 from .library import SUFFIX, available, define_ops, kernel, tracing
 
 CELLS = ("mingru", "minlstm")
@@ -27,7 +28,7 @@ CELLS = ("mingru", "minlstm")
 def minrnn_scan(gx: Tensor, h0: Tensor, lstm: bool) -> Tensor:
     """``h (T, N, H)`` of minGRU (``lstm`` False) or minLSTM over ``gx`` from ``h0``."""
     gx, h0 = gx.contiguous(), h0.contiguous()
-    h = gx.new_empty(gx.shape[0], gx.shape[1], h0.shape[-1])
+    h = huge_pages.empty(gx, gx.shape[0], gx.shape[1], h0.shape[-1])
     steps, n, hid = h.shape
     kernel("minrnn_fwd", gx.dtype)(gx.data_ptr(), h0.data_ptr(), h.data_ptr(), steps, n, hid,
                                    int(lstm), torch.get_num_threads())  # fmt: skip
@@ -43,7 +44,7 @@ def minrnn_scan_backward(
 ) -> tuple[Tensor, Tensor]:
     """``(dgx (T, N, G*H), dh0 (N, H))`` from ``dh (T, N, H)``, the gradient of every ``h_t``."""
     dh, gx, h0, h = dh.contiguous(), gx.contiguous(), h0.contiguous(), h.contiguous()
-    dgx, dh0, carry = torch.empty_like(gx), torch.empty_like(h0), torch.empty_like(h0)
+    dgx, dh0, carry = huge_pages.empty(gx, *gx.shape), torch.empty_like(h0), torch.empty_like(h0)
     steps, n, hid = h.shape
     kernel("minrnn_bwd", gx.dtype)(
         gx.data_ptr(), h0.data_ptr(), h.data_ptr(), dh.data_ptr(), dgx.data_ptr(), dh0.data_ptr(),

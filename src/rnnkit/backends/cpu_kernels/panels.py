@@ -17,6 +17,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from . import huge_pages
 from .library import kernel
 
 
@@ -63,7 +64,7 @@ def matmul(a: Tensor, b: Panels, out: Tensor | None = None, accumulate: bool = F
     if out is None:
         if accumulate:
             raise ValueError("panels.matmul: accumulate=True needs out=")
-        out = a.new_empty(m, b.n)
+        out = huge_pages.empty(a, m, b.n)
     if out.shape != (m, b.n) or out.stride(1) != 1:
         raise ValueError(f"panels.matmul: out must be row-major ({m}, {b.n}), got "
                          f"{tuple(out.shape)} with strides {out.stride()}")  # fmt: skip
