@@ -25,11 +25,11 @@ gradients):
 
 Each configuration is measured at the default torch thread count (wall clock: the headline) and
 with one thread. Ratios are medians over repetitions of the ratio within each repetition (the
-models of one repetition run back to back, their order rotated by one each repetition). Peak
-MB: the peak of live tensor bytes during one forward+backward (default threads), from
-``torch.profiler``'s allocation events (:func:`benchmarks.layers.peak_memory_mb`; tensors only,
-so it is not the process's RSS). The crossover is the smallest measured ``T`` at which ``scan``
-is faster than ``lstm``.
+models of one repetition run back to back, their order rotated by one each repetition, the
+garbage collector off: :func:`benchmarks.layers.interleaved`). Peak MB: the peak of live tensor
+bytes during one forward+backward (default threads), from ``torch.profiler``'s allocation events
+(:func:`benchmarks.layers.peak_memory_mb`; tensors only, so it is not the process's RSS). The
+crossover is the smallest measured ``T`` at which ``scan`` is faster than ``lstm``.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ import torch
 import rnnkit
 from rnnkit.parallel_scan import DEFAULT_CHUNK
 
-from .layers import peak_memory_mb, step_fn, timed
+from .layers import interleaved, peak_memory_mb, step_fn
 
 STEPS = (64, 256, 1024, 4096)
 QUICK_STEPS = (64, 256)
@@ -130,11 +130,7 @@ def bench(cell: str, steps: int, batch: int, hidden: int, reps: int, threads: in
     fns = {name: step_fn(build(cell, name, hidden), x, True) for name in models}
     for fn in fns.values():
         fn()  # warm-up
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    names = list(fns)
-    for rep in range(reps):
-        for name in names[rep % len(names) :] + names[: rep % len(names)]:
-            times[name].append(timed(fns[name], cpu))
+    times = interleaved(fns, reps, cpu)
     ms = {name: statistics.median(ts) for name, ts in times.items()}
     ratios = {
         f"{name}/scan": statistics.median(a / b for a, b in zip(times[name], times["scan"]))
