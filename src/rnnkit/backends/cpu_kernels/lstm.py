@@ -274,7 +274,9 @@ def _forward(aux: Aux, inputs: LSTMInputs, save: bool, gemm: LoopGemm | None,
     ref = ctypes.byref(ctx)
     h = h0 if mask is None else (h0 * mask).contiguous()
     a = x.new_empty(n, g4)  # the recurrent GEMM's output, reused at every step
-    keep_gx = False  # backward rebuilds the projections with one GEMM rather than keep them
+    # the input layer norm's backward reads the projections: kept (one (T, N, 4H) buffer) rather
+    # than rebuilt there by a second GEMM (docs/benchmarks.md)
+    keep_gx = save and ln_ih is not None and w_ih is not None
     gx = None
     if gemm is not None:  # the time loop in C
         wt = loop_weight(w, gemm, transpose=True, reuse=not save, drop=drop)
@@ -354,7 +356,7 @@ def lstm_kernel_backward(
         if sv["gx"] is None:  # rebuilt, not saved; the input LN's gradient then overwrites it
             sv = {**sv, "gx": project(x, w_ih)}
             dgx = sv["gx"]
-        else:  # the projections are the op's input: not ours to overwrite
+        else:  # saved by the forward or the op's input: a retained graph reads it again
             dgx = torch.empty_like(acts)
     dhk = d_hn.contiguous().clone()
     dc = d_cn.contiguous().clone()

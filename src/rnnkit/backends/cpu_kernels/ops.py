@@ -162,7 +162,7 @@ def _fake_lstm_sequence(x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, pe
 
     return (*main, seq(hid, lengths is not None), seq(hid), seq(hid, blend_c), seq(4 * hid),
             seq(4 * hid, ln_hh is not None), seq(6, any_ln),
-            x.new_empty(0))  # fmt: skip
+            seq(4 * hid, ln_ih is not None and w_ih is not None))  # fmt: skip
 
 
 _LSTM_TENSORS = 11  # the LSTMInputs at the head of the op's arguments
