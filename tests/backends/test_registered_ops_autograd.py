@@ -80,8 +80,16 @@ def graph_names(t: torch.Tensor) -> set[str]:
     return names
 
 
+KERNEL_NODES = (
+    "rnnkit_lstm_sequence",
+    "rnnkit_gru_sequence",
+    "EagerLSTMSequence",
+    "EagerGRUSequence",
+)  # the registered ops' nodes, and the plain-eager Functions'
+
+
 def on_kernels(t: torch.Tensor) -> bool:
-    return any("rnnkit_lstm_sequence" in n or "rnnkit_gru_sequence" in n for n in graph_names(t))
+    return any(k in n for n in graph_names(t) for k in KERNEL_NODES)
 
 
 def close(a, b, tol):
@@ -333,3 +341,33 @@ def test_nan_in_padding_stays_out_of_the_gradients():
     assert out.isfinite().all()
     for g in torch.autograd.grad(out.sum() + h.sum(), list(layer.parameters())):
         assert g.isfinite().all()
+
+
+# ------------------------------------------------------------------ plain eager against the op
+@pytest.mark.parametrize("cls,kw", VARIANTS, ids=case_id)
+def test_plain_eager_training_equals_the_registered_op(cls, kw, monkeypatch):
+    """In plain eager training the layers run the kernels through ``torch.autograd.Function``s
+    (``dispatch._training_op``) instead of the registered ops: outputs, final states and every
+    gradient are the op's, to the bit, in float64 (training masks from the same seed)."""
+    from rnnkit.backends import dispatch
+
+    def run():
+        torch.manual_seed(0)
+        layer = cls(D, H, num_layers=2, bidirectional=True, dtype=DT, **kw).train()
+        x = torch.randn(T, N, D, dtype=DT, requires_grad=True)
+        out, st = layer(x, lengths=LENGTHS)
+        loss_of(out, st).backward()
+        return out, states(st), [x.grad, *(q.grad for q in layer.parameters())], graph_names(out)
+
+    eager = run()
+    monkeypatch.setattr(dispatch, "_plain_eager", lambda tensors: False)
+    op = run()
+    if set(kw) != {"weight_drop"}:  # DropConnect alone runs on torch.nn's kernels
+        assert any("EagerLSTMSequence" in n or "EagerGRUSequence" in n for n in eager[3])
+        assert any("rnnkit_lstm_sequence" in n or "rnnkit_gru_sequence" in n for n in op[3])
+    torch.testing.assert_close(eager[0], op[0], rtol=0, atol=0)
+    for a, b in zip(eager[1], op[1]):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    for a, b in zip(eager[2], op[2]):
+        assert b is not None and b.abs().sum() > 0
+        torch.testing.assert_close(a, b, rtol=0, atol=0)

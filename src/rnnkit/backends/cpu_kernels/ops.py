@@ -179,6 +179,12 @@ def _setup_lstm(ctx, inputs, output) -> None:
 
 
 def _backward_lstm(ctx, d_out, d_hn, d_cn, *_):
+    return _lstm_grads(ctx, d_out, d_hn, d_cn, torch.ops.rnnkit.lstm_sequence_backward)
+
+
+def _lstm_grads(ctx, d_out, d_hn, d_cn, backward_op):
+    """The autograd formula of ``lstm_sequence``, first-order gradients from ``backward_op`` (the
+    registered op, or its kernel in plain eager code: :class:`EagerLSTMSequence`)."""
     _check_saved(ctx, "lstm_sequence")
     (x, w_ih, h0, c0, w, bias, ln_ih, ln_hh, ln_cw, ln_cb, peep, mask, zh, zc, lengths, out,
      *saved) = ctx.saved_tensors  # fmt: skip
@@ -196,7 +202,7 @@ def _backward_lstm(ctx, d_out, d_hn, d_cn, *_):
         grads = _reference_grads(get_cell("lstm"), x, state, p, opts, lengths, ctx.reverse,
                                  tensors, need, (d_out, d_hn, d_cn))  # fmt: skip
     else:
-        grads = torch.ops.rnnkit.lstm_sequence_backward(
+        grads = backward_op(
             d_out,
             d_hn,
             d_cn,
@@ -343,6 +349,11 @@ def _setup_gru(ctx, inputs, output) -> None:
 
 
 def _backward_gru(ctx, d_out, d_hn, *_):
+    return _gru_grads(ctx, d_out, d_hn, torch.ops.rnnkit.gru_sequence_backward)
+
+
+def _gru_grads(ctx, d_out, d_hn, backward_op):
+    """The autograd formula of ``gru_sequence`` (``backward_op`` as for :func:`_lstm_grads`)."""
     _check_saved(ctx, "gru_sequence")
     x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh, mask, zh, lengths, out, *saved = ctx.saved_tensors
     tensors = (x, w_ih, h0, w, b_ih, b_hh, ln_ih, ln_hh)
@@ -357,7 +368,7 @@ def _backward_gru(ctx, d_out, d_hn, *_):
         grads = _reference_grads(get_cell(ctx.cell), x, (h0,), p, opts, lengths, ctx.reverse,
                                  tensors, need, (d_out, d_hn))  # fmt: skip
     else:
-        grads = torch.ops.rnnkit.gru_sequence_backward(
+        grads = backward_op(
             d_out,
             d_hn,
             *tensors,
@@ -500,6 +511,43 @@ _register(gru_sequence, _fake_gru_sequence)
 _register(gru_sequence_backward, _fake_gru_sequence_backward)
 torch.library.register_autograd("rnnkit::lstm_sequence", _backward_lstm, setup_context=_setup_lstm)
 torch.library.register_autograd("rnnkit::gru_sequence", _backward_gru, setup_context=_setup_gru)
+
+
+# ---------------------------------------------------------------------------------- plain eager
+# The registered autograd formulas as torch.autograd.Functions over the kernels themselves, for
+# training calls in plain eager code (``dispatch._training_op`` decides): the dispatcher and the
+# custom-op autograd wrapper, whose argument handling (``fill_defaults``, once per argument) costs
+# ~0.1-0.2 ms per call of these 17-21-argument ops, are skipped; the same setup, formula and
+# kernels run. Whatever may need to see the op (torch.compile, torch.func, dispatch modes, the
+# profiler) gets the registered op instead.
+class EagerLSTMSequence(torch.autograd.Function):
+    """:func:`lstm_sequence` with its registered autograd formula, outside the dispatcher."""
+
+    @staticmethod
+    def forward(ctx, *args):  # noqa: D102
+        output = lstm_sequence(*args)
+        _setup_lstm(ctx, args, output)
+        ctx.mark_non_differentiable(*output[3:])  # the saved buffers
+        return output
+
+    @staticmethod
+    def backward(ctx, d_out, d_hn, d_cn, *_):  # noqa: D102
+        return _lstm_grads(ctx, d_out, d_hn, d_cn, lstm_sequence_backward)
+
+
+class EagerGRUSequence(torch.autograd.Function):
+    """:func:`gru_sequence` with its registered autograd formula, outside the dispatcher."""
+
+    @staticmethod
+    def forward(ctx, *args):  # noqa: D102
+        output = gru_sequence(*args)
+        _setup_gru(ctx, args, output)
+        ctx.mark_non_differentiable(*output[2:])
+        return output
+
+    @staticmethod
+    def backward(ctx, d_out, d_hn, *_):  # noqa: D102
+        return _gru_grads(ctx, d_out, d_hn, gru_sequence_backward)
 
 
 # ------------------------------------------------------------------------------------- vmap
