@@ -353,7 +353,8 @@ def lstm_kernel_backward(
     da = torch.empty_like(acts) if ln_hh is not None else None
     dgx = None
     if ln_ih is not None:
-        if sv["gx"] is None:  # rebuilt, not saved; the input LN's gradient then overwrites it
+        if sv["gx"] is None:  # a caller of the backward op that kept none: rebuilt, then the
+            # input LN's gradient overwrites it (the forward keeps it: _forward's keep_gx)
             sv = {**sv, "gx": project(x, w_ih)}
             dgx = sv["gx"]
         else:  # saved by the forward or the op's input: a retained graph reads it again
