@@ -37,6 +37,34 @@ def test_matmul_equals_torch_mm(dtype, m, k, n):
     torch.testing.assert_close(out, expected, **TOL[dtype])
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("m,k,n", [*SHAPES, (4, 0, 37)])
+def test_matmul_with_a_bias_equals_torch_addmm(dtype, m, k, n):
+    """The bias starts the kernel's sums: every tile remainder, panel tail (a partial last panel
+    loads only its ``w`` bias values) and k block (the bias enters once, not once per block)."""
+    gen = torch.Generator().manual_seed(m * 1000 + k + n + 1)
+    a = torch.randn(m, k, generator=gen, dtype=dtype)
+    b = torch.randn(k, n, generator=gen, dtype=dtype)
+    bias = torch.randn(n, generator=gen, dtype=dtype)
+    torch.testing.assert_close(matmul(a, pack(b), bias=bias), torch.addmm(bias, a, b), **TOL[dtype])
+    at = torch.randn(k, m, generator=gen, dtype=dtype).t()
+    out = torch.full((m, n), float("nan"), dtype=dtype)  # every value written, none read
+    assert matmul(at, pack(b), out=out, bias=bias) is out
+    torch.testing.assert_close(out, torch.addmm(bias, at, b), **TOL[dtype])
+
+
+def test_matmul_bias_propagates_nan_and_inf_as_addmm_and_is_checked():
+    a, b, bias = torch.randn(8, 40), torch.randn(40, 70), torch.randn(70)
+    bias[3], bias[66] = float("nan"), float("-inf")
+    got, want = matmul(a, pack(b), bias=bias), torch.addmm(bias, a, b)
+    assert torch.equal(got.isnan(), want.isnan()) and torch.equal(got.isinf(), want.isinf())
+    bp = pack(b)
+    with pytest.raises(ValueError, match=r"bias must be \(70,\) of torch.float32, got \(69,\)"):
+        matmul(a, bp, bias=torch.randn(69))
+    with pytest.raises(ValueError, match="bias= goes without accumulate=True"):
+        matmul(a, bp, out=torch.zeros(8, 70), accumulate=True, bias=torch.randn(70))
+
+
 def test_packing_a_transposed_view_equals_packing_its_copy():
     w = torch.randn(160, 40, dtype=torch.float64)
     assert torch.equal(pack(w.t()).data, pack(w.t().contiguous()).data)
@@ -153,3 +181,16 @@ def test_gemm_leaves_differentiable_products_to_torch(monkeypatch):
     g = gemm.Gemm(w.detach(), 9)
     x = torch.randn(9, 30, requires_grad=True)
     assert g(x).requires_grad
+    # a differentiable bias or addend too: their gradients are torch's, not lost in the kernel
+    bias, add = torch.randn(50, requires_grad=True), torch.randn(9, 50, requires_grad=True)
+    x = x.detach()
+    (g(x, bias=bias).sum() + g(x, add=add, bias=bias).square().sum()).backward()
+    want_bias, want_add = (torch.randn(50).requires_grad_(), torch.randn(9, 50).requires_grad_())
+    with torch.no_grad():
+        want_bias.copy_(bias), want_add.copy_(add)
+    wt = w.detach().t()
+    (
+        torch.addmm(want_bias, x, wt).sum() + (want_add + want_bias + x @ wt).square().sum()
+    ).backward()
+    torch.testing.assert_close(bias.grad, want_bias.grad)
+    torch.testing.assert_close(add.grad, want_add.grad)

@@ -98,8 +98,8 @@ def panels_serve(x: Tensor) -> bool:
     return gemm is not None and gemm.panels
 
 
-def _differentiable(*tensors: Tensor) -> bool:
-    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+def _differentiable(*tensors: Tensor | None) -> bool:
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
 class Gemm:
@@ -156,7 +156,7 @@ class Gemm:
         result is written there (the MKL path then spares the per-step allocation)."""
         if out is not None and (add is not None or bias is not None):
             raise ValueError("Gemm: out= goes without add= and bias=")
-        if self.panels is not None and not _differentiable(x):
+        if self.panels is not None and not _differentiable(x, add, bias):
             return self._on_panels(x, add, bias, out)
         if out is not None:
             if self.packed is None:
@@ -173,12 +173,10 @@ class Gemm:
 
     def _on_panels(self, x: Tensor, add: Tensor | None, bias: Tensor | None,
                    out: Tensor | None) -> Tensor:  # fmt: skip
-        if out is not None or (add is None and bias is None):
-            return panels.matmul(x, self.panels, out=out)
+        if out is not None or add is None:  # the bias, if any, starts the kernel's sums
+            return panels.matmul(x, self.panels, out=out, bias=bias)
         c = huge_pages.empty(x, x.shape[0], self.panels.n)  # the addend, then the product added
-        if add is None:
-            c.copy_(bias.expand_as(c))
-        elif bias is None:
+        if bias is None:
             c.copy_(add)
         else:
             torch.add(add, bias, out=c)

@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 # the version the C side reports (rnnkit_abi_version) and the Python side checks before binding
-ABI_VERSION = 16
+ABI_VERSION = 17
 SOURCE_DIR = Path(__file__).parent / "csrc"
 PREBUILT_DIR = Path(__file__).parent / "prebuilt"
 SOURCES = ("rnnkit_cpu.c", "rnnkit_cpu.h", "panel_gemm.h", "lstm_template.h", "gru_template.h",

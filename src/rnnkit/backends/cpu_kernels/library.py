@@ -207,7 +207,7 @@ def _declare(lib: ctypes.CDLL, suffix: str) -> None:
     pack = getattr(lib, f"pack_panels_{suffix}")
     pack.argtypes, pack.restype = [_P, *([ctypes.c_long] * 4), _P, ctypes.c_long], None
     mm = getattr(lib, f"panel_matmul_{suffix}")
-    mm.argtypes = [*([ctypes.c_long] * 3), _P, ctypes.c_long, ctypes.c_long, _P, _P,
+    mm.argtypes = [*([ctypes.c_long] * 3), _P, ctypes.c_long, ctypes.c_long, _P, _P, _P,
                    *([ctypes.c_long] * 3)]  # fmt: skip
     mm.restype = None
     tr = getattr(lib, f"transpose_{suffix}")

@@ -55,9 +55,11 @@ def pack_dropped(w: Tensor, transpose: bool, drop) -> Panels:
     return panels
 
 
-def matmul(a: Tensor, b: Panels, out: Tensor | None = None, accumulate: bool = False) -> Tensor:
-    """``a (m, k) @ b`` on torch's threads: a new ``(m, n)`` tensor, or written into (or, with
-    ``accumulate``, added to) the row-major ``out``."""
+def matmul(a: Tensor, b: Panels, out: Tensor | None = None, accumulate: bool = False,
+           bias: Tensor | None = None) -> Tensor:  # fmt: skip
+    """``a (m, k) @ b [+ bias (n,)]`` on torch's threads: a new ``(m, n)`` tensor, or written into
+    (or, with ``accumulate``, added to) the row-major ``out``. The bias starts the kernel's sums
+    (no pass over the output of its own); it goes without ``accumulate``."""
     m, k = a.shape
     if k != b.k:
         raise ValueError(f"panels.matmul: a has {k} columns, the panels {b.k} rows")
@@ -68,10 +70,19 @@ def matmul(a: Tensor, b: Panels, out: Tensor | None = None, accumulate: bool = F
     if out.shape != (m, b.n) or out.stride(1) != 1:
         raise ValueError(f"panels.matmul: out must be row-major ({m}, {b.n}), got "
                          f"{tuple(out.shape)} with strides {out.stride()}")  # fmt: skip
+    if bias is not None:
+        if accumulate:
+            raise ValueError("panels.matmul: bias= goes without accumulate=True")
+        if bias.shape != (b.n,) or bias.dtype != a.dtype:
+            raise ValueError(f"panels.matmul: bias must be ({b.n},) of {a.dtype}, got "
+                             f"{tuple(bias.shape)} of {bias.dtype}")  # fmt: skip
+        bias = bias.detach().contiguous()
     if m and b.n:
         if k == 0 and not accumulate:
-            return out.zero_()
+            return out.zero_() if bias is None else out.copy_(bias.expand_as(out))
         kernel("panel_matmul", a.dtype)(m, b.n, k, a.data_ptr(), a.stride(0), a.stride(1),
-                                        b.data.data_ptr(), out.data_ptr(), out.stride(0),
-                                        int(accumulate), torch.get_num_threads())  # fmt: skip
+                                        b.data.data_ptr(),
+                                        None if bias is None else bias.data_ptr(), out.data_ptr(),
+                                        out.stride(0), int(accumulate),
+                                        torch.get_num_threads())  # fmt: skip
     return out

@@ -91,13 +91,23 @@ void PFN(mask_panels)(REAL *restrict out, long k, long n, long sk, long sn, doub
 
 /* c[0:R, 0:w] (+)= a[0:R, 0:k] panel[0:k, 0:w] for R rows of a (a[r][kk] at a + r ras + kk kas:
  * a matrix, kas = 1, or a transposed one) and one panel's k rows; accumulate: add to c's values,
- * else overwrite them. w < PW only in the last panel. */
+ * else overwrite them; init (NULL or w values): the sums start from it, a bias added to every
+ * row. w < PW only in the last panel. */
 #define RK_TILE(R)                                                                                 \
     static inline void PFN(tile##R)(long k, const REAL *restrict a, long ras, long kas,            \
                                     const REAL *restrict panel, REAL *restrict c, long ldc,        \
-                                    long w, int accumulate) {                                      \
-        PFN(vec) lo[R], hi[R];                                                                     \
-        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) lo[r] = hi[r] = (PFN(vec)){0};         \
+                                    long w, int accumulate, const REAL *restrict init) {           \
+        PFN(vec) lo[R], hi[R], lo0 = {0}, hi0 = {0};                                               \
+        if (init) {                                                                                \
+            REAL tmp[2 * RK_VL] = {0};                                                             \
+            for (long j = 0; j < w; j++) tmp[j] = init[j];                                         \
+            lo0 = *(PFN(uvec) *)tmp;                                                               \
+            hi0 = *(PFN(uvec) *)(tmp + RK_VL);                                                     \
+        }                                                                                          \
+        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) {                                      \
+            lo[r] = lo0;                                                                           \
+            hi[r] = hi0;                                                                           \
+        }                                                                                          \
         for (long kk = 0; kk < k; kk++) {                                                          \
             const PFN(vec) b0 = *(const PFN(uvec) *)(panel + kk * RK_PW);                          \
             const PFN(vec) b1 = *(const PFN(uvec) *)(panel + kk * RK_PW + RK_VL);                  \
@@ -133,28 +143,31 @@ RK_TILE(5)
 RK_TILE(6)
 #undef RK_TILE
 
-/* c[0:m, lo:hi] (+)= a (m, k) b[:, lo:hi] for b's panels bp (pack_panels; lo a multiple of PW),
- * a[i][kk] at a + i ras + kk kas, c row-major with row stride ldc: this thread's share of a GEMM */
+/* c[0:m, lo:hi] (+)= a (m, k) b[:, lo:hi] (+ bias[lo:hi] on every row, bias NULL or n values,
+ * where c is not accumulated into) for b's panels bp (pack_panels; lo a multiple of PW), a[i][kk]
+ * at a + i ras + kk kas, c row-major with row stride ldc: this thread's share of a GEMM */
 static void PFN(panel_gemm_part)(long m, long lo, long hi, long k, const REAL *a, long ras,
-                                 long kas, const REAL *bp, REAL *c, long ldc, int accumulate) {
+                                 long kas, const REAL *bp, REAL *c, long ldc, int accumulate,
+                                 const REAL *bias) {
     for (long k0 = 0; k0 < k; k0 += RK_KBLOCK) {
         const long kb = k - k0 < RK_KBLOCK ? k - k0 : RK_KBLOCK;
         const int acc = accumulate || k0 > 0;
         for (long p0 = lo; p0 < hi; p0 += RK_PW) {
             const REAL *panel = bp + p0 * k + k0 * RK_PW;
             const long w = hi - p0 < RK_PW ? hi - p0 : RK_PW;
+            const REAL *init = bias && !acc ? bias + p0 : NULL;
             long i = 0;
             for (; i + RK_ROWS <= m; i += RK_ROWS)
                 PFN(tile6)(kb, a + i * ras + k0 * kas, ras, kas, panel, c + i * ldc + p0, ldc, w,
-                           acc);
+                           acc, init);
             const REAL *ai = a + i * ras + k0 * kas;
             REAL *ci = c + i * ldc + p0;
             switch (m - i) {
-            case 5: PFN(tile5)(kb, ai, ras, kas, panel, ci, ldc, w, acc); break;
-            case 4: PFN(tile4)(kb, ai, ras, kas, panel, ci, ldc, w, acc); break;
-            case 3: PFN(tile3)(kb, ai, ras, kas, panel, ci, ldc, w, acc); break;
-            case 2: PFN(tile2)(kb, ai, ras, kas, panel, ci, ldc, w, acc); break;
-            case 1: PFN(tile1)(kb, ai, ras, kas, panel, ci, ldc, w, acc); break;
+            case 5: PFN(tile5)(kb, ai, ras, kas, panel, ci, ldc, w, acc, init); break;
+            case 4: PFN(tile4)(kb, ai, ras, kas, panel, ci, ldc, w, acc, init); break;
+            case 3: PFN(tile3)(kb, ai, ras, kas, panel, ci, ldc, w, acc, init); break;
+            case 2: PFN(tile2)(kb, ai, ras, kas, panel, ci, ldc, w, acc, init); break;
+            case 1: PFN(tile1)(kb, ai, ras, kas, panel, ci, ldc, w, acc, init); break;
             default: break;
             }
         }
@@ -164,14 +177,15 @@ static void PFN(panel_gemm_part)(long m, long lo, long hi, long k, const REAL *a
 /* a time loop's step GEMM, this thread's columns: c[:, lo:hi] = a (m, k) b[:, lo:hi], a row-major */
 static inline void PFN(panel_gemm)(long m, long lo, long hi, long k, const REAL *a, long lda,
                                    const REAL *bp, REAL *c, long ldc) {
-    PFN(panel_gemm_part)(m, lo, hi, k, a, lda, 1, bp, c, ldc, 0);
+    PFN(panel_gemm_part)(m, lo, hi, k, a, lda, 1, bp, c, ldc, 0, NULL);
 }
 
-/* c (m, n) (+)= a (m, k) b on nthreads of torch's threads, for a layer's large GEMMs (the input
- * projections, their gradients and the weight gradients over all steps): the rows split over
- * the threads in whole tiles, or the panels where there are too few rows */
+/* c (m, n) (+)= a (m, k) b [+ bias (n,) on every row, without accumulate] on nthreads of torch's
+ * threads, for a layer's large GEMMs (the input projections, their gradients and the weight
+ * gradients over all steps): the rows split over the threads in whole tiles, or the panels where
+ * there are too few rows. The bias starts the sums, so it costs no pass over c. */
 void PFN(panel_matmul)(long m, long n, long k, const REAL *a, long ras, long kas, const REAL *bp,
-                       REAL *c, long ldc, long accumulate, long nthreads) {
+                       const REAL *bias, REAL *c, long ldc, long accumulate, long nthreads) {
     const long tiles = (m + RK_ROWS - 1) / RK_ROWS, panels = (n + RK_PW - 1) / RK_PW;
     const int by_rows = tiles >= 2 * nthreads || tiles >= panels;
     #pragma omp parallel num_threads(nthreads) if (nthreads > 1)
@@ -186,12 +200,13 @@ void PFN(panel_matmul)(long m, long n, long k, const REAL *a, long ras, long kas
             const long hi = r1 < m ? r1 : m;
             if (r0 < hi)
                 PFN(panel_gemm_part)(hi - r0, 0, n, k, a + r0 * ras, ras, kas, bp, c + r0 * ldc,
-                                     ldc, (int)accumulate);
+                                     ldc, (int)accumulate, bias);
         } else {
             long lo, hi;
             rk_share(n, RK_PW, &lo, &hi);
             if (lo < hi)
-                PFN(panel_gemm_part)(m, lo, hi, k, a, ras, kas, bp, c, ldc, (int)accumulate);
+                PFN(panel_gemm_part)(m, lo, hi, k, a, ras, kas, bp, c, ldc, (int)accumulate,
+                                     bias);
         }
     }
 }

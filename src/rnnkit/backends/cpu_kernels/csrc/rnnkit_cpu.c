@@ -1,6 +1,7 @@
 /* rnnkit's CPU kernels, compiled on first use (rnnkit/backends/cpu_kernels/library.py), one library per type:
  * float32 by default, float64 with -DRNNKIT_F64 (compiling one type takes half the time). */
 #include <math.h>
+#include <stddef.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -114,4 +115,4 @@ void BERNOULLI_CAT(transpose, SFX)(const REAL *restrict src, REAL *restrict dst,
 }
 
 /* the version the Python side checks before binding the structs */
-long rnnkit_abi_version(void) { return 16; }
+long rnnkit_abi_version(void) { return 17; }

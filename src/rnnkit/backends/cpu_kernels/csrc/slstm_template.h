@@ -43,7 +43,8 @@ static void SFN(slstm_head_gemm)(const REAL *R, const REAL *packed, long pstride
                                  long fwd, long nthreads, gemm_fn gemm) {
     const long k = fwd ? hk : 4 * hk, n = fwd ? 4 * hk : hk;
     if (packed) {
-        CAT(panel_matmul, SFX)(N, n, k, a, lda, 1, packed + head * pstride, c, ldc, 0, nthreads);
+        CAT(panel_matmul, SFX)(N, n, k, a, lda, 1, packed + head * pstride, NULL, c, ldc, 0,
+                               nthreads);
         return;
     }
     /* column-major: c^T (n, N) = op(R_k) a^T, R_k (4Hk, Hk) row-major is (Hk, 4Hk) there */
