@@ -10,9 +10,11 @@ plain torch.nn loop with the classic small recipe's published defaults against r
     rate divided by 4 after an epoch whose validation loss did not improve; the weights of the best
     validation loss are the ones tested.
 (b) **rnnkit**: ``rnnkit train lm --data DIR --level word --time-budget B`` (the default word
-    preset unless ``--preset``), then its best checkpoint evaluated as ``rnnkit evaluate RUN``
-    does, and as ``rnnkit evaluate RUN --split test --cache --cache-tune`` does (the continuous
-    cache of Grave et al. 2017, its theta and lambda chosen on the validation split).
+    preset unless ``--preset``), then its best checkpoint evaluated as ``rnnkit evaluate RUN
+    --split S`` does (with the preset's Kneser-Ney n-gram mixed in, its weight chosen on the
+    validation split), as ``--no-ngram`` does (the network alone), and as ``--cache
+    --cache-tune`` does (the continuous cache of Grave et al. 2017, its theta and lambda chosen
+    on the validation split).
 
 Both read the same corpus (``rnnkit.data.load_corpus``: the files' lines with ``<eos>``, the
 vocabulary of the training file) and stop when the budget is spent, the budget covering training
@@ -190,10 +192,21 @@ def plain_loop(corpus, cfg: PlainConfig, budget: float) -> dict:
 # ------------------------------------------------------------------------------ (b) rnnkit
 
 
+def evaluate(run_dir: Path, split: str, *flags: str) -> dict:
+    """``rnnkit evaluate RUN_DIR --split SPLIT --json FLAGS...``'s result."""
+    from rnnkit.cli import main as rnnkit_main
+
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        code = rnnkit_main(["evaluate", str(run_dir), "--split", split, "--json", *flags])
+    if code != 0:
+        raise SystemExit(f"rnnkit evaluate exited with {code}:\n{printed.getvalue()}")
+    return json.loads(printed.getvalue())
+
+
 def rnnkit_recipe(data: Path, budget: float, preset: str | None, run_dir: Path) -> dict:
     """Train (b) with ``rnnkit train lm`` and evaluate its best checkpoint on valid and test."""
     from rnnkit.cli import main as rnnkit_main
-    from rnnkit.cli.runs import evaluate_run, load_run
+    from rnnkit.cli.runs import load_task
     from rnnkit.train import read_metrics
 
     argv = ["train", "lm", "--data", str(data), "--level", "word", "--time-budget", str(budget),
@@ -206,11 +219,11 @@ def rnnkit_recipe(data: Path, budget: float, preset: str | None, run_dir: Path) 
     wall = time.monotonic() - start
     if code != 0:
         raise SystemExit(f"rnnkit train exited with {code}:\n{printed.getvalue()}")
-    task, model = load_run(str(run_dir), "best", "cpu")
-    valid, test = evaluate_run(task, model, "valid"), evaluate_run(task, model, "test")
-    # `rnnkit evaluate RUN --split test --cache --cache-tune`: theta and lambda chosen on valid
-    cache, _ = task.tune_cache(model, "valid")
-    cached = task.evaluate_online(model, "test", cache=cache)
+    valid = evaluate(run_dir, "valid")  # as `rnnkit evaluate RUN --split S` reports it
+    test = evaluate(run_dir, "test")
+    alone = evaluate(run_dir, "test", "--no-ngram")  # the network without the preset's n-gram
+    cached = evaluate(run_dir, "test", "--cache", "--cache-tune")  # theta, lambda chosen on valid
+    task = load_task(run_dir)
     records = [r for r in read_metrics(run_dir / "metrics.jsonl") if r["split"] == "train"]
     tokens, seconds, before = 0, 0.0, 0
     for r in records:  # each train record: cumulative tokens and the window's tokens/s
@@ -223,8 +236,10 @@ def rnnkit_recipe(data: Path, budget: float, preset: str | None, run_dir: Path) 
         "system": f"rnnkit ({preset or task.default_preset({'level': 'word'})} preset)",
         "valid_ppl": valid["ppl"],
         "test_ppl": test["ppl"],
+        "test_ppl_network": alone["ppl"],
         "test_ppl_cache": cached["ppl"],
-        "cache": asdict(cache),
+        "ngram": test.get("ngram"),
+        "cache": cached["cache"],
         "tokens": tokens,
         "epochs": tokens / per_epoch,
         "train_tok_s": tokens / seconds if seconds else math.nan,
@@ -236,23 +251,27 @@ def rnnkit_recipe(data: Path, budget: float, preset: str | None, run_dir: Path) 
 def report(results: list[dict], budget: float) -> str:
     lines = [f"budget {budget:g} s of training and validation each; test evaluated after", "",
              "| system | load before | epochs | train tok/s | valid ppl | test ppl | "
-             "test ppl, cache tuned on valid | wall s |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+             "test ppl, network alone | test ppl, cache tuned on valid | wall s |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for r in results:
+        alone = f"{r['test_ppl_network']:.1f}" if "test_ppl_network" in r else "-"
         cached = f"{r['test_ppl_cache']:.1f}" if "test_ppl_cache" in r else "-"
         lines.append(f"| {r['system']} | {r['load_before']:.2f} | {r['epochs']:.2f} | "
                      f"{r['train_tok_s']:.0f} | {r['valid_ppl']:.1f} | {r['test_ppl']:.1f} | "
-                     f"{cached} | {r['wall_s']:.0f} |")  # fmt: skip
+                     f"{alone} | {cached} | {r['wall_s']:.0f} |")  # fmt: skip
     if len(results) == 2:
         a, b = results
 
         def below(ppl: float) -> str:
             return f"{100 * (1 - ppl / a['test_ppl']):.1f}%"
 
-        c = b["cache"]
+        c, g = b["cache"], b.get("ngram")
+        mixed = (f" (the network mixed with its {g['order']}-gram at weight {g['weight']:.3f}, "
+                 f"chosen on valid; the network alone {below(b['test_ppl_network'])})"
+                 if g else "")  # fmt: skip
         lines += ["", f"rnnkit's test perplexity is {below(b['test_ppl'])} below the plain "
-                      f"loop's; with the cache (theta {c['theta']:g}, lambda {c['lam']:g}, "
-                      f"chosen on valid) {below(b['test_ppl_cache'])}"]  # fmt: skip
+                      f"loop's{mixed}; with the cache (theta {c['theta']:g}, lambda "
+                      f"{c['lam']:g}, chosen on valid) {below(b['test_ppl_cache'])}"]  # fmt: skip
     return "\n".join(lines)
 
 

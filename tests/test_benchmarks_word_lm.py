@@ -53,6 +53,12 @@ def test_rnnkit_recipe_reports_the_test_perplexity_with_and_without_the_cache(tm
     table = word_lm.report([plain, {**result, "load_before": 0.5}], 1.0)
     assert "rnnkit's test perplexity is 50.0% below the plain loop's; with the cache" in table
     assert f"| {result['test_ppl_cache']:.1f} |" in table
+    assert result["ngram"] is None and result["test_ppl_network"] == result["test_ppl"]
+    mixed = {**result, "load_before": 0.5, "ngram": {"order": 4, "weight": 0.2},
+             "test_ppl_network": 1.6 * result["test_ppl"]}  # fmt: skip
+    table = word_lm.report([plain, mixed], 1.0)
+    assert ("50.0% below the plain loop's (the network mixed with its 4-gram at weight 0.200, "
+            "chosen on valid; the network alone 20.0%)") in table  # fmt: skip
 
 
 def test_loop_benchmark_times_each_model_it_was_given():

@@ -235,28 +235,48 @@ def word_run(tmp_path_factory):
 
 def test_word_level_default_preset_and_online_evaluation(word_run, capsys):
     saved = json.loads((word_run / "task.json").read_text())["config"]
-    assert saved["softmax"] == "full" and saved["tie_weights"]  # the 'word' preset
+    assert saved["softmax"] == "adaptive" and saved["adaptive_div"] == 1 and saved["tie_weights"]
     assert saved["dropout"] == 0.4 and saved["init_range"] == 0.1 and not saved["variable_bptt"]
     preset = LanguageModelTask.PRESETS["word"][0]
     assert preset["embed_dropout"] == 0.2 and preset["word_dropout"] == 0.1
     files = sorted(p for p in word_run.rglob("*") if p.is_file() and p.suffix != ".lock")
     before = {p: p.read_bytes() for p in files}
-    assert main(["evaluate", str(word_run), "--split", "test", "--json"]) == 0
+    network = ["evaluate", str(word_run), "--split", "test", "--json", "--no-ngram"]
+    assert main(network) == 0
     plain = json.loads(capsys.readouterr().out)
-    argv = ["evaluate", str(word_run), "--split", "test", "--json", "--dynamic-eval",
-            "--dynamic-lr", "0", "--dynamic-decay", "0", "--dynamic-method", "sgd", "--cache",
-            "--cache-lambda", "0"]  # fmt: skip
+    argv = [*network, "--dynamic-eval", "--dynamic-lr", "0", "--dynamic-decay", "0",
+            "--dynamic-method", "sgd", "--cache", "--cache-lambda", "0"]  # fmt: skip
     assert main(argv) == 0
     same = json.loads(capsys.readouterr().out)
     assert same["loss"] == pytest.approx(plain["loss"], rel=1e-6)
-    assert same["dynamic_eval"]["lr"] == 0 and same["cache"]["lam"] == 0
-    argv = ["evaluate", str(word_run), "--split", "test", "--json", "--dynamic-eval",
-            "--dynamic-lr", "1e-2", "--dynamic-bptt", "5"]  # fmt: skip
+    assert same["dynamic_eval"]["lr"] == 0 and same["cache"]["lam"] == 0 and same["ngram"] is None
+    argv = [*network, "--dynamic-eval", "--dynamic-lr", "1e-2", "--dynamic-bptt", "5"]
     assert main(argv) == 0
     adapted = json.loads(capsys.readouterr().out)
     assert adapted["loss"] < plain["loss"] - 0.01  # the text repeats: adapting picks it up
     assert adapted["dynamic_eval"]["method"] == "rms" and adapted["cache"] is None
     assert {p: p.read_bytes() for p in files} == before  # the run is left as it was
+
+
+def test_word_preset_evaluation_mixes_in_its_ngram(word_run, capsys):
+    assert json.loads((word_run / "task.json").read_text())["config"]["ngram_order"] == 4
+    base = ["evaluate", str(word_run), "--split", "test", "--json"]
+    assert main([*base, "--no-ngram"]) == 0
+    network = json.loads(capsys.readouterr().out)
+    assert main(base) == 0
+    mixed = json.loads(capsys.readouterr().out)
+    assert mixed["ngram"]["order"] == 4 and mixed["ngram"]["chosen_on"] == "valid"
+    assert 0 < mixed["ngram"]["weight"] < 1
+    assert mixed["model_loss"] == pytest.approx(network["loss"], rel=1e-6)
+    assert mixed["loss"] < network["loss"]  # the lines repeat: the counts know them
+    assert main([*base, "--ngram-weight", "0"]) == 0
+    zero = json.loads(capsys.readouterr().out)
+    assert zero["loss"] == pytest.approx(network["loss"], rel=1e-6)
+    assert zero["ngram"] == {"order": 4, "weight": 0.0, "chosen_on": "given"}
+    assert main([*base, "--no-ngram", "--ngram-weight", "0.5"]) == 2
+    assert "--ngram-weight given with --no-ngram" in capsys.readouterr().err
+    assert main([*base, "--ngram-weight", "1.5"]) == 2
+    assert "--ngram-weight must be in [0, 1], got 1.5" in capsys.readouterr().err
 
 
 def test_online_evaluation_flags_need_their_switch(word_run, capsys):

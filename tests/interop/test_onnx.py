@@ -183,3 +183,24 @@ def test_language_model_samples_text_with_onnxruntime_alone():
         None, {"tokens": ids[:12, None].numpy(), "h0": h[:, :1] * 0, "c0": c[:, :1] * 0}
     )
     np.testing.assert_allclose(batch_logits, ref.numpy(), rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [dict(tie_weights=True, adaptive_div=1.0), dict(tie_weights=True), dict(adaptive_div=2.0)],
+)
+def test_language_model_with_an_adaptive_softmax_exports_its_log_probabilities(options):
+    from rnnkit.tasks.lm import LMConfig, RNNLanguageModel
+
+    cfg = LMConfig(embed_size=8, hidden_size=8, num_layers=2, softmax="adaptive",
+                   adaptive_cutoffs=(5, 12), **options)  # fmt: skip
+    torch.manual_seed(0)
+    model = RNNLanguageModel(cfg, vocab_size=30).eval()
+    tokens = torch.randint(0, 30, (6, 3))
+    with torch.no_grad():
+        want, _ = model(tokens)  # (6, 3, 30) log-probabilities
+    sess = session(lm_to_onnx(model.embed, model.rnn, model.head))
+    zeros = np.zeros((2, 3, 8), np.float32)
+    got = sess.run(["logits"], {"tokens": tokens.numpy(), "h0": zeros, "c0": zeros})[0]
+    assert got.shape == (6, 3, 30)
+    np.testing.assert_allclose(got, want.numpy(), rtol=0, atol=1e-5)

@@ -47,22 +47,29 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.cache_tune and tuned:
         names = ", ".join(f"--cache-{k}" for k in sorted(tuned))
         raise ValueError(f"--cache-tune chooses theta and lambda itself; drop {names}")
+    if args.ngram is False and args.ngram_weight is not None:
+        raise ValueError("--ngram-weight given with --no-ngram: drop one of them")
+    if args.ngram_weight is not None and not 0.0 <= args.ngram_weight <= 1.0:
+        raise ValueError(f"--ngram-weight must be in [0, 1], got {args.ngram_weight}")
     task, model = load_run(args.run_dir, args.checkpoint, args.device, data=args.data)
     grid = None
     if args.cache_tune:
         tune = _task_method(task, "tune_cache", "has no cache (language models do)")
         cache, grid = tune(model, "valid", size=cache.size)
-    if dynamic is None and cache is None:
+    ngram = _ngram_mixture(args, task, model, dynamic, cache)
+    if dynamic is None and cache is None and ngram is None:
         result = {"split": args.split, **evaluate_run(task, model, args.split)}
     else:
         online = _task_method(
             task, "evaluate_online", "has no dynamic evaluation or cache (language models do)"
         )
-        figures = online(model, args.split, dynamic=dynamic, cache=cache)
+        weight = None if ngram is None else ngram["weight"]
+        figures = online(model, args.split, dynamic=dynamic, cache=cache, ngram_weight=weight)
         figures.setdefault("perplexity", figures.get("ppl"))
         result = {"split": args.split, **figures,
                   "dynamic_eval": None if dynamic is None else dataclasses.asdict(dynamic),
-                  "cache": None if cache is None else dataclasses.asdict(cache)}  # fmt: skip
+                  "cache": None if cache is None else dataclasses.asdict(cache),
+                  "ngram": ngram}  # fmt: skip
         if grid is not None:
             result["cache_tuning"] = {"split": "valid", "grid": grid}
     if args.json:
@@ -72,6 +79,25 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
                        for k, v in shown.items()))  # fmt: skip
     return 0
+
+
+def _ngram_mixture(
+    args: argparse.Namespace, task: Any, model: Any, dynamic: Any, cache: Any
+) -> dict[str, Any] | None:
+    """``{'order', 'weight', 'chosen_on'}`` of the n-gram that ``rnnkit evaluate`` mixes in, or
+    None: on with ``--ngram`` or ``--ngram-weight``, off with ``--no-ngram``, else on when the
+    run's config has an ``ngram_order``; the weight ``--ngram-weight``'s or chosen on the
+    validation split, read with the same dynamic evaluation and cache."""
+    order = getattr(task.cfg, "ngram_order", 0)
+    wanted = args.ngram if args.ngram is not None else (args.ngram_weight is not None or order > 0)
+    if not wanted:
+        return None
+    tune = _task_method(task, "tune_ngram", "has no n-gram to mix in (language models do)")
+    if args.ngram_weight is not None:
+        weight, chosen_on = args.ngram_weight, "given"
+    else:
+        weight, chosen_on = tune(model, "valid", dynamic=dynamic, cache=cache), "valid"
+    return {"order": order or 4, "weight": weight, "chosen_on": chosen_on}
 
 
 def _check_sample_args(args: argparse.Namespace) -> None:

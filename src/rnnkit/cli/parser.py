@@ -131,6 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--cache-tune", action="store_true",
                     help="with --cache: choose theta and lambda on the validation split first "
                          "(a grid, the model read once), then evaluate --split with them")  # fmt: skip
+    ev.add_argument("--ngram", action=argparse.BooleanOptionalAction, default=None,
+                    help="language models: mix in the Kneser-Ney n-gram of the training split, "
+                         "its weight chosen on the validation split (default: when the run's "
+                         "config has an ngram_order, as the word preset does)")  # fmt: skip
+    ev.add_argument("--ngram-weight", type=float, default=None, metavar="W",
+                    help="with the n-gram: this weight in [0, 1] instead of one chosen on the "
+                         "validation split")  # fmt: skip
 
     sp = sub.add_parser("sample", help="generate text from a language-model run")
     sp.add_argument("run_dir")

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import numpy as np
+import torch
 
 from ..registry import cell_names, cell_of, get_cell
 from .layouts import export_weights
@@ -245,7 +247,9 @@ def lm_to_onnx(
     *,
     opset: int = OPSET,
 ):  # noqa: ANN201 - returns onnx.ModelProto
-    """Export an ``Embedding -> LSTM/GRU/RNN -> Linear`` language model, time-major, with state.
+    """Export an ``Embedding -> LSTM/GRU/RNN -> Linear`` language model, time-major, with state;
+    the decoder may also be an ``AdaptiveLogSoftmaxWithLoss`` (tied or not), whose "logits" are
+    then its log-probabilities over the whole vocabulary (the same distribution).
 
     Inputs ``tokens int64 (T, N)``, ``h0`` (and ``c0``) ``(L*D, N, H)``; outputs ``logits (T, N,
     V)``, ``h_n`` (and ``c_n``): feed the states back to sample one token at a time with
@@ -265,15 +269,11 @@ def lm_to_onnx(
     rnn_g = rnn_nodes(rnn, "embedded", h0="h0", c0="c0" if two_states else None)
     g.nodes += rnn_g.nodes
     g.initializers += rnn_g.initializers
-    weight = decoder.weight.detach().cpu().numpy().astype(np.float32).T
-    g.node("MatMul", [rnn_g.output, g.const("decoder.weight_t", weight)], ["logits_nobias"])
-    if getattr(decoder, "bias", None) is not None:
-        bias = decoder.bias.detach().cpu().numpy().astype(np.float32)
-        g.node("Add", ["logits_nobias", g.const("decoder.bias", bias)], ["logits"])
+    if hasattr(decoder, "shortlist_size"):  # an adaptive softmax, torch's or rnnkit's tied one
+        vocab = _adaptive_nodes(g, decoder, rnn_g.output, "logits")
     else:
-        g.node("Identity", ["logits_nobias"], ["logits"])
+        vocab = _linear_nodes(g, decoder, rnn_g.output, "logits", "decoder")
     g.node("Identity", [rnn_g.h_n], ["h_n"])
-    vocab = weight.shape[1]
     inputs = [
         helper.make_tensor_value_info("tokens", tp.INT64, ["seq", "batch"]),
         helper.make_tensor_value_info("h0", tp.FLOAT, [states, "batch", h]),
@@ -287,6 +287,59 @@ def lm_to_onnx(
         g.node("Identity", [rnn_g.c_n], ["c_n"])
         outputs.append(helper.make_tensor_value_info("c_n", tp.FLOAT, [states, "batch", h]))
     return _finish(g, inputs, outputs, path, opset, "language model")
+
+
+def _linear_nodes(g: Graph, linear: object, x: str, out: str, name: str) -> int:
+    """``out = x W^T (+ b)`` for a linear layer (or anything with ``weight`` ``(O, I)`` and an
+    optional ``bias``); its number of outputs."""
+    weight = linear.weight.detach().cpu().numpy().astype(np.float32).T  # (I, O)
+    bias = getattr(linear, "bias", None)
+    if bias is None:
+        g.node("MatMul", [x, g.const(f"{name}.weight_t", weight)], [out])
+    else:
+        g.node("MatMul", [x, g.const(f"{name}.weight_t", weight)], [f"{out}_nobias"])
+        b = bias.detach().cpu().numpy().astype(np.float32)
+        g.node("Add", [f"{out}_nobias", g.const(f"{name}.bias", b)], [out])
+    return weight.shape[1]
+
+
+def _adaptive_nodes(g: Graph, softmax: object, x: str, out: str) -> int:
+    """``out``: the log-probabilities of an adaptive softmax over its whole vocabulary
+    (``AdaptiveLogSoftmaxWithLoss.log_prob``: a word's head log-probability, or its cluster's
+    plus its own within the cluster); its vocabulary size. rnnkit's tied heads (the embedding's
+    first rows, or every cluster's) are read as the linear layers they compute."""
+    shortlist = softmax.shortlist_size
+    if hasattr(softmax, "weights"):  # every cluster tied to the embedding (rnnkit's LM head)
+        head_w, rows = softmax.weights()
+        head = SimpleNamespace(weight=head_w, bias=softmax.bias)
+        tails = [[SimpleNamespace(weight=r, bias=None)] for r in rows]
+    else:
+        head = softmax.head
+        if hasattr(head, "cluster_weight"):  # a head tied to the embedding's first rows
+            rows = torch.cat([head.embedding[:shortlist], head.cluster_weight])
+            head = SimpleNamespace(weight=rows, bias=head.bias)
+        tails = [list(tail) for tail in softmax.tail]  # Sequential(projection, scores)
+    _linear_nodes(g, head, x, "head_logits", "adaptive.head")
+    g.node("LogSoftmax", ["head_logits"], ["head_lp"], axis=-1)
+    parts = ["head_words_lp"]
+    axes = g.const("adaptive.last_axis", np.array([-1], dtype=np.int64))
+    g.node("Slice", ["head_lp", g.const("adaptive.zero", np.array([0], dtype=np.int64)),
+                     g.const("adaptive.shortlist", np.array([shortlist], dtype=np.int64)), axes],
+           ["head_words_lp"])  # fmt: skip
+    for i, modules in enumerate(tails):
+        x_i = x
+        for j, module in enumerate(modules):
+            _linear_nodes(g, module, x_i, f"tail{i}_{j}", f"adaptive.tail{i}.{j}")
+            x_i = f"tail{i}_{j}"
+        g.node("LogSoftmax", [x_i], [f"tail{i}_within"], axis=-1)
+        k = shortlist + i
+        g.node("Slice", ["head_lp", g.const(f"adaptive.cluster{i}", np.array([k], np.int64)),
+                         g.const(f"adaptive.cluster{i}_end", np.array([k + 1], np.int64)), axes],
+               [f"tail{i}_head_lp"])  # fmt: skip
+        g.node("Add", [f"tail{i}_within", f"tail{i}_head_lp"], [f"tail{i}_lp"])
+        parts.append(f"tail{i}_lp")
+    g.node("Concat", parts, [out], axis=-1)
+    return softmax.n_classes
 
 
 def _finish(g: Graph, inputs: list, outputs: list, path: object, opset: int, what: str):  # noqa: ANN202

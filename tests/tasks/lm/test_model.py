@@ -117,6 +117,43 @@ def test_tied_adaptive_softmax_shares_the_frequent_words_embedding_rows():
     assert "head.head.embedding" not in names  # one parameter, listed once
 
 
+def test_adaptive_softmax_with_div_1_ties_every_cluster_to_the_embedding():
+    cfg = LMConfig(embed_size=8, hidden_size=8, softmax="adaptive", adaptive_cutoffs=(5, 12),
+                   adaptive_div=1.0, tie_weights=True)  # fmt: skip
+    model = RNNLanguageModel(cfg, vocab_size=30).double().eval()
+    own = {n for n, _ in model.head.named_parameters()}
+    assert own == {"embedding", "cluster_weight", "bias"}  # no tail weights
+    assert model.head.embedding is model.embed.weight
+    features = torch.randn(4, 8, dtype=torch.double)
+    log_p = model.log_probs(features)  # (4, 30)
+    torch.testing.assert_close(log_p.exp().sum(-1), torch.ones(4).double())
+    head_w = torch.cat([model.embed.weight[:5], model.head.cluster_weight])
+    head = torch.log_softmax(features @ head_w.T + model.head.bias, -1)  # 5 words + 2 clusters
+    for i, (lo, hi) in enumerate([(5, 12), (12, 30)]):  # p(w) = p(cluster) p(w | cluster)
+        within = torch.log_softmax(features @ model.embed.weight[lo:hi].T, -1)
+        torch.testing.assert_close(log_p[:, lo:hi], head[:, 5 + i, None] + within)
+    tokens = torch.randint(0, 5, (6, 3))  # frequent words in, so the input side stays at 0..4
+    targets = torch.full((6, 3), 20)  # a word of the second cluster
+    scored, _ = model(tokens, targets=targets)
+    scored.sum().backward()
+    grad = model.embed.weight.grad
+    assert grad[12:30].abs().sum() > 0 and grad[5:12].abs().sum() == 0  # its cluster's rows
+    targets = torch.tensor([0, 4, 5, 11, 12, 29, 3])  # both ends of every cluster
+    x = torch.randn(7, 8, dtype=torch.double)
+    scored = model.head(x, targets).output
+    torch.testing.assert_close(scored, model.log_probs(x).gather(1, targets[:, None])[:, 0])
+    params = {k: v.detach().clone().requires_grad_() for k, v in model.head.named_parameters()}
+
+    def scores(v, embedding, cluster_weight, bias):
+        weights = {"embedding": embedding, "cluster_weight": cluster_weight, "bias": bias}
+        return torch.func.functional_call(model.head, weights, (v, targets)).output
+
+    inputs = (x.clone().requires_grad_(), *params.values())
+    assert torch.autograd.gradcheck(scores, inputs)  # against numeric gradients, float64
+    with pytest.raises(ValueError, match=r"targets must be word ids in \[0, 30\), got \[0, 30\]"):
+        model.head(x[:2], torch.tensor([0, 30]))
+
+
 def test_adaptive_cutoffs_past_the_vocabulary_are_dropped_and_a_tiny_vocabulary_is_full():
     cfg = LMConfig(embed_size=8, hidden_size=8, softmax="adaptive", adaptive_cutoffs=(5, 2000))
     assert RNNLanguageModel(cfg, vocab_size=30).head.cutoffs == [5, 30]

@@ -7,7 +7,8 @@ truncated BPTT over ``batch_size`` parallel columns of the token stream (``rnnki
 Modules: :mod:`.config` (settings, presets), :mod:`.model`, :mod:`.task` (:class:`LanguageModelTask`:
 corpus, TBPTT batches, perplexity and bits per character, sampling); evaluation that adapts while it
 reads: :mod:`.dynamic` (dynamic evaluation, Krause et al. 2018), :mod:`.cache` (the continuous
-cache, Grave et al. 2017) and :mod:`.online_eval` (the pass over a split that uses them).
+cache, Grave et al. 2017) and :mod:`.online_eval` (the pass over a split that uses them, mixed or
+not with :mod:`.ngram`, the Kneser-Ney n-gram of the training split).
 """
 
 from .cache import CacheConfig, NeuralCache

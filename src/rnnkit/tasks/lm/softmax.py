@@ -9,7 +9,9 @@ widths ``O / div``, ``O / div^2``, ...; a word's probability is its head probabi
 cluster's head probability times its probability within the cluster. A batch pays for the head
 and for the clusters its targets fall in, not for the ``O x V`` product of a full softmax. Tied,
 the head's rows of the frequent words are their embedding rows (the tails keep their own weights),
-as Baevski & Auli 2019 tie adaptive input and output.
+as Baevski & Auli 2019 tie adaptive input and output; tied with ``div`` 1,
+:class:`TiedAdaptiveSoftmax` scores every cluster against its words' embedding rows at full
+width, so the output layer has no weights of its own but one head row per cluster.
 
 Training and evaluation ask the full softmax only for ``log p(target)``, which
 :func:`target_log_softmax` computes as one autograd node: the ``(M, V)`` scores are made once
@@ -22,6 +24,7 @@ weights of the incoming gradient go on the small ``(M, O)`` factors, never on th
 from __future__ import annotations
 
 import logging
+from collections import namedtuple
 
 import torch
 import torch.nn.functional as F
@@ -55,6 +58,74 @@ class TiedShortlistHead(nn.Module):
         return F.linear(x, weight, self.bias)
 
 
+AdaptiveOutput = namedtuple("AdaptiveOutput", ["output", "loss"])  # as torch's adaptive softmax
+
+
+class TiedAdaptiveSoftmax(nn.Module):
+    """An adaptive softmax (Grave et al. 2017) whose every cluster is scored against the
+    embedding's own rows: ``p(w) = p_head(w)`` for the ``shortlist`` most frequent words,
+    ``p_head(c) p_c(w)`` for a word of tail cluster ``c``, with the scores ``h . E[w]`` at the
+    embedding's full width (no projection, no weights of its own but one head row per cluster
+    and the head's bias).
+
+    The same interface as ``torch.nn.AdaptiveLogSoftmaxWithLoss``: ``forward(x (M, O), t (M,))``
+    gives ``(output = log p(t) (M,), loss)``, :meth:`log_prob` ``(M, V)``. The rows are cut from
+    the embedding by one ``split``, so backward writes their gradients into one ``(V, O)`` tensor
+    (``cat``) instead of a zero-filled one per cluster.
+    """
+
+    def __init__(self, embedding: nn.Parameter, cutoffs: list[int]) -> None:
+        super().__init__()
+        vocab_size, width = embedding.shape
+        self.embedding = embedding  # (V, O), shared with the model's embedding
+        self.cutoffs = [*cutoffs, vocab_size]
+        self.shortlist_size, self.n_clusters = cutoffs[0], len(cutoffs)
+        self.n_classes, self.in_features = vocab_size, width
+        self.cluster_weight = nn.Parameter(torch.empty(self.n_clusters, width))  # (C, O)
+        self.bias = nn.Parameter(torch.zeros(self.shortlist_size + self.n_clusters))
+        nn.init.uniform_(self.cluster_weight, -0.1, 0.1)
+
+    def weights(self) -> tuple[Tensor, list[Tensor]]:
+        """The head's weight ``(shortlist + C, O)`` (its bias is ``bias``) and each cluster's
+        rows ``(|c|, O)``."""
+        sizes = [b - a for a, b in zip([0, *self.cutoffs[:-1]], self.cutoffs)]
+        rows = self.embedding.split(sizes)
+        return torch.cat([rows[0], self.cluster_weight]), list(rows[1:])
+
+    def forward(self, x: Tensor, targets: Tensor) -> AdaptiveOutput:
+        """``x (M, O), targets (M,)`` -> ``(log p(targets) (M,), mean negative log-likelihood)``."""
+        if x.dim() != 2 or targets.shape != x.shape[:1]:
+            raise ValueError(f"expected x (M, {self.in_features}) and targets (M,), got "
+                             f"{tuple(x.shape)} and {tuple(targets.shape)}")  # fmt: skip
+        if targets.numel() and (targets.min() < 0 or targets.max() >= self.n_classes):
+            raise ValueError(f"targets must be word ids in [0, {self.n_classes}), got "
+                             f"[{int(targets.min())}, {int(targets.max())}]")  # fmt: skip
+        head_w, clusters = self.weights()
+        head = torch.log_softmax(F.linear(x, head_w, self.bias), -1)  # (M, shortlist + C)
+        bounds = torch.tensor(self.cutoffs[:-1], device=targets.device)
+        cluster = torch.bucketize(targets, bounds, right=True)  # 0: the shortlist, c + 1: tail c
+        in_head = torch.where(cluster == 0, targets, self.shortlist_size + cluster - 1)
+        out = head.gather(1, in_head.unsqueeze(1)).squeeze(1)  # (M,)
+        for c, rows in enumerate(clusters):
+            sel = (cluster == c + 1).nonzero().squeeze(1)
+            if sel.numel() == 0:
+                continue
+            within = torch.log_softmax(F.linear(x.index_select(0, sel), rows), -1)  # (m, |c|)
+            local = (targets.index_select(0, sel) - self.cutoffs[c]).unsqueeze(1)
+            out = out.index_add(0, sel, within.gather(1, local).squeeze(1).to(out.dtype))
+        return AdaptiveOutput(out, -out.mean())
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        """``x (M, O)`` -> log-probabilities over the whole vocabulary ``(M, V)``."""
+        head_w, clusters = self.weights()
+        head = torch.log_softmax(F.linear(x, head_w, self.bias), -1)
+        parts = [head[:, : self.shortlist_size]]
+        for c, rows in enumerate(clusters):
+            within = torch.log_softmax(F.linear(x, rows), -1)
+            parts.append(within + head[:, self.shortlist_size + c, None])
+        return torch.cat(parts, -1)
+
+
 def adaptive_cutoffs(cutoffs: tuple[int, ...], vocab_size: int) -> list[int]:
     """The cutoffs below ``vocab_size - 1`` (those at or past it are dropped, logged); an empty
     list when none is left (the vocabulary is too small for an adaptive softmax)."""
@@ -71,16 +142,24 @@ def adaptive_softmax(
     cutoffs: tuple[int, ...],
     div: float,
     tie_to: nn.Parameter | None = None,
-) -> nn.AdaptiveLogSoftmaxWithLoss:
+) -> nn.Module:
     """``AdaptiveLogSoftmaxWithLoss(in_features, vocab_size, cutoffs, div)`` with a head bias;
-    with ``tie_to`` (the embedding ``(V, in_features)``) its head is a :class:`TiedShortlistHead`.
-    A ValueError when no cutoff is below ``vocab_size - 1``."""
+    with ``tie_to`` (the embedding ``(V, in_features)``) its head is a :class:`TiedShortlistHead`,
+    and with ``div`` 1 as well it is a :class:`TiedAdaptiveSoftmax` (every cluster tied). A
+    ValueError when no cutoff is below ``vocab_size - 1``."""
     cuts = adaptive_cutoffs(cutoffs, vocab_size)
     if not cuts:
         raise ValueError(
             f"adaptive_cutoffs {list(cutoffs)} leave no cluster in a vocabulary of {vocab_size} "
             f"words: give cutoffs below {vocab_size - 1}, or a full softmax"
         )
+    if tie_to is not None and div == 1:  # full-width clusters: every one tied to the embedding
+        if tie_to.shape != (vocab_size, in_features):
+            raise ValueError(
+                f"a tied adaptive softmax needs an embedding of shape ({vocab_size}, "
+                f"{in_features}), got {tuple(tie_to.shape)}"
+            )
+        return TiedAdaptiveSoftmax(tie_to, cuts)
     layer = nn.AdaptiveLogSoftmaxWithLoss(
         in_features, vocab_size, cuts, div_value=float(div), head_bias=True
     )

@@ -27,7 +27,8 @@ from .cache import CacheConfig
 from .config import PRESETS, LMConfig
 from .dynamic import DynamicEvalConfig
 from .model import RNNLanguageModel
-from .online_eval import evaluate_online, tune_cache
+from .ngram import KneserNey
+from .online_eval import evaluate_online, tune_cache, tune_ngram
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,8 @@ class LanguageModelTask:
         self.corpus = self._load(cfg, vocab)
         self.vocab = self.corpus.vocab
         self._streams: dict[str, TBPTTStream] = {}
+        self._ngram: KneserNey | None = None
+        self._ngram_log_probs: dict[str, Tensor] = {}
         log.info("corpus: %s", self.corpus.summary())
 
     @staticmethod
@@ -67,14 +70,10 @@ class LanguageModelTask:
         return "word" if flags.get("level") == "word" else "char"
 
     def export_onnx(self, model: RNNLanguageModel, path: str) -> None:
-        """Embedding -> recurrent layers -> softmax as one ONNX graph with state inputs/outputs."""
+        """Embedding -> recurrent layers -> softmax as one ONNX graph with state inputs/outputs
+        (an adaptive softmax's output is its log-probabilities)."""
         from ...interop import lm_to_onnx
 
-        if model.softmax != "full":
-            raise ValueError(
-                f"ONNX export covers a full softmax (a linear layer); this run's model has "
-                f"softmax={model.softmax!r}"
-            )
         lm_to_onnx(model.embed, model.rnn, model.head, path)
 
     # ---- TrainableTask protocol
@@ -129,10 +128,36 @@ class LanguageModelTask:
         split: str,
         dynamic: DynamicEvalConfig | None = None,
         cache: CacheConfig | None = None,
+        ngram_weight: float | None = None,
     ) -> dict[str, Any]:
-        """``split`` read with dynamic evaluation and/or the continuous cache
-        (:func:`.online_eval.evaluate_online`); ``model`` is left unchanged."""
-        return evaluate_online(self, model, split, dynamic=dynamic, cache=cache)
+        """``split`` read with dynamic evaluation and/or the continuous cache, mixed with the
+        n-gram at ``ngram_weight`` unless None (:func:`.online_eval.evaluate_online`); ``model``
+        is left unchanged."""
+        return evaluate_online(self, model, split, dynamic, cache, ngram_weight)
+
+    # ---- the n-gram mixed into the evaluation (cfg.ngram_order > 0)
+    def ngram_log_probs(self, split: str) -> Tensor:
+        """``log p_ngram`` of each token of ``split`` given the ones before it ``(L,)`` float64,
+        from the interpolated Kneser-Ney model of the training split (:mod:`.ngram`) of order
+        ``cfg.ngram_order`` (4 when the run has none)."""
+        if self._ngram is None:
+            order = self.cfg.ngram_order or 4
+            self._ngram = KneserNey(self.corpus.split("train").numpy(), len(self.vocab), order)
+        if split not in self._ngram_log_probs:
+            tokens = self.corpus.split(split).numpy()
+            self._ngram_log_probs[split] = torch.from_numpy(self._ngram.log_probs(tokens))
+        return self._ngram_log_probs[split]
+
+    def tune_ngram(
+        self,
+        model: RNNLanguageModel,
+        split: str = "valid",
+        dynamic: DynamicEvalConfig | None = None,
+        cache: CacheConfig | None = None,
+    ) -> float:
+        """The n-gram's weight that scores ``split`` best with ``model`` read this way
+        (:func:`.online_eval.tune_ngram`)."""
+        return tune_ngram(self, model, split, dynamic, cache)
 
     def tune_cache(
         self, model: RNNLanguageModel, split: str = "valid", size: int = CacheConfig.size
