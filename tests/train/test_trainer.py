@@ -453,6 +453,37 @@ def test_the_best_checkpoint_compares_whole_split_evaluations_only(tmp_path):
     assert summary["best"]["step"] == 6 and best_checkpoint(tmp_path).name == "step-000006"
 
 
+def test_a_partial_best_is_scored_on_the_whole_split_before_the_last_weights_replace_it(tmp_path):
+    """A run that goes past its best (training drives ``w`` through the validation optimum 0.25):
+    the final whole-split evaluation is compared with the earlier partial best's own whole-split
+    loss, so the earlier weights stay the best checkpoint."""
+
+    class PastTheOptimum(TinyLMTask):
+        def build_model(self):
+            model = nn.Linear(1, 1, bias=False)
+            nn.init.zeros_(model.weight)
+            return model
+
+        def initial_state(self, batch, device):
+            return None
+
+        def loss(self, model, batch, state):
+            w = model.weight.sum()
+            if model.training:
+                return -w, None, 1  # SGD at lr 0.1: w = 0.1 per step
+            return (w - 0.25) ** 2, None, 1
+
+    cfg = config(tmp_path, max_steps=6, eval_every=2, eval_max_batches=1, lr=0.1,
+                 optimizer="sgd", schedule="constant")  # fmt: skip
+    summary = Trainer(PastTheOptimum(), cfg).fit()
+    assert summary["best"]["step"] == 2 and best_checkpoint(tmp_path).name == "step-000002"
+    assert summary["best"]["loss"] == pytest.approx(0.05**2)  # step 2 on the whole split
+    assert summary["valid"]["loss"] == pytest.approx(0.35**2)  # the last weights, w = 0.6
+    resumed = Trainer(PastTheOptimum(), config(max_steps=8, eval_every=2, eval_max_batches=1,
+                      lr=0.1, optimizer="sgd", schedule="constant"), resume=tmp_path)  # fmt: skip
+    assert resumed.best == summary["best"] and resumed._best_whole
+
+
 def test_bfloat16_steps_learn_keep_float32_weights_and_evaluate_in_float32():
     task = TinyLMTask()
     trainer = Trainer(task, config(epochs=4, lr=0.02, precision="bfloat16"))

@@ -4,11 +4,14 @@ the summary ``fit`` returns."""
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 from typing import Any
 
 from .. import distributed as dist_utils
+from ..checkpoint import best_checkpoint, load_model_weights, step_dir_name
+from ..evaluation import evaluate_task
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +80,8 @@ class TrackingMixin:
             logger.info(line)
         self.schedule.on_eval(loss)
         whole = done == full
+        if whole and math.isfinite(loss):
+            self._rescore_partial_best()
         if math.isfinite(loss) and self._is_new_best(loss, whole):
             self.best, self._bad_evals = {"loss": loss, "step": self.step}, 0
             self._best_whole = whole
@@ -91,11 +96,35 @@ class TrackingMixin:
             return "early_stopping"
         return None
 
+    def _rescore_partial_best(self) -> None:
+        """Before a whole-split loss replaces a best from partial evaluations of an earlier step,
+        that checkpoint is evaluated on the whole split too, so the two are compared on the same
+        text: a long run that over-fits keeps its best weights rather than its last ones."""
+        best = self.best
+        if best is None or self._best_whole or best["step"] == self.step or self.run_dir is None:
+            return
+        checkpoint = best_checkpoint(self.run_dir)
+        if checkpoint is None or checkpoint.name != step_dir_name(best["step"]):
+            return
+        start = self._clock.now()
+        model = copy.deepcopy(self.model)
+        load_model_weights(checkpoint, model)
+        model.eval()
+        result = evaluate_task(self.task, model, "valid", self.device, self.ctx, None)
+        self._clock.paused += self._clock.now() - start
+        if result is None or not math.isfinite(float(result["loss"])):
+            return
+        self.best = {"loss": float(result["loss"]), "step": best["step"]}
+        self._best_whole = True
+        logger.info("step %d's best, on the whole validation split: loss %.4f", best["step"],
+                    self.best["loss"])  # fmt: skip
+
     def _is_new_best(self, loss: float, whole: bool) -> bool:
         """Whether an evaluation's loss is the best so far. A loss over the whole split is never
-        compared with one over its first ``eval_max_batches`` (other text): the first whole-split
-        loss replaces a best from partial evaluations, and partial ones never replace a
-        whole-split best. (A best saved before this rule counts as whole-split.)"""
+        compared with one over its first ``eval_max_batches`` (other text): a best from partial
+        evaluations is first scored on the whole split (:meth:`_rescore_partial_best`; where its
+        checkpoint is gone, the first whole-split loss replaces it), and partial ones never
+        replace a whole-split best. (A best saved before this rule counts as whole-split.)"""
         if self.best is None:
             return True
         if whole != self._best_whole:
