@@ -139,12 +139,14 @@ def plain_loop(corpus, cfg: PlainConfig, budget: float) -> dict:
     start = time.monotonic()
     train_seconds, tokens, steps, eval_seconds = 0.0, 0, 0, 0.0
     best, best_state, lr, epoch, out_of_time = math.inf, None, cfg.lr, 0, False
+    validations: list[dict] = []  # per epoch: where it ended, its valid perplexity, the rate
 
     def validate() -> None:
         nonlocal best, best_state, lr, eval_seconds
         t = time.monotonic()
         loss = mean_loss(model, valid, cfg.bptt)
         eval_seconds = time.monotonic() - t
+        validations.append({"steps": steps, "valid_ppl": math.exp(loss), "lr": lr})
         if loss < best:
             best, best_state = loss, {k: v.clone() for k, v in model.state_dict().items()}
         else:
@@ -186,6 +188,7 @@ def plain_loop(corpus, cfg: PlainConfig, budget: float) -> dict:
         "epochs": tokens / ((train.shape[0] - 1) * train.shape[1]),
         "train_tok_s": tokens / train_seconds,
         "wall_s": wall,
+        "validations": validations,
     }
 
 

@@ -35,6 +35,8 @@ def test_plain_loop_stops_within_a_tiny_budget_and_reports(tmp_path):
     cfg = word_lm.PlainConfig(embed=8, hidden=8, batch=4, bptt=5, eval_batch=2)
     result = word_lm.plain_loop(corpus, cfg, budget=1e-9)  # out of time after the first step
     assert result["tokens"] == 4 * 5
+    assert [v["steps"] for v in result["validations"]] == [1]  # the epoch cut short, validated
+    assert result["validations"][0]["lr"] == cfg.lr
     assert math.isfinite(result["test_ppl"]) and result["valid_ppl"] > 1.0
     table = word_lm.report([{**result, "load_before": 0.5}], 1.0)
     assert "| plain torch.nn loop | 0.50 |" in table

@@ -478,6 +478,8 @@ def test_a_partial_best_is_scored_on_the_whole_split_before_the_last_weights_rep
     summary = Trainer(PastTheOptimum(), cfg).fit()
     assert summary["best"]["step"] == 2 and best_checkpoint(tmp_path).name == "step-000002"
     assert summary["best"]["loss"] == pytest.approx(0.05**2)  # step 2 on the whole split
+    pointer = json.loads((tmp_path / "checkpoints" / "best.json").read_text())
+    assert pointer["step"] == 2 and pointer["loss"] == pytest.approx(0.05**2)
     assert summary["valid"]["loss"] == pytest.approx(0.35**2)  # the last weights, w = 0.6
     resumed = Trainer(PastTheOptimum(), config(max_steps=8, eval_every=2, eval_max_batches=1,
                       lr=0.1, optimizer="sgd", schedule="constant"), resume=tmp_path)  # fmt: skip

@@ -68,7 +68,7 @@ from .pointers import (
 from .read import LoadedCheckpoint, load_checkpoint, load_model_weights, load_newest_intact
 from .task_state import check_task_state, task_digest
 from .verify import read_checkpoint_meta, read_manifest, verify_checkpoint
-from .write import save_checkpoint
+from .write import point_best, save_checkpoint
 
 __all__ = [
     "FILES",
@@ -98,6 +98,7 @@ __all__ = [
     "read_manifest",
     "resolve_checkpoint",
     "resume_candidates",
+    "point_best",
     "save_checkpoint",
     "step_dir_name",
     "task_digest",

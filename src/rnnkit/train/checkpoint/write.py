@@ -215,3 +215,13 @@ def _remove_stale_temporaries(root: Path) -> None:
     for p in root.iterdir():
         if p.is_dir() and (p.name.startswith(".tmp-") or p.name.startswith(".old-")):
             shutil.rmtree(p, ignore_errors=True)
+
+
+def point_best(run_dir: str | os.PathLike, step: int, best: dict[str, Any]) -> None:
+    """Point ``best.json`` at the existing checkpoint of ``step`` with the fields ``best`` (e.g.
+    its loss re-measured on the whole validation split); written atomically."""
+    root = Path(run_dir) / CHECKPOINTS_DIR
+    name = step_dir_name(step)
+    if not (root / name).is_dir():
+        raise FileNotFoundError(f"no checkpoint {root / name} to point best.json at")
+    write_json_atomic(root / BEST_POINTER, {"path": name, "step": step, **best})

@@ -10,7 +10,7 @@ import math
 from typing import Any
 
 from .. import distributed as dist_utils
-from ..checkpoint import best_checkpoint, load_model_weights, step_dir_name
+from ..checkpoint import best_checkpoint, load_model_weights, point_best, step_dir_name
 from ..evaluation import evaluate_task
 
 logger = logging.getLogger(__name__)
@@ -116,6 +116,8 @@ class TrackingMixin:
             return
         self.best = {"loss": float(result["loss"]), "step": best["step"]}
         self._best_whole = True
+        if self.ctx.is_main:
+            point_best(self.run_dir, best["step"], {"loss": self.best["loss"]})
         logger.info("step %d's best, on the whole validation split: loss %.4f", best["step"],
                     self.best["loss"])  # fmt: skip
 
