@@ -97,7 +97,7 @@ def _ngram_mixture(
         weight, chosen_on = args.ngram_weight, "given"
     else:
         weight, chosen_on = tune(model, "valid", dynamic=dynamic, cache=cache), "valid"
-    return {"order": order or 4, "weight": weight, "chosen_on": chosen_on}
+    return {"order": task.ngram_order, "weight": weight, "chosen_on": chosen_on}
 
 
 def _check_sample_args(args: argparse.Namespace) -> None:

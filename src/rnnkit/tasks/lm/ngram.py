@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 MAX_NGRAM_ORDER = 9
+DEFAULT_NGRAM_ORDER = 4  # mixed in by `rnnkit evaluate --ngram` when the run's config has none
 
 
 @dataclass

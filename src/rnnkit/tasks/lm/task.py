@@ -27,7 +27,7 @@ from .cache import CacheConfig
 from .config import PRESETS, LMConfig
 from .dynamic import DynamicEvalConfig
 from .model import RNNLanguageModel
-from .ngram import KneserNey
+from .ngram import DEFAULT_NGRAM_ORDER, KneserNey
 from .online_eval import evaluate_online, tune_cache, tune_ngram
 
 log = logging.getLogger(__name__)
@@ -136,13 +136,19 @@ class LanguageModelTask:
         return evaluate_online(self, model, split, dynamic, cache, ngram_weight)
 
     # ---- the n-gram mixed into the evaluation (cfg.ngram_order > 0)
+    @property
+    def ngram_order(self) -> int:
+        """The order of the n-gram evaluation mixes in: ``cfg.ngram_order``, or
+        :data:`.ngram.DEFAULT_NGRAM_ORDER` when the run has none."""
+        return self.cfg.ngram_order or DEFAULT_NGRAM_ORDER
+
     def ngram_log_probs(self, split: str) -> Tensor:
         """``log p_ngram`` of each token of ``split`` given the ones before it ``(L,)`` float64,
         from the interpolated Kneser-Ney model of the training split (:mod:`.ngram`) of order
-        ``cfg.ngram_order`` (4 when the run has none)."""
+        :attr:`ngram_order`."""
         if self._ngram is None:
-            order = self.cfg.ngram_order or 4
-            self._ngram = KneserNey(self.corpus.split("train").numpy(), len(self.vocab), order)
+            train = self.corpus.split("train").numpy()
+            self._ngram = KneserNey(train, len(self.vocab), self.ngram_order)
         if split not in self._ngram_log_probs:
             tokens = self.corpus.split(split).numpy()
             self._ngram_log_probs[split] = torch.from_numpy(self._ngram.log_probs(tokens))
