@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 import numpy as np
-import torch
 
 from ..registry import cell_names, cell_of, get_cell
 from .layouts import export_weights
@@ -313,11 +312,8 @@ def _adaptive_nodes(g: Graph, softmax: object, x: str, out: str) -> int:
         head_w, rows = softmax.weights()
         head = SimpleNamespace(weight=head_w, bias=softmax.bias)
         tails = [[SimpleNamespace(weight=r, bias=None)] for r in rows]
-    else:
+    else:  # a linear head, or one tied to the embedding's first rows (its weight property)
         head = softmax.head
-        if hasattr(head, "cluster_weight"):  # a head tied to the embedding's first rows
-            rows = torch.cat([head.embedding[:shortlist], head.cluster_weight])
-            head = SimpleNamespace(weight=rows, bias=head.bias)
         tails = [list(tail) for tail in softmax.tail]  # Sequential(projection, scores)
     _linear_nodes(g, head, x, "head_logits", "adaptive.head")
     g.node("LogSoftmax", ["head_logits"], ["head_lp"], axis=-1)

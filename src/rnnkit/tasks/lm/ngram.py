@@ -40,7 +40,6 @@ class _Order:
 
     keys: np.ndarray  # (G,) int64, sorted: context id * V + word
     counts: np.ndarray  # (G,) raw count at the highest order, continuation count below
-    context: np.ndarray  # (G,) id of each n-gram's context among the (n-1)-grams
     total: np.ndarray  # (C,) c_n(h .) per context
     gamma_numer: np.ndarray  # (C,) D1 N1(h .) + D2 N2(h .) + D3 N3+(h .)
     discounts: np.ndarray  # (4,) D for counts 0, 1, 2, 3+
@@ -55,6 +54,14 @@ def _discounts(counts: np.ndarray) -> np.ndarray:
     y = n[0] / (n[0] + 2 * n[1])
     d = [1 - 2 * y * n[1] / n[0], 2 - 3 * y * n[2] / n[1], 3 - 4 * y * n[3] / max(n[2], 1)]
     return np.array([0.0] + [min(max(v, 0.0), k) for k, v in zip((1, 2, 3), d)])
+
+
+def _check_ids(tokens: np.ndarray, vocab_size: int) -> None:
+    """A ValueError naming the range when an id of ``tokens`` is outside ``[0, vocab_size)``."""
+    if tokens.size and (tokens.min() < 0 or tokens.max() >= vocab_size):
+        raise ValueError(
+            f"token ids must be in [0, {vocab_size}), got [{tokens.min()}, {tokens.max()}]"
+        )
 
 
 def _lookup(keys: np.ndarray, query: np.ndarray) -> np.ndarray:
@@ -83,10 +90,7 @@ class KneserNey:
         tokens = np.asarray(tokens, dtype=np.int64)
         if tokens.ndim != 1 or tokens.size < 2:
             raise ValueError(f"tokens must be a 1-D stream of >= 2 ids, got shape {tokens.shape}")
-        if tokens.min() < 0 or tokens.max() >= vocab_size:
-            raise ValueError(
-                f"token ids must be in [0, {vocab_size}), got [{tokens.min()}, {tokens.max()}]"
-            )
+        _check_ids(tokens, vocab_size)
         self.vocab_size, self.order = int(vocab_size), order
         ids = [np.zeros_like(tokens)]  # ids[n][i]: id of the n-gram ending at i (n = 0: empty)
         keys, first = [None], [None]
@@ -116,8 +120,8 @@ class KneserNey:
             disc = _discounts(counts)
             total = np.bincount(context, weights=counts, minlength=n_contexts)
             d = disc[np.minimum(counts, 3)]
-            gamma_numer = np.bincount(context, weights=d * (counts > 0), minlength=n_contexts)
-            self._orders.append(_Order(keys[n], counts, context, total, gamma_numer, disc))
+            gamma_numer = np.bincount(context, weights=d, minlength=n_contexts)  # D(0) = 0
+            self._orders.append(_Order(keys[n], counts, total, gamma_numer, disc))
 
     def log_probs(self, tokens: np.ndarray) -> np.ndarray:
         """``log p(tokens[i] | tokens[i - order + 1:i])`` for each position ``i`` of ``tokens (L,)``
@@ -125,10 +129,7 @@ class KneserNey:
         tokens = np.asarray(tokens, dtype=np.int64)
         if tokens.ndim != 1:
             raise ValueError(f"tokens must be 1-D (L,), got shape {tokens.shape}")
-        if tokens.size and (tokens.min() < 0 or tokens.max() >= self.vocab_size):
-            raise ValueError(
-                f"token ids must be in [0, {self.vocab_size}), got [{tokens.min()}, {tokens.max()}]"
-            )
+        _check_ids(tokens, self.vocab_size)
         L = len(tokens)
         p = np.full(L, 1.0 / self.vocab_size)  # order 0: uniform
         gram = np.zeros(L, dtype=np.int64)  # id of the n-gram ending at each position, -1: unseen

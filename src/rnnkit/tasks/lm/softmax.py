@@ -53,9 +53,13 @@ class TiedShortlistHead(nn.Module):
         nn.init.uniform_(self.cluster_weight, -0.1, 0.1)
         nn.init.zeros_(self.bias)
 
+    @property
+    def weight(self) -> Tensor:
+        """``(shortlist + clusters, O)``: the embedding's first rows, then the clusters' own."""
+        return torch.cat([self.embedding[: self.shortlist], self.cluster_weight])
+
     def forward(self, x: Tensor) -> Tensor:
-        weight = torch.cat([self.embedding[: self.shortlist], self.cluster_weight])
-        return F.linear(x, weight, self.bias)
+        return F.linear(x, self.weight, self.bias)
 
 
 AdaptiveOutput = namedtuple("AdaptiveOutput", ["output", "loss"])  # as torch's adaptive softmax

@@ -126,7 +126,7 @@ def save_checkpoint(
     try:
         write_json_atomic(root / LATEST_POINTER, {"path": name, "step": step})
         if best is not None:
-            write_json_atomic(root / BEST_POINTER, {"path": name, "step": step, **best})
+            point_best(run_dir, step, best)
     except OSError as e:
         raise CheckpointWriteError(
             f"checkpoint {final} was written but its pointer could not be updated: {e}"
