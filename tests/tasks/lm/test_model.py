@@ -154,6 +154,47 @@ def test_adaptive_softmax_with_div_1_ties_every_cluster_to_the_embedding():
         model.head(x[:2], torch.tensor([0, 30]))
 
 
+def test_tied_adaptive_softmax_pads_its_cluster_gemms_without_changing_a_number(monkeypatch):
+    from rnnkit.tasks.lm import softmax
+
+    cfg = LMConfig(embed_size=8, hidden_size=8, softmax="adaptive", adaptive_cutoffs=(5, 12),
+                   adaptive_div=1.0, tie_weights=True)  # fmt: skip
+    head = RNNLanguageModel(cfg, vocab_size=30).double().head
+    x = torch.randn(40, 8, dtype=torch.double)
+    x[7] = float("nan")  # NaN stays in its own row, as in torch.nn
+    targets = torch.randint(0, 30, (40,))
+    targets[7], targets[0] = 20, 3  # the NaN row in the second cluster, row 0 in the shortlist
+    rows = []
+    linear = softmax.F.linear
+    monkeypatch.setattr(softmax.F, "linear", lambda a, w, b=None: rows.append(a.shape[0]) or
+                        linear(a, w, b))  # fmt: skip
+
+    def scored(bucket):
+        monkeypatch.setattr(softmax, "ROW_BUCKET", bucket)
+        rows.clear()
+        params = [p.detach().clone().requires_grad_() for p in head.parameters()]
+        v = x.clone().requires_grad_()
+        out = torch.func.functional_call(head, dict(zip(dict(head.named_parameters()), params)),
+                                         (v, targets)).output  # fmt: skip
+        out[torch.arange(40) != 7].sum().backward()
+        return out, [v.grad, *(p.grad for p in params)], list(rows)
+
+    out, grads, padded_rows = scored(16)
+    out1, grads1, rows1 = scored(1)
+    assert rows1[1:] == [
+        int((targets >= 5).sum() - (targets >= 12).sum()),
+        int((targets >= 12).sum()),
+    ]
+    assert padded_rows[0] == 40 and all(
+        r % 16 == 0 and r >= m for r, m in zip(padded_rows[1:], rows1[1:])
+    )
+    torch.testing.assert_close(out, out1, rtol=0, atol=1e-12, equal_nan=True)
+    assert out.isnan().tolist() == [i == 7 for i in range(40)]
+    for g, g1 in zip(grads, grads1):
+        torch.testing.assert_close(g, g1, rtol=0, atol=1e-12, equal_nan=True)
+    assert grads[0][torch.arange(40) != 7].isfinite().all()  # the other rows' gradients stay finite
+
+
 def test_adaptive_cutoffs_past_the_vocabulary_are_dropped_and_a_tiny_vocabulary_is_full():
     cfg = LMConfig(embed_size=8, hidden_size=8, softmax="adaptive", adaptive_cutoffs=(5, 2000))
     assert RNNLanguageModel(cfg, vocab_size=30).head.cutoffs == [5, 30]

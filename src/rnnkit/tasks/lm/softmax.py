@@ -65,6 +65,9 @@ class TiedShortlistHead(nn.Module):
 AdaptiveOutput = namedtuple("AdaptiveOutput", ["output", "loss"])  # as torch's adaptive softmax
 
 
+ROW_BUCKET = 16  # a tail cluster's rows per GEMM, rounded up to a multiple of this (docs/lm.md)
+
+
 class TiedAdaptiveSoftmax(nn.Module):
     """An adaptive softmax (Grave et al. 2017) whose every cluster is scored against the
     embedding's own rows: ``p(w) = p_head(w)`` for the ``shortlist`` most frequent words,
@@ -112,9 +115,14 @@ class TiedAdaptiveSoftmax(nn.Module):
         out = head.gather(1, in_head.unsqueeze(1)).squeeze(1)  # (M,)
         for c, rows in enumerate(clusters):
             sel = (cluster == c + 1).nonzero().squeeze(1)
-            if sel.numel() == 0:
+            m = sel.numel()
+            if m == 0:
                 continue
-            within = torch.log_softmax(F.linear(x.index_select(0, sel), rows), -1)  # (m, |c|)
+            # the cluster's GEMMs run on m rows rounded up to a multiple of ROW_BUCKET with rows
+            # of zeros, dropped after: a new m at every step has oneDNN build a kernel per shape
+            picked = x.index_select(0, sel)  # (m, O)
+            picked = torch.cat([picked, picked.new_zeros(-m % ROW_BUCKET, picked.shape[1])])
+            within = torch.log_softmax(F.linear(picked, rows), -1)[:m]  # (m, |c|)
             local = (targets.index_select(0, sel) - self.cutoffs[c]).unsqueeze(1)
             out = out.index_add(0, sel, within.gather(1, local).squeeze(1).to(out.dtype))
         return AdaptiveOutput(out, -out.mean())
