@@ -68,7 +68,7 @@ class _RecurrentLayer(VariantModule):
         for name in self._flat_weights_names:
             nn.init.uniform_(getattr(self, name), -stdv, stdv)
         if getattr(self, "variants", None) is not None:
-            self._reset_variant_parameters()
+            self.reset_variant_parameters()
 
     def cell_params(self, layer: int, direction: int) -> CellParams:
         """The :class:`CellParams` of one layer and direction (0 forward, 1 reverse)."""

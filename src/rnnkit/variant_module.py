@@ -32,9 +32,9 @@ class VariantModule:
         for sfx in self._parameter_suffixes():
             for name, shape in shapes.items():
                 self.register_parameter(f"{name}{sfx}", nn.Parameter(torch.empty(shape, **factory)))
-        self._reset_variant_parameters()
+        self.reset_variant_parameters()
 
-    def _reset_variant_parameters(self) -> None:
+    def reset_variant_parameters(self) -> None:
         """The options' parameters, the forget-gate bias and the cell's own initialisation
         (:attr:`rnnkit.registry.CellSpec.init_parameter`), after torch's uniform one."""
         init = self.spec.init_parameter

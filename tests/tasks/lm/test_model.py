@@ -240,3 +240,20 @@ def test_output_dropout_defaults_to_dropout():
     assert model.out_drop.p == 0.3
     model = RNNLanguageModel(LMConfig(num_layers=2, dropout=0.3, output_dropout=0.1), 10)
     assert model.out_drop.p == 0.1 and model.rnn.dropout == 0.3
+
+
+def test_init_range_draws_the_weights_and_leaves_the_layer_options_their_own_init():
+    """``init_range`` is uniform on every weight, but the forget-gate bias, layer-norm gains and
+    shifts keep what the options set (they used to be drawn in +-init_range as well)."""
+    cfg = LMConfig(embed_size=8, hidden_size=8, num_layers=2, init_range=0.05, forget_bias=1.0,
+                   layer_norm=True)  # fmt: skip
+    rnn = RNNLanguageModel(cfg, vocab_size=30).rnn
+    for k in range(2):
+        assert getattr(rnn, f"bias_ih_l{k}")[8:16].tolist() == [1.0] * 8
+        assert getattr(rnn, f"bias_hh_l{k}")[8:16].tolist() == [0.0] * 8
+        weight = getattr(rnn, f"weight_hh_l{k}")
+        assert weight.abs().max() <= 0.05 and weight.std() > 0.02  # drawn in +-0.05
+    gains = {n: p for n, p in rnn.named_parameters() if n.startswith("layer_norm")}
+    assert gains and all(
+        (p == (0.0 if n.startswith("layer_norm_c_bias") else 1.0)).all() for n, p in gains.items()
+    ), {n: p.flatten()[:2].tolist() for n, p in gains.items()}

@@ -69,6 +69,8 @@ class RNNLanguageModel(nn.Module):
         if cfg.init_range is not None:
             for p in self.parameters():
                 nn.init.uniform_(p, -cfg.init_range, cfg.init_range)
+            if getattr(self.rnn, "variants", None) is not None:  # its options' own init stays:
+                self.rnn.reset_variant_parameters()  # layer-norm gains, the forget-gate bias...
         self._stepper: LayerStepper | None = None
 
     def features(self, tokens: Tensor, state: Any = None) -> tuple[Tensor, Any]:
