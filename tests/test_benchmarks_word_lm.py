@@ -6,9 +6,10 @@ import math
 
 import pytest
 import torch
-from benchmarks import word_lm, word_lm_loop
+from benchmarks import word_lm, word_lm_loop, word_lm_step
 
 from rnnkit.data import load_corpus
+from rnnkit.tasks.lm import LanguageModelTask, LMConfig, softmax
 
 
 def test_data_dir_names_the_path_and_the_files_expected(tmp_path, monkeypatch):
@@ -70,3 +71,28 @@ def test_loop_benchmark_times_each_model_it_was_given():
     assert all(ms > 0 for ms in times.values())
     table = word_lm_loop.report({"1 thread": {n: 2.0 for n in word_lm_loop.VARIANTS}}, 2, 50)
     assert "| layer_norm=True | 2.0 | 1.00x |" in table
+
+
+def test_step_benchmark_times_the_same_model_with_and_without_the_padding(tmp_path):
+    write_tiny_corpus(tmp_path)
+    cfg = LMConfig(data=str(tmp_path), level="word", embed_size=8, hidden_size=8, batch_size=4,
+                   bptt=5, softmax="adaptive", adaptive_cutoffs=(3, 6), adaptive_div=1.0,
+                   tie_weights=True, init_range=0.1)  # fmt: skip
+    task = LanguageModelTask(cfg)
+    trainer = dict(lr=1.0, weight_decay=1e-5, clip_norm=0.25, precision="float32")
+    runners = [word_lm_step.Runner(name, task, trainer) for name in word_lm_step.MODELS]
+    buckets = []
+    padded, unpadded, full = runners
+    linear = softmax.F.linear
+    softmax.F.linear = lambda *a: buckets.append(softmax.ROW_BUCKET) or linear(*a)
+    try:
+        for r in runners:
+            assert all(r.step() > 0 for _ in range(3))
+    finally:
+        softmax.F.linear = linear
+    assert softmax.ROW_BUCKET == 16 and 1 in buckets and 16 in buckets  # set for one runner only
+    assert isinstance(full.model.head, torch.nn.Linear)
+    for a, b in zip(padded.model.parameters(), unpadded.model.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)  # the same steps, the same model
+    times = word_lm_step.interleaved(task, trainer, steps=2, block=1)
+    assert set(times) == set(word_lm_step.MODELS) and all(ms > 0 for ms in times.values())
