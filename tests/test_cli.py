@@ -236,7 +236,8 @@ def word_run(tmp_path_factory):
 def test_word_level_default_preset_and_online_evaluation(word_run, capsys):
     saved = json.loads((word_run / "task.json").read_text())["config"]
     assert saved["softmax"] == "adaptive" and saved["adaptive_div"] == 1 and saved["tie_weights"]
-    assert saved["dropout"] == 0.4 and saved["init_range"] == 0.1 and not saved["variable_bptt"]
+    assert saved["dropout"] == 0.25 and saved["output_dropout"] == 0.4
+    assert saved["init_range"] == 0.1 and not saved["variable_bptt"]
     preset = LanguageModelTask.PRESETS["word"][0]
     assert preset["embed_dropout"] == 0.2 and preset["word_dropout"] == 0.1
     files = sorted(p for p in word_run.rglob("*") if p.is_file() and p.suffix != ".lock")
