@@ -154,3 +154,18 @@ def machine_line(info: dict | None = None) -> str:
         f"machine: {i['cpu']} ({i['vendor']}), {i['cores']} cores, {i['torch_threads']} torch "
         f"threads, torch {i['torch']}, Python {i['python']}, load {i['load_1min']}"
     )
+
+
+def take_turns(steps: list, count: int, block: int) -> list[list[float]]:
+    """The seconds of ``count`` calls of each of ``steps`` (callables returning the seconds they
+    timed), the callables taking turns in blocks of ``block`` calls; each one's first block is a
+    warm-up and is not counted."""
+    for step in steps:
+        for _ in range(block):
+            step()
+    times: list[list[float]] = [[] for _ in steps]
+    while any(len(t) < count for t in times):
+        for step, t in zip(steps, times):
+            for _ in range(min(block, count - len(t))):
+                t.append(step())
+    return times

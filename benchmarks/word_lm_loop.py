@@ -28,7 +28,7 @@ from torch import nn
 
 import rnnkit
 
-from .common import machine_info, machine_line
+from .common import machine_info, machine_line, take_turns
 
 EMBED, HIDDEN, LAYERS, DROPOUT, BATCH, BPTT, LR, CLIP = 200, 200, 2, 0.2, 20, 35, 20.0, 0.25
 
@@ -63,14 +63,14 @@ class LoopLM(nn.Module):
 
 
 class Runner:
-    """One model, its optimizer, its carried state and its batch times."""
+    """One model, its optimizer, its carried state and its place in the data."""
 
     def __init__(self, name: str, vocab: int, data: torch.Tensor) -> None:
         torch.manual_seed(0)
         self.name, self.data = name, data
         self.model = LoopLM(vocab, VARIANTS[name]()).train()
         self.opt = torch.optim.SGD(self.model.parameters(), lr=LR)
-        self.state, self.position, self.times = None, 0, []
+        self.state, self.position = None, 0
 
     def batch(self) -> float:
         """One training batch; its wall time in seconds."""
@@ -95,14 +95,8 @@ def interleaved(names: list[str], vocab: int, batches: int, block: int) -> dict[
     g = torch.Generator().manual_seed(0)
     data = torch.randint(0, vocab, ((batches + block) * BPTT + 1, BATCH), generator=g)
     runners = [Runner(name, vocab, data) for name in names]
-    for r in runners:  # warm-up block, not counted
-        for _ in range(block):
-            r.batch()
-    while any(len(r.times) < batches for r in runners):
-        for r in runners:
-            for _ in range(min(block, batches - len(r.times))):
-                r.times.append(r.batch())
-    return {r.name: 1e3 * statistics.median(r.times) for r in runners}
+    times = take_turns([r.batch for r in runners], batches, block)
+    return {r.name: 1e3 * statistics.median(t) for r, t in zip(runners, times)}
 
 
 def run(batches: int, block: int, vocab: int) -> dict:

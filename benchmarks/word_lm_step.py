@@ -36,14 +36,14 @@ from rnnkit.memory import keep_freed_memory
 from rnnkit.tasks.lm import PRESETS, LanguageModelTask, LMConfig, softmax
 from rnnkit.train.precision import training_dtype
 
-from .common import machine_info, machine_line
+from .common import machine_info, machine_line, take_turns
 from .word_lm import data_dir
 
 MODELS = ("tied adaptive", "tied adaptive, unpadded", "full softmax")
 
 
 class Runner:
-    """One model, its optimizer, its carried state and its step times."""
+    """One model, its optimizer and its carried state."""
 
     def __init__(self, name: str, task: LanguageModelTask, trainer: dict) -> None:
         torch.manual_seed(0)
@@ -55,7 +55,7 @@ class Runner:
         self.clip = trainer["clip_norm"]
         self.dtype = training_dtype(trainer["precision"], torch.device("cpu"))
         self.stream = task.stream("train")
-        self.state, self.window, self.times = None, 0, []
+        self.state, self.window = None, 0
 
     def step(self) -> float:
         """One training step; its wall time in seconds."""
@@ -87,14 +87,8 @@ def _row_bucket(rows: int):
 def interleaved(task: LanguageModelTask, trainer: dict, steps: int, block: int) -> dict:
     """Median ms/step of each model, the models taking turns in blocks of ``block`` steps."""
     runners = [Runner(name, task, trainer) for name in MODELS]
-    for r in runners:  # warm-up block, not counted
-        for _ in range(block):
-            r.step()
-    while any(len(r.times) < steps for r in runners):
-        for r in runners:
-            for _ in range(min(block, steps - len(r.times))):
-                r.times.append(r.step())
-    return {r.name: 1e3 * statistics.median(r.times) for r in runners}
+    times = take_turns([r.step for r in runners], steps, block)
+    return {r.name: 1e3 * statistics.median(t) for r, t in zip(runners, times)}
 
 
 def main(argv: list[str] | None = None) -> None:
